@@ -1,0 +1,36 @@
+# Everything a fresh clone needs. `make demo` and `make test` set up .venv on first use.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# torch/torchvision: these exact releases install from this machine's disk (see README).
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: venv system demo test test-fast bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+# ParaView (pvbatch/pvpython), Xvfb and Fashion-MNIST from Debian when missing and we can.
+system:
+	@sh scripts/install_system.sh
+
+demo: $(STAMP) system
+	$(VENV)/bin/losscape run --preset digits --out runs/demo
+
+test: $(STAMP) system
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not paraview and not slow"
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

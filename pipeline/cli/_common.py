@@ -1,0 +1,35 @@
+"""Options shared by several subcommands, and their conversion to typed configs."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from ..config import RunConfig, load_preset, preset_names
+
+
+def add_train_options(p: argparse.ArgumentParser, *, preset_default: str | None = "digits") -> None:
+    g = p.add_argument_group("training (override the preset)")
+    g.add_argument("--preset", default=preset_default, metavar="NAME",
+                   help=f"bundled preset ({', '.join(preset_names())}) or a .toml file (default: %(default)s)")
+    g.add_argument("--model", help="registry name (see 'losscape train --list-models') or package.module:factory")
+    g.add_argument("--dataset", help="digits | fashion-mnist | cifar10 | synthetic[:CxHxW[:N[:K]]]")
+    g.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (fashion-mnist, cifar10)")
+    g.add_argument("--download", action="store_true", default=None,
+                   help="cifar10 only: let torchvision download it (needs internet)")
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int)
+    g.add_argument("--optimizer", choices=["sgd", "adam"])
+    g.add_argument("--lr", type=float, help="learning rate")
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--seed", type=int, help="seed of the initial weights and the data order")
+    g.add_argument("--max-train-samples", type=int, metavar="N", help="train on a fixed subset of N samples")
+    g.add_argument("--device", help="training device: cpu (default) or cuda")
+
+
+def run_config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The preset with the command line's overrides applied (validated by the dataclasses)."""
+    cfg = load_preset(args.preset or "digits")
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg.train)
+                 if getattr(args, f.name, None) is not None}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))

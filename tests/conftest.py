@@ -1,0 +1,42 @@
+"""Shared fixtures: a trained digits run (module-scoped, ~2 s) and helpers for CLI tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory) -> Path:
+    """A digits-cnn run trained for 3 epochs (checkpoints epoch_000..003 and run.json)."""
+    from pipeline.config import TrainConfig
+    from pipeline.train import train
+
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    train(TrainConfig(epochs=3), out)
+    return out
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
+            ) -> subprocess.CompletedProcess:
+    """Run ``python -m pipeline ARGS`` in a subprocess (a real exit status and real stderr)."""
+    full_env = {**os.environ, "TQDM_DISABLE": "1", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd or ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    """Non-zero exit, exactly one line on stderr starting 'losscape', no traceback, containing fragments."""
+    assert proc.returncode != 0, proc
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("losscape"), lines[0]
+    assert "Traceback" not in proc.stderr
+    for f in fragments:
+        assert f.lower() in lines[0].lower(), (f, lines[0])
