@@ -1,0 +1,9 @@
+"""`losscape analyze`."""
+from __future__ import annotations
+
+from . import not_built
+
+
+def register(sub) -> None:
+    p = sub.add_parser("analyze", help="(not built yet)", description="Not built yet.")
+    p.set_defaults(func=not_built("analyze", "see the open issues"))
