@@ -1,0 +1,142 @@
+"""The warped surface as a triangle mesh (PLY/OBJ/STL through meshio, imported lazily)."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..surface import Surface
+from ._core import _atomic_write
+
+__all__ = ["EXPORT_FORMATS", "export_mesh", "triangulate_grid"]
+
+logger = logging.getLogger(__name__)
+
+EXPORT_FORMATS = ("ply", "obj", "stl")
+
+
+# --------------------------------------------------------------------------------------------
+# mesh export (PLY/OBJ/STL through meshio)
+
+
+def triangulate_grid(shape: tuple[int, int], keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Triangles of an ``(nx, ny)`` grid, each quad split along its (i+1, j)-(i, j+1) diagonal.
+
+    The split is the one of DESIGN.md's topology conventions (and TTK's). Triangles are
+    counter-clockwise in the (alpha, beta) plane, so their normals point to +z.
+
+    Parameters
+    ----------
+    shape : (nx, ny)
+    keep : (nx, ny) bool, optional
+        Points to keep; a triangle touching a dropped point is removed, and so is a point
+        left in no triangle.
+
+    Returns
+    -------
+    point_ids : (P,) int64
+        Flat numpy (C order, ``i * ny + j``) index of each kept point, in output order.
+    triangles : (T, 3) int64
+        Indices into ``point_ids``.
+    """
+    nx, ny = shape
+    flat = np.arange(nx * ny, dtype=np.int64).reshape(nx, ny)  # C order: i * ny + j
+    p00, p10, p01, p11 = flat[:-1, :-1], flat[1:, :-1], flat[:-1, 1:], flat[1:, 1:]
+    tri = np.concatenate([
+        np.stack([p00, p10, p01], axis=-1).reshape(-1, 3),
+        np.stack([p10, p11, p01], axis=-1).reshape(-1, 3),
+    ])
+    if keep is not None:
+        keep_flat = np.asarray(keep, dtype=bool).ravel()
+        tri = tri[keep_flat[tri].all(axis=1)]
+    point_ids = np.unique(tri)
+    remap = np.full(nx * ny, -1, dtype=np.int64)
+    remap[point_ids] = np.arange(len(point_ids))
+    return point_ids, remap[tri]
+
+
+def export_mesh(
+    surface: Surface,
+    path: str | os.PathLike,
+    format: str | None = None,
+    *,
+    array: str = "loss",
+    scale: float | None = None,
+    log: bool = False,
+) -> Path:
+    """Write the warped surface ``z = scale * value`` as a triangle mesh (PLY, OBJ or STL).
+
+    Parameters
+    ----------
+    surface : Surface
+    path : output path
+    format : {'ply', 'obj', 'stl'}, optional
+        Default: from the path's suffix.
+    array : str, default 'loss'
+        ``loss``, ``accuracy``, ``test_loss``, ``test_accuracy`` or a numeric ``extra`` array.
+    scale : float, optional
+        Height factor. Default: the range of the finite heights maps to the larger side of the
+        (alpha, beta) rectangle, so the mesh is about as tall as it is wide.
+    log : bool, default False
+        Use ``log10(value)`` (non-positive values are then dropped).
+
+    Points whose value is not finite (and, for ``loss``, points with ``valid == 0``) are
+    dropped with every triangle that uses them; they are never written as 0. The PLY file
+    also carries the raw ``array`` value per vertex.
+
+    Returns
+    -------
+    Path written (atomically).
+    """
+    path = Path(path)
+    fmt = (format or path.suffix.lstrip(".")).lower()
+    if fmt not in EXPORT_FORMATS:
+        got = repr(format) if format else f"{fmt!r} (from the file name)"
+        raise ValueError(f"format must be one of {', '.join(map(repr, EXPORT_FORMATS))}; got {got}")
+    if not isinstance(surface, Surface):
+        raise ValueError(f"surface must be a pipeline.surface.Surface; got {type(surface).__name__}")
+    if surface.grid.nx < 2 or surface.grid.ny < 2:
+        raise ValueError(f"export needs a 2D surface (nx >= 2 and ny >= 2); got grid shape {surface.grid.shape}")
+    if array in ("loss", "accuracy", "test_loss", "test_accuracy"):
+        values = getattr(surface, array)
+    else:
+        values = surface.extra.get(array)
+    if values is None or np.asarray(values).shape != surface.grid.shape:
+        names = ["loss", "accuracy"] + [n for n in ("test_loss", "test_accuracy") if getattr(surface, n) is not None]
+        names += [n for n, v in surface.extra.items() if np.asarray(v).shape == surface.grid.shape]
+        raise ValueError(f"array must be one of {', '.join(map(repr, names))}; got {array!r}")
+    if scale is not None and not (np.isfinite(scale) and scale != 0):
+        raise ValueError(f"scale must be a finite non-zero number; got {scale!r}")
+    values = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = np.log10(values) if log else values.copy()
+    keep = np.isfinite(h)
+    if array == "loss":
+        keep &= surface.valid.astype(bool)
+    point_ids, triangles = triangulate_grid(surface.grid.shape, keep)
+    if len(triangles) == 0:
+        raise ValueError(f"nothing to export: no triangle of {array!r} has three finite{' positive' if log else ''} "
+                         f"valid points")
+    a, b = np.meshgrid(surface.grid.xs, surface.grid.ys, indexing="ij")  # (nx, ny)
+    hz = h.ravel()[point_ids]
+    if scale is None:
+        extent = max(np.ptp(surface.grid.xs), np.ptp(surface.grid.ys))
+        span = float(np.ptp(hz))
+        scale = extent / span if span > 0 else 1.0
+    xyz = np.stack([a.ravel()[point_ids], b.ravel()[point_ids], scale * hz], axis=1)
+
+    import meshio  # not in ParaView's Python; only export needs it
+
+    point_data = {array: values.ravel()[point_ids]} if fmt == "ply" else {}
+    # int32 ids: PLY has no 64-bit integers (meshio would warn and cast)
+    mesh = meshio.Mesh(xyz, [("triangle", triangles.astype(np.int32))], point_data=point_data)
+
+    def write(tmp: Path) -> None:
+        meshio.write(tmp, mesh, file_format=fmt)
+
+    _atomic_write(path, write)
+    logger.info("wrote %s: %d vertices, %d triangles, z = %.4g * %s%s", path, len(xyz), len(triangles), scale,
+             "log10 " if log else "", array)
+    return path

@@ -1,0 +1,63 @@
+"""`losscape export`: a real subprocess, real exit codes and stderr."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pipeline import vtkio
+from pipeline.config import Grid
+from pipeline.surface import Surface
+
+from .conftest import assert_one_line_error, run_cli
+
+meshio = pytest.importorskip("meshio")
+
+
+@pytest.fixture()
+def surface_file(tmp_path):
+    g = Grid(-1.0, 1.0, 9, -0.5, 0.5, 5)
+    a, b = np.meshgrid(g.xs, g.ys, indexing="ij")
+    loss = 0.2 + a**2 + b**2
+    loss[4, 2] = np.nan
+    return vtkio.write_surface(tmp_path / "surface_random.vts", Surface(g, loss, 1 - loss / 3))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # meshio's STL size check
+@pytest.mark.parametrize("fmt", ["ply", "obj", "stl"])
+def test_export_writes_mesh(surface_file, fmt):
+    proc = run_cli("export", str(surface_file), "--format", fmt, "--scale", "2")
+    assert proc.returncode == 0, proc.stderr
+    out = surface_file.with_suffix(f".{fmt}")
+    assert proc.stdout.strip() == str(out)
+    m = meshio.read(out)
+    assert len(m.points) == 9 * 5 - 1  # the NaN point is left out, not written as 0
+    assert m.points[:, 2].min() == pytest.approx(2 * 0.2 + 2 * 0.0625, rel=1e-6)  # lowest valid point
+
+
+def test_export_out_and_log(surface_file, tmp_path):
+    out = tmp_path / "sub" / "m.ply"
+    proc = run_cli("export", str(surface_file), "--format", "ply", "--out", str(out), "--log", "--scale", "1")
+    assert proc.returncode == 0, proc.stderr
+    m = meshio.read(out)
+    np.testing.assert_allclose(m.points[:, 2], np.log10(m.point_data["loss"]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["--format", "vtk"], ["--format must be one of ply, obj, stl", "'vtk'"]),
+    (["--format", "ply", "--scale", "0"], ["scale must be a finite non-zero number", "got 0"]),
+    (["--format", "ply", "--array", "energy"], ["array must be one of", "got 'energy'"]),
+])
+def test_bad_arguments(surface_file, args, fragments):
+    before = sorted(p.name for p in surface_file.parent.iterdir())
+    proc = run_cli("export", str(surface_file), *args)
+    assert_one_line_error(proc, *fragments)
+    assert sorted(p.name for p in surface_file.parent.iterdir()) == before  # no output file
+
+
+def test_missing_and_wrong_files(tmp_path):
+    proc = run_cli("export", str(tmp_path / "none.vts"), "--format", "ply")
+    assert_one_line_error(proc, "not found", "none.vts")
+    (tmp_path / "notes.vts").write_text("hello")
+    proc = run_cli("export", str(tmp_path / "notes.vts"), "--format", "obj")
+    assert_one_line_error(proc, "not a VTK XML file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.vts"]
