@@ -1,9 +1,72 @@
-"""`losscape analyze`."""
+"""`losscape analyze`: critical points, persistence and basins of a surface file."""
 from __future__ import annotations
 
-from . import not_built
+import argparse
+from pathlib import Path
+
+EPILOG = """\
+examples:
+  losscape analyze runs/digits/surface_random.vts
+  losscape analyze surface_pca.vts --persistence 0.05 --relative
+  losscape analyze surface_random.vts --array test_loss
+
+Writes beside FILE: critical_points_<kind>.vtp (CriticalType in TTK codes 0 min, 1 saddle,
+3 max, 4 degenerate; persistence; loss; vertex_id = i + nx*j), topology_<kind>.json, and
+adds the int32 array 'basin' (-1 where none) to FILE. <kind> comes from the file name
+surface_<kind>.vts (else the metadata's direction kind). Conventions: DESIGN.md, "Topology
+conventions"; basins and widths: 'python -c "import pipeline.topology; help(pipeline.topology)"'."""
 
 
 def register(sub) -> None:
-    p = sub.add_parser("analyze", help="(not built yet)", description="Not built yet.")
-    p.set_defaults(func=not_built("analyze", "see the open issues"))
+    p = sub.add_parser(
+        "analyze", help="critical points, persistence pairs and basins of a surface",
+        description="Classify the PL critical points of the surface's loss, pair them by persistence, "
+        "simplify below a threshold and label the basins of the surviving minima.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("file", metavar="FILE.vts", help="surface file ('losscape surface')")
+    p.add_argument("--persistence", type=float, default=0.0, metavar="P",
+                   help="keep features whose persistence exceeds P (loss units; default: %(default)s, "
+                   "which drops only ties)")
+    p.add_argument("--relative", action="store_true", help="P is a fraction (0..1) of the value range")
+    p.add_argument("--array", default="loss", metavar="NAME",
+                   help="point array to analyze (default: %(default)s; e.g. test_loss)")
+    p.add_argument("--delta", type=float, metavar="D",
+                   help="width of each minimum at level value + D (default: 5%% of the value range)")
+    p.add_argument("--max-rows", type=int, default=10, metavar="N", help="minima listed in the table (default: 10)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_file
+
+    if args.max_rows < 0:
+        raise ValueError(f"--max-rows must be >= 0; got {args.max_rows}")
+    topo, files = analyze_file(Path(args.file), array=args.array, persistence=args.persistence,
+                               relative=args.relative, delta=args.delta)
+    print(summary_table(topo, args.max_rows))
+    for f in (files.critical_points, files.topology, files.surface):
+        print(f"wrote {f}")
+    return 0
+
+
+def summary_table(topo, max_rows: int = 10) -> str:
+    """A short plain-text report: counts and the most persistent minima."""
+    c, raw = topo.counts(), topo.counts(simplified=False)
+    lo, hi = topo.value_range
+    lines = [f"{topo.meta.get('array', 'values')} on a {topo.shape[0]}x{topo.shape[1]} grid, range "
+             f"[{lo:.4g}, {hi:.4g}]; persistence threshold {topo.threshold:.4g}",
+             f"critical points: {c['minimum']} min, {c['saddle']} saddle, {c['degenerate']} degenerate, "
+             f"{c['maximum']} max (before simplification: {raw['minimum']}, {raw['saddle']}, "
+             f"{raw['degenerate']}, {raw['maximum']})",
+             "",
+             f"{'basin':>5} {'alpha':>8} {'beta':>8} {'value':>10} {'persistence':>11} {'basin %':>7} "
+             f"{'width':>8} {'curvature (min, max)':>22}"]
+    m = topo.minima
+    for k in range(min(len(m), max_rows)):
+        a, b = m.coords[k]
+        c0, c1 = m.curvature[k]
+        lines.append(f"{k:>5} {a:>8.3g} {b:>8.3g} {m.value[k]:>10.4g} {m.persistence[k]:>11.4g} "
+                     f"{100 * m.basin_fraction[k]:>7.1f} {m.width_diameter[k]:>8.3g} {c0:>10.3g} {c1:>11.3g}")
+    if len(m) > max_rows:
+        lines.append(f"... {len(m) - max_rows} more minima in the JSON file")
+    return "\n".join(lines)

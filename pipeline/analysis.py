@@ -1,0 +1,349 @@
+"""Topology of surface files: ``surface_<kind>.vts`` in, critical points, summary and basins out.
+
+Glue between :mod:`pipeline.vtkio` and :mod:`pipeline.topology` (no torch), used by
+``losscape analyze`` and ``losscape compare``.
+
+Files written by :func:`analyze_file` beside ``surface_<kind>.vts`` (each atomically):
+
+* ``critical_points_<kind>.vtp``: the surviving critical points (DESIGN.md schema, plus
+  ``multiplicity``);
+* ``topology_<kind>.json``: ``Topology.to_dict()`` plus ``meta`` (source file, array, kind,
+  model, dataset);
+* the surface itself, rewritten with the int32 point array ``basin`` (-1 where none), and
+  its ``.vti`` twin when one exists.
+
+For an array other than ``loss`` the names get a suffix (``topology_<kind>_<array>.json``,
+``basin_<array>``), so analysing ``test_loss`` does not overwrite the analysis of ``loss``.
+Loss values at points with ``valid == 0`` (non-finite, or only a lower bound after an early
+exit) are treated as non-finite: above every finite value, no basin.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import LosscapeError
+from .surface import Surface
+from .topology import Topology, analyze, cell_areas
+
+__all__ = ["AnalysisFiles", "surface_kind", "surface_values", "analyze_surface", "analyze_file",
+           "RunSummary", "summarize_surface", "compare_runs", "comparison_markdown", "comparison_dict",
+           "plot_persistence_diagrams", "write_comparison", "resolve_surface"]
+
+_ARRAYS = ("loss", "accuracy", "test_loss", "test_accuracy")
+_META_KEYS = ("model", "dataset", "split", "direction_kind", "centre_loss", "epoch", "run")
+JSON_INDENT_MAX_PAIRS = 5000  # above this many pairs the JSON is written compact
+
+
+def _write_text(path: Path, text: str) -> Path:
+    """Write ``text`` to a temporary file beside ``path``, then rename it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def surface_kind(path: Path, meta: dict[str, Any]) -> str:
+    """The plane's kind: from ``surface_<kind>.vts``, else the metadata's ``direction_kind``,
+    else the file's stem."""
+    m = re.fullmatch(r"surface_([\w.-]+)\.vts", path.name)
+    if m:
+        return m.group(1)
+    kind = meta.get("direction_kind") or (meta.get("directions") or {}).get("kind")
+    return re.sub(r"[^\w.-]", "_", str(kind)) if kind else path.stem
+
+
+def surface_values(surface: Surface, array: str = "loss") -> np.ndarray:
+    """(nx, ny) float64 values of ``array``; losses are NaN where ``valid == 0``."""
+    names = [n for n in _ARRAYS if getattr(surface, n) is not None]
+    names += [n for n, v in surface.extra.items() if np.shape(v) == surface.grid.shape
+              and np.asarray(v).dtype.kind in "iuf"]
+    if array not in names:
+        raise ValueError(f"array must be one of {', '.join(map(repr, names))}; got {array!r}")
+    values = np.asarray(getattr(surface, array) if array in _ARRAYS else surface.extra[array], dtype=np.float64)
+    if array in ("loss", "test_loss"):  # a bounded loss is only known to be large: above every finite one
+        exact = surface.valid.astype(bool) if array == "loss" else ~surface.bounded
+        values = np.where(exact, values, np.nan)
+    return values
+
+
+def analyze_surface(surface: Surface, *, array: str = "loss", persistence: float = 0.0, relative: bool = False,
+                    delta: float | None = None) -> Topology:
+    """``pipeline.topology.analyze`` of one array of a surface, on its (alpha, beta) grid.
+
+    Raises ``ValueError`` for a 1D surface, an unknown array or one without a finite value.
+    """
+    if surface.grid.nx < 2 or surface.grid.ny < 2:
+        raise ValueError(f"topology needs a 2D surface (nx >= 2 and ny >= 2); got grid shape {surface.grid.shape}")
+    values = surface_values(surface, array)
+    if not np.isfinite(values).any():
+        raise ValueError(f"array {array!r} has no finite (valid) value; nothing to analyze")
+    topo = analyze(values, persistence=persistence, relative=relative, xs=surface.grid.xs, ys=surface.grid.ys,
+                   delta=delta)
+    topo.meta.update({"array": array, **{k: surface.meta[k] for k in _META_KEYS if k in surface.meta}})
+    return topo
+
+
+@dataclass(frozen=True)
+class AnalysisFiles:
+    surface: Path
+    critical_points: Path
+    topology: Path
+
+
+def analyze_file(path: str | os.PathLike, *, array: str = "loss", persistence: float = 0.0,
+                 relative: bool = False, delta: float | None = None) -> tuple[Topology, AnalysisFiles]:
+    """Analyse ``path`` (a ``.vts`` surface) and write the files listed in the module docstring.
+
+    Everything is computed and checked before the first file is written; each file is
+    written atomically.
+    """
+    from . import vtkio
+
+    path = Path(path)
+    if path.suffix.lower() != ".vts":
+        raise ValueError(f"FILE must be a .vts surface (e.g. surface_random.vts); got {str(path)!r}")
+    surface = vtkio.read_surface(path)
+    kind = surface_kind(path, surface.meta)
+    suffix = "" if array == "loss" else f"_{array}"
+    topo = analyze_surface(surface, array=array, persistence=persistence, relative=relative, delta=delta)
+    topo.meta.update({"kind": kind, "source": path.name})
+    files = AnalysisFiles(path, path.with_name(f"critical_points_{kind}{suffix}.vtp"),
+                          path.with_name(f"topology_{kind}{suffix}.json"))
+    arrays = topo.critical_point_arrays()
+    coords = arrays.pop("points")[:, :2]
+    indent = 1 if len(topo.surviving_pairs()) <= JSON_INDENT_MAX_PAIRS else None
+    text = topo.to_json(indent=indent)
+    surface.extra[f"basin{suffix}"] = topo.basins
+
+    vtkio.write_points(files.critical_points, coords, arrays,
+                       meta={"content": "critical_points", "kind": kind, "array": array, "source": path.name,
+                             "threshold": topo.threshold, "persistence": topo.persistence, "relative": topo.relative})
+    _write_text(files.topology, text)
+    vtkio.write_surface(path, surface, vti=path.with_suffix(".vti").is_file())
+    return topo, files
+
+
+# ------------------------------------------------------------------------------ compare
+@dataclass(frozen=True)
+class RunSummary:
+    """The numbers ``losscape compare`` puts side by side for one run's plane.
+
+    minima_persistence : persistence of each surviving minimum, largest first.
+    divergent_fraction : share of the plane's area (dual cells) whose loss is above ``cap``,
+        non-finite or not exact (``valid == 0``).
+    pairs : (P, 3) float64 ``(birth value, death value, kind)`` of the surviving pairs, for
+        persistence diagrams (kind 0 min-saddle, 1 saddle-max, 2 min-max).
+    """
+
+    name: str
+    surface: Path
+    kind: str
+    meta: dict[str, Any]
+    shape: tuple[int, int]
+    extent: tuple[float, float, float, float]
+    threshold: float
+    value_range: tuple[float, float]
+    n_minima: int
+    minima_persistence: list[float]
+    global_min: dict[str, Any]
+    cap: float
+    divergent_fraction: float
+    pairs: np.ndarray
+
+
+def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
+    """``RUN/surface_<plane>.vts`` for a run directory; a ``.vts`` path is taken as it is."""
+    p = Path(run)
+    if p.suffix.lower() == ".vts":
+        if not p.is_file():
+            raise FileNotFoundError(f"surface file not found: {str(p)!r}")
+        return p
+    if not p.is_dir():
+        raise FileNotFoundError(f"run directory not found: {str(p)!r}")
+    f = p / f"surface_{plane}.vts"
+    if not f.is_file():
+        have = sorted(q.name for q in p.glob("surface_*.vts"))
+        raise LosscapeError(f"{str(p)!r} has no surface_{plane}.vts (plane {plane!r}); "
+                            f"it has: {', '.join(have) or 'none'}")
+    return f
+
+
+def summarize_surface(path: Path, name: str, *, plane: str | None = None, persistence: float | None = None,
+                      relative: bool = False, cap: float | None = None, cap_factor: float = 5.0,
+                      delta: float = 0.1) -> RunSummary:
+    """Analyse one surface's loss and measure what ``compare`` reports.
+
+    ``persistence=None`` keeps minima above 1 % of the value range. ``cap=None`` uses the
+    pictures' default cap, ``cap_factor * max(centre loss, ln(classes) or 1)``
+    (:func:`pipeline.render.field.default_cap`). ``delta`` (loss units) sets the width level.
+    """
+    from . import vtkio
+    from .render.field import default_cap
+
+    surface = vtkio.read_surface(path)
+    kind = surface_kind(path, surface.meta)
+    meta_kind = surface.meta.get("direction_kind")
+    if plane is not None and plane not in (kind, meta_kind):
+        raise LosscapeError(f"{str(path)!r} is a {meta_kind or kind!r} plane, not {plane!r}")
+    if persistence is None:
+        persistence, relative = 0.01, True
+    topo = analyze_surface(surface, persistence=persistence, relative=relative, delta=delta)
+    if cap is None:
+        cap = default_cap(surface, "loss", cap_factor=cap_factor)
+    elif not (math.isfinite(cap) and cap > 0):
+        raise ValueError(f"cap must be a finite number > 0; got {cap!r}")
+    loss = surface.loss
+    divergent = ~(surface.valid.astype(bool) & np.isfinite(loss)) | (loss > cap)
+    area = cell_areas(surface.grid.xs, surface.grid.ys)
+    g = topo.minima[0]
+    sp = topo.surviving_pairs()
+    values = surface_values(surface, "loss")
+    vals = np.where(np.isfinite(values), values, topo.value_range[1]).T.ravel()  # by vertex id; invalid at the top
+    pairs = np.stack([vals[sp.birth], vals[sp.death], sp.kind], axis=1)
+    x = surface.grid
+    return RunSummary(
+        name=name, surface=path, kind=meta_kind or kind,
+        meta={k: surface.meta[k] for k in _META_KEYS if k in surface.meta},
+        shape=x.shape, extent=(x.xmin, x.xmax, x.ymin, x.ymax), threshold=topo.threshold,
+        value_range=topo.value_range, n_minima=len(topo.minima),
+        minima_persistence=sorted(topo.minima.persistence.tolist(), reverse=True),
+        global_min={"value": g.value, "coords": list(g.coords), "basin_area": g.basin_area,
+                    "basin_fraction": g.basin_fraction, "width_delta": g.width.delta,
+                    "width_diameter": g.width.diameter, "width_extent": list(g.width.extent),
+                    "curvature": list(g.curvature)},
+        cap=float(cap), divergent_fraction=float(area[divergent].sum() / area.sum()), pairs=pairs)
+
+
+def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str = "random", persistence: float | None = None,
+                 relative: bool = False, cap: float | None = None, cap_factor: float = 5.0,
+                 delta: float = 0.1) -> list[RunSummary]:
+    """Summaries of the same kind of plane of several runs (run directories or ``.vts`` files)."""
+    if len(runs) < 2:
+        raise ValueError(f"runs must name at least two runs to compare; got {len(runs)}")
+    paths = [resolve_surface(r, plane) for r in runs]
+    names = [p.parent.name if p.name == f"surface_{plane}.vts" else p.stem for p in paths]
+    for k, n in enumerate(names):  # keep names unique
+        if names.count(n) > 1:
+            names[k] = f"{n} ({paths[k].parent})"
+    return [summarize_surface(p, n, plane=plane, persistence=persistence, relative=relative, cap=cap,
+                              cap_factor=cap_factor, delta=delta) for p, n in zip(paths, names)]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}" if math.isfinite(x) else "n/a"
+
+
+def comparison_markdown(summaries: Sequence[RunSummary]) -> str:
+    """A Markdown table, one row per run."""
+    head = ("| run | model | minima | persistence of minima | min loss at (α, β) | basin of min "
+            "| width at +δ | curvature (λmin, λmax) | divergent (cap) |")
+    rows = [head, "|" + "---|" * 9]
+    for s in summaries:
+        g = s.global_min
+        pers = ", ".join(_fmt(p) for p in s.minima_persistence[:6]) + (" …" if len(s.minima_persistence) > 6 else "")
+        rows.append(
+            f"| {s.name} | {s.meta.get('model', '?')} | {s.n_minima} | {pers} "
+            f"| {_fmt(g['value'])} at ({g['coords'][0]:.3g}, {g['coords'][1]:.3g}) "
+            f"| {g['basin_fraction']:.1%} ({_fmt(g['basin_area'])}) "
+            f"| {_fmt(g['width_diameter'])} (δ={_fmt(g['width_delta'])}) "
+            f"| ({_fmt(g['curvature'][0])}, {_fmt(g['curvature'][1])}) "
+            f"| {s.divergent_fraction:.1%} (>{_fmt(s.cap)}) |")
+    thresholds = ", ".join(f"{s.name}: {_fmt(s.threshold)}" for s in summaries)
+    notes = [f"Plane: {summaries[0].kind}. Minima counted above the persistence threshold ({thresholds}).",
+             "Basin: share of the plane (and area in α·β units) of the global minimum's basin; width: "
+             "diameter of the disk with the area of the sublevel set {loss ≤ min + δ} around it; "
+             "divergent: share of the plane with loss above the cap, non-finite or invalid."]
+    extents = {s.extent for s in summaries}
+    if len(extents) > 1:
+        notes.append("Note: the grids cover different (α, β) ranges: "
+                     + "; ".join(f"{s.name}: {s.extent}" for s in summaries))
+    return "\n".join(rows) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def comparison_dict(summaries: Sequence[RunSummary]) -> dict[str, Any]:
+    """JSON-ready form of the summaries (diagram pairs included)."""
+    def one(s: RunSummary) -> dict[str, Any]:
+        return {"name": s.name, "surface": str(s.surface), "kind": s.kind, "meta": s.meta, "shape": list(s.shape),
+                "extent": list(s.extent), "threshold": s.threshold, "value_range": list(s.value_range),
+                "n_minima": s.n_minima, "minima_persistence": s.minima_persistence,
+                "global_min": {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                               for k, v in s.global_min.items()} | {
+                    "curvature": [c if math.isfinite(c) else None for c in s.global_min["curvature"]]},
+                "cap": s.cap, "divergent_fraction": s.divergent_fraction,
+                "pairs": [{"birth": b, "death": d, "kind": ("min-saddle", "saddle-max", "min-max")[int(k)]}
+                          for b, d, k in s.pairs.tolist()]}
+
+    return {"plane": summaries[0].kind if summaries else None, "runs": [one(s) for s in summaries]}
+
+
+def plot_persistence_diagrams(summaries: Sequence[RunSummary], path: str | os.PathLike) -> Path:
+    """Persistence diagrams side by side (birth vs death loss), written as a PNG (Agg, no display).
+
+    Axes are logarithmic when every plotted value is positive and they span over two decades.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(summaries)
+    fig = Figure(figsize=(4.2 * n, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, n, squeeze=False, sharex=True, sharey=True)[0]  # one scale: comparable
+    styles = {0: ("min-saddle", "#1f77b4", "o"), 1: ("saddle-max", "#d62728", "^"), 2: ("min-max", "#222222", "*")}
+    everything = np.concatenate([s.pairs[:, :2].ravel() for s in summaries])
+    lo, hi = float(everything.min()), float(everything.max())
+    log = lo > 0 and hi / lo > 100
+    pad = (hi - lo) * 0.05 or 1.0
+    line = np.geomspace(lo / 1.2, hi * 1.2, 100) if log else np.linspace(lo - pad, hi + pad, 2)
+    for ax, s in zip(axes, summaries):
+        p = s.pairs
+        for k, (label, color, marker) in styles.items():
+            q = p[p[:, 2] == k]
+            if len(q):
+                ax.scatter(q[:, 0], q[:, 1], s=60 if k == 2 else 16, c=color, marker=marker, alpha=0.8,
+                           label=f"{label} ({len(q)})", edgecolors="none")
+        ax.plot(line, line, color="0.5", lw=0.8)
+        ax.fill_between(line, line, line + s.threshold, color="0.85", lw=0,
+                        label=f"below threshold {_fmt(s.threshold)}")
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+        ax.set_xlabel("birth (loss)")
+        ax.set_ylabel("death (loss)")
+        ax.set_title(f"{s.name}: {s.n_minima} {'minimum' if s.n_minima == 1 else 'minima'}", fontsize=10)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Persistence diagrams, {summaries[0].kind} plane", fontsize=11)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp.png")
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_comparison(summaries: Sequence[RunSummary], out_dir: str | os.PathLike) -> dict[str, Path]:
+    """Write ``compare_<plane>.md``, ``.json`` and ``.png`` into ``out_dir`` (created)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"compare_{summaries[0].kind}"
+    md = _write_text(out / f"{stem}.md", comparison_markdown(summaries))
+    js = _write_text(out / f"{stem}.json", json.dumps(comparison_dict(summaries), indent=1, allow_nan=False) + "\n")
+    png = plot_persistence_diagrams(summaries, out / f"{stem}.png")
+    return {"markdown": md, "json": js, "png": png}

@@ -1,0 +1,333 @@
+"""The result of ``analyze``: critical points, pairs, basins, merge tree, per-minimum measures."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._mesh import DEGENERATE, MAXIMUM, MINIMUM, REGULAR, SADDLE
+
+TYPE_NAMES = {MINIMUM: "minimum", SADDLE: "saddle", MAXIMUM: "maximum", DEGENERATE: "degenerate",
+              REGULAR: "regular"}
+PAIR_KINDS = ("min-saddle", "saddle-max", "min-max")  # codes 0, 1, 2 of Pairs.kind
+FORMAT_VERSION = 1
+
+
+def _num(x: float) -> float | None:
+    """A JSON number; None only for a value that is not finite (never for persistence)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+@dataclass(frozen=True)
+class CriticalPoint:
+    """One PL critical point at a finite vertex.
+
+    type : "minimum" | "saddle" | "maximum" | "degenerate" (a saddle of multiplicity >= 2)
+    code : TTK CriticalType (0, 1, 3, 4)
+    index : (i, j); coords : (alpha, beta) = (xs[i], ys[j]); vertex_id : i + nx * j
+    persistence : of its pair (a saddle in two pairs: the larger); global extrema: the range
+    multiplicity : saddles: max(lower, upper link components) - 1; extrema: 0
+    """
+
+    type: str
+    code: int
+    index: tuple[int, int]
+    coords: tuple[float, float]
+    value: float
+    persistence: float
+    multiplicity: int
+    vertex_id: int
+
+
+@dataclass(frozen=True)
+class Width:
+    """The sublevel component ``{f <= value + delta}`` that holds a minimum.
+
+    extent : (alpha, beta) size of its bounding box; area : in (alpha, beta) units
+    (dual cells of its vertices); diameter : of the disk of the same area.
+    """
+
+    delta: float
+    level: float
+    extent: tuple[float, float]
+    area: float
+    diameter: float
+
+
+@dataclass(frozen=True)
+class Minimum:
+    """A minimum that survived simplification, with its basin (label ``label``).
+
+    basin_area : in (alpha, beta) units; basin_fraction : of the whole plane's area.
+    curvature : (2,) ascending eigenvalues of the Hessian of a local quadratic fit (NaN
+    when the neighbourhood has too few finite values).
+    """
+
+    label: int
+    index: tuple[int, int]
+    coords: tuple[float, float]
+    value: float
+    persistence: float
+    basin_area: float
+    basin_fraction: float
+    width: Width
+    curvature: tuple[float, float]
+
+
+class _Table:
+    """Arrays of equal length (K,) over grid vertices; ``nx``, ``xs``, ``ys`` locate them."""
+
+    vertex_id: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.vertex_id)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
+
+    @property
+    def index(self) -> np.ndarray:
+        """(K, 2) int64 ``(i, j)``."""
+        nx = len(self.xs)
+        return np.stack([self.vertex_id % nx, self.vertex_id // nx], axis=1)
+
+    @property
+    def coords(self) -> np.ndarray:
+        """(K, 2) float64 ``(alpha, beta)``."""
+        i, j = self.index.T
+        return np.stack([self.xs[i], self.ys[j]], axis=1)
+
+    def _where(self, k: int) -> tuple[tuple[int, int], tuple[float, float]]:
+        nx = len(self.xs)
+        i, j = int(self.vertex_id[k]) % nx, int(self.vertex_id[k]) // nx
+        return (i, j), (float(self.xs[i]), float(self.ys[j]))
+
+
+@dataclass(frozen=True)
+class CriticalPoints(_Table):
+    """Surviving critical points at finite vertices, by type code then value; arrays (K,).
+
+    code : int8 TTK CriticalType; value, persistence : float64; multiplicity : int8.
+    Indexing gives a ``CriticalPoint``.
+    """
+
+    vertex_id: np.ndarray
+    code: np.ndarray
+    value: np.ndarray
+    persistence: np.ndarray
+    multiplicity: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
+
+    def __getitem__(self, k: int) -> CriticalPoint:
+        index, coords = self._where(k)
+        code = int(self.code[k])
+        return CriticalPoint(TYPE_NAMES[code], code, index, coords, float(self.value[k]),
+                             float(self.persistence[k]), int(self.multiplicity[k]), int(self.vertex_id[k]))
+
+
+@dataclass(frozen=True)
+class Minima(_Table):
+    """Surviving minima by value (position = basin label; 0 is the global minimum); arrays (K,).
+
+    value, persistence, basin_area, basin_fraction : float64;
+    width_level : value + delta; width_extent : (K, 2); width_area, width_diameter : (K,);
+    curvature : (K, 2). Indexing gives a ``Minimum``.
+    """
+
+    vertex_id: np.ndarray
+    value: np.ndarray
+    persistence: np.ndarray
+    basin_area: np.ndarray
+    basin_fraction: np.ndarray
+    width_delta: float
+    width_level: np.ndarray
+    width_extent: np.ndarray
+    width_area: np.ndarray
+    width_diameter: np.ndarray
+    curvature: np.ndarray
+    xs: np.ndarray
+    ys: np.ndarray
+
+    def __getitem__(self, k: int) -> Minimum:
+        index, coords = self._where(k)
+        width = Width(self.width_delta, float(self.width_level[k]), tuple(map(float, self.width_extent[k])),
+                      float(self.width_area[k]), float(self.width_diameter[k]))
+        return Minimum(k, index, coords, float(self.value[k]), float(self.persistence[k]),
+                       float(self.basin_area[k]), float(self.basin_fraction[k]), width,
+                       tuple(map(float, self.curvature[k])))
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Persistence pairs as arrays of shape (P,).
+
+    birth, death : vertex ids (``i + nx * j``); the birth is the lower end: a minimum
+    (min-saddle), a saddle (saddle-max) or the global minimum (the one min-max pair, whose
+    death is the global maximum and whose persistence is the value range).
+    kind : int8 index into ``PAIR_KINDS``; persistence : float64, finite, >= 0.
+    """
+
+    birth: np.ndarray
+    death: np.ndarray
+    kind: np.ndarray
+    persistence: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.persistence)
+
+    def select(self, keep: np.ndarray) -> "Pairs":
+        return Pairs(self.birth[keep], self.death[keep], self.kind[keep], self.persistence[keep])
+
+
+@dataclass(frozen=True)
+class MergeTree:
+    """Join tree of the sublevel sets after simplification.
+
+    Nodes: the surviving minima (leaves, node id = basin label), the saddles where two
+    surviving components join, and the root (the last vertex of the order). Arrays of
+    shape (T,): ``vertex`` ids, ``type`` names, ``value`` (NaN at a non-finite root).
+    ``arcs`` : (T - 1, 2) int64 ``[lower node, upper node]``.
+    """
+
+    vertex: np.ndarray
+    type: tuple[str, ...]
+    value: np.ndarray
+    arcs: np.ndarray
+
+
+@dataclass
+class Topology:
+    """Everything ``analyze`` found. Arrays of shape (nx, ny) use ``[i, j]`` at ``(xs[i], ys[j])``.
+
+    Attributes
+    ----------
+    xs, ys : (nx,), (ny,) coordinates (alpha, beta).
+    persistence, relative : the requested threshold; threshold : it in value units.
+    value_range : (min, max) of the finite values.
+    critical_type : (nx, ny) int8 TTK code of every vertex before simplification
+        (0 min, 1 saddle, 3 max, 4 degenerate, 5 regular).
+    lower_components, upper_components : (nx, ny) int8 link components per vertex.
+    critical_points : surviving critical points at finite vertices, by type then value.
+    pairs : all persistence pairs (before simplification).
+    basins : (nx, ny) int32 basin label (index into ``minima``), -1 at non-finite values.
+    minima : surviving minima, by value (label 0 is the global minimum).
+    merge_tree : simplified join tree.
+    meta : free-form JSON-ready facts added by callers (e.g. the source file), written as
+        ``meta`` in ``to_dict()``.
+    """
+
+    xs: np.ndarray
+    ys: np.ndarray
+    persistence: float
+    relative: bool
+    threshold: float
+    value_range: tuple[float, float]
+    critical_type: np.ndarray
+    lower_components: np.ndarray
+    upper_components: np.ndarray
+    critical_points: CriticalPoints
+    pairs: Pairs
+    basins: np.ndarray
+    minima: Minima
+    merge_tree: MergeTree
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (len(self.xs), len(self.ys))
+
+    def vertex_index(self, vertex_id) -> tuple:
+        """``(i, j)`` of flat vertex ids (scalars or arrays)."""
+        nx = len(self.xs)
+        return np.asarray(vertex_id) % nx, np.asarray(vertex_id) // nx
+
+    def surviving_pairs(self) -> Pairs:
+        """Pairs whose persistence exceeds the threshold, plus the min-max pair."""
+        return self.pairs.select((self.pairs.persistence > self.threshold) | (self.pairs.kind == 2))
+
+    def counts(self, simplified: bool = True) -> dict[str, int]:
+        """Number of critical points per type; ``simplified=False``: the raw classification
+        at every vertex (non-finite ones included)."""
+        if simplified:
+            codes = self.critical_points.code
+        else:
+            codes = self.critical_type.ravel()
+        return {TYPE_NAMES[c]: int(np.count_nonzero(codes == c)) for c in (MINIMUM, SADDLE, MAXIMUM, DEGENERATE)}
+
+    def critical_point_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays for ``critical_points_<kind>.vtp`` (one vertex per surviving critical point).
+
+        ``points`` (K, 3) float64 ``(alpha, beta, 0)``; point arrays ``CriticalType`` int32
+        (TTK codes), ``persistence`` and ``loss`` float64, ``vertex_id`` int64,
+        ``multiplicity`` int32.
+        """
+        cps = self.critical_points
+        pts = np.zeros((len(cps), 3))
+        pts[:, :2] = cps.coords
+        return {"points": pts,
+                "CriticalType": cps.code.astype(np.int32),
+                "persistence": cps.persistence.astype(np.float64),
+                "loss": cps.value.astype(np.float64),
+                "vertex_id": cps.vertex_id.astype(np.int64),
+                "multiplicity": cps.multiplicity.astype(np.int32)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``topology_<kind>.json`` document (DESIGN.md schema, extended).
+
+        ``critical_points`` and ``minima`` are the survivors, ``pairs`` the surviving pairs
+        (plus the min-max pair); ``merge_tree.arcs`` are ``[lower, upper]`` node ids.
+        """
+        nx = len(self.xs)
+
+        def ij(v: np.ndarray) -> list:
+            return np.stack([v % nx, v // nx], axis=1).tolist()
+
+        cps = self.critical_points
+        points = [{"type": TYPE_NAMES[c], "index": i, "coords": x, "value": v, "persistence": p,
+                   "multiplicity": m, "vertex_id": k}
+                  for c, i, x, v, p, m, k in zip(cps.code.tolist(), cps.index.tolist(), cps.coords.tolist(),
+                                                 cps.value.tolist(), cps.persistence.tolist(),
+                                                 cps.multiplicity.tolist(), cps.vertex_id.tolist())]
+        sp = self.surviving_pairs()
+        pairs = [{"birth": b, "death": d, "kind": PAIR_KINDS[k], "persistence": p}
+                 for b, d, k, p in zip(ij(sp.birth), ij(sp.death), sp.kind.tolist(), sp.persistence.tolist())]
+        mn = self.minima
+        minima = [{"label": k, "index": i, "coords": x, "value": v, "persistence": p, "basin_area": ba,
+                   "basin_fraction": bf,
+                   "width": {"delta": mn.width_delta, "level": wl, "extent": we, "area": wa, "diameter": wd},
+                   "curvature": [_num(c) for c in cu]}
+                  for k, (i, x, v, p, ba, bf, wl, we, wa, wd, cu) in enumerate(zip(
+                      mn.index.tolist(), mn.coords.tolist(), mn.value.tolist(), mn.persistence.tolist(),
+                      mn.basin_area.tolist(), mn.basin_fraction.tolist(), mn.width_level.tolist(),
+                      mn.width_extent.tolist(), mn.width_area.tolist(), mn.width_diameter.tolist(),
+                      mn.curvature.tolist()))]
+        mt = self.merge_tree
+        nodes = [{"id": n, "type": t, "index": i, "vertex_id": v, "value": _num(x)}
+                 for n, (t, i, v, x) in enumerate(zip(mt.type, ij(mt.vertex), mt.vertex.tolist(), mt.value.tolist()))]
+        return {
+            "format_version": FORMAT_VERSION,
+            "shape": list(self.shape),
+            "extent": [float(self.xs[0]), float(self.xs[-1]), float(self.ys[0]), float(self.ys[-1])],
+            "value_range": [float(v) for v in self.value_range],
+            "persistence": self.persistence,
+            "relative": self.relative,
+            "threshold": self.threshold,
+            "counts": self.counts(simplified=True),
+            "counts_unsimplified": self.counts(simplified=False),
+            "critical_points": points,
+            "pairs": pairs,
+            "minima": minima,
+            "merge_tree": {"nodes": nodes, "arcs": mt.arcs.tolist()},
+            **({"meta": self.meta} if self.meta else {}),
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        """``to_dict()`` as JSON text (compact unless ``indent``; NaN never appears)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
