@@ -1,9 +1,96 @@
-"""`losscape directions`."""
+"""`losscape directions`: random, PCA or interpolation directions for a run, saved as .pt."""
 from __future__ import annotations
 
-from . import not_built
+import argparse
+import sys
+
+KINDS = ("random", "pca", "interp")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("directions", help="(not built yet)", description="Not built yet.")
-    p.set_defaults(func=not_built("directions", "see the open issues"))
+    p = sub.add_parser(
+        "directions", help="make random, PCA or interpolation directions for a run",
+        description="Build the directions of a loss-landscape plane around a run's checkpoint and save them "
+        "(with their metadata) as a .pt file. random: Gaussian directions normalized to the weights; "
+        "pca: the top two principal components of the trajectory (checkpoints minus the centre), streamed "
+        "from memory-mapped checkpoints; interp: the 1D direction from epoch --from to epoch --to.")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory (checkpoints/, run.json)")
+    p.add_argument("--kind", required=True, metavar="KIND", help="random | pca | interp")
+    p.add_argument("--norm", metavar="NORM", help="random only: filter (default) | layer | weight | none")
+    p.add_argument("--ignore", metavar="RULE", help="random, pca: biasbn (default; zero on tensors with dim <= 1) "
+                   "| none")
+    p.add_argument("--dir-type", metavar="TYPE", help="weights | states (also BatchNorm running statistics); "
+                   "default weights for random/pca, states for interp")
+    p.add_argument("--seed", type=int, default=0, help="random only: seed of the Gaussian directions (default 0)")
+    p.add_argument("--ndim", type=int, default=2, help="random only: 1 or 2 directions (default 2)")
+    p.add_argument("--epoch", type=int, metavar="E", help="random, pca: the centre checkpoint (default: the last); "
+                   "pca uses the checkpoints up to E")
+    p.add_argument("--from", dest="from_epoch", type=int, metavar="E1", help="interp: start epoch (default 0)")
+    p.add_argument("--to", dest="to_epoch", type=int, metavar="E2", help="interp: end epoch (default: the last)")
+    p.add_argument("--out", metavar="FILE.pt", help="output file (default: RUN/directions/<kind>.pt)")
+    p.set_defaults(func=_directions)
+
+
+def _only(args: argparse.Namespace, kinds: tuple[str, ...], *options: str) -> None:
+    """Refuse options that do not apply to ``args.kind`` (rather than silently ignoring them)."""
+    defaults = {"seed": 0, "ndim": 2}
+    for opt in options:
+        if getattr(args, opt) not in (None, defaults.get(opt)) and args.kind not in kinds:
+            flag = "--" + {"from_epoch": "from", "to_epoch": "to"}.get(opt, opt).replace("_", "-")
+            raise ValueError(f"{flag} applies to --kind {' or '.join(kinds)} only; got --kind {args.kind}")
+
+
+def _directions(args: argparse.Namespace) -> int:
+    from ..checkpoints import RunDir
+    from ..directions import interpolation_direction, pca_directions, random_directions
+    from ..errors import LosscapeError
+    from ..models import build_model
+
+    if args.kind not in KINDS:
+        raise ValueError(f"--kind must be one of {', '.join(map(repr, KINDS))}; got {args.kind!r}")
+    _only(args, ("random",), "norm", "seed", "ndim")
+    _only(args, ("random", "pca"), "ignore", "epoch")
+    _only(args, ("interp",), "from_epoch", "to_epoch")
+    run = RunDir(args.run)
+    info = run.read_run()
+    epochs = run.epochs()
+    if not epochs:
+        raise LosscapeError(f"{run.checkpoints_dir} holds no epoch_*.pt checkpoints; train first")
+
+    def epoch_arg(value: int | None, flag: str, default: int) -> int:
+        e = default if value is None else value
+        if e not in epochs:
+            raise ValueError(f"{flag} must be one of the epochs {epochs[0]}..{epochs[-1]} in {run.checkpoints_dir}; "
+                             f"got {e}")
+        return e
+
+    model_name = info["config"]["model"]
+    ignore = args.ignore or "biasbn"
+    if args.kind == "random":
+        model, centre = run.build_model(epoch_arg(args.epoch, "--epoch", epochs[-1]))
+        d = random_directions(model, norm=args.norm or "filter", ignore=ignore, dir_type=args.dir_type or "weights",
+                              seed=args.seed, ndim=args.ndim, centre=run.checkpoint(centre), model_name=model_name)
+        summary = (f"random directions ({d.meta['norm']}, ignore {ignore}, seed {args.seed})"
+                   + (f": cosine(x, y) = {d.meta['cosine']:.2e}" if d.y is not None else ""))
+    elif args.kind == "pca":
+        centre = epoch_arg(args.epoch, "--epoch", epochs[-1])
+        path = [run.checkpoint(e) for e in epochs if e <= centre]
+        skeleton = build_model(model_name, num_classes=info["num_classes"], in_channels=info["input_shape"][0])
+        d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=args.dir_type or "weights",
+                           model=skeleton, model_name=model_name)
+        ev = d.meta["explained_variance"]
+        summary = (f"PCA directions of {len(path)} checkpoints: explained variance "
+                   f"{100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%")
+    else:
+        e1 = epoch_arg(args.from_epoch, "--from", epochs[0])
+        e2 = epoch_arg(args.to_epoch, "--to", epochs[-1])
+        if e1 == e2:
+            raise ValueError(f"--from and --to must be different epochs; got {e1} for both")
+        skeleton = build_model(model_name, num_classes=info["num_classes"], in_channels=info["input_shape"][0])
+        d = interpolation_direction(run.checkpoint(e1), run.checkpoint(e2), dir_type=args.dir_type or "states",
+                                    model=skeleton, model_name=model_name)
+        summary = f"interpolation from epoch {e1} to {e2}: distance {d.meta['distance']:.4g}"
+    out = d.save(args.out or run.directions(args.kind))
+    print(f"{summary} -> {out}", file=sys.stderr)
+    print(out)
+    return 0

@@ -1,9 +1,74 @@
-"""`losscape trajectory`."""
+"""`losscape trajectory`: project a run's checkpoints onto a directions file, write a .vtp."""
 from __future__ import annotations
 
-from . import not_built
+import argparse
+import sys
 
 
 def register(sub) -> None:
-    p = sub.add_parser("trajectory", help="(not built yet)", description="Not built yet.")
-    p.set_defaults(func=not_built("trajectory", "see the open issues"))
+    p = sub.add_parser(
+        "trajectory", help="project the training path onto a plane (writes a .vtp polyline)",
+        description="Project every checkpoint of RUN onto the directions (least squares, relative to the "
+        "directions' centre checkpoint), evaluate each checkpoint's loss and the loss at its projected "
+        "point, and write RUN/trajectory_<kind>.vtp (points (alpha, beta, 0); arrays epoch, loss, "
+        "surface_loss, residual).")
+    p.add_argument("--run", required=True, metavar="RUN", help="run directory (checkpoints/, run.json)")
+    p.add_argument("--directions", required=True, metavar="FILE.pt", help="a file from 'losscape directions'")
+    p.add_argument("--split", default="train", metavar="SPLIT", help="train (default) | test: data of the losses")
+    p.add_argument("--max-samples", type=int, metavar="N", help="evaluate on a fixed seeded subset of N samples "
+                   "(use the same as for 'losscape surface' so surface_loss matches the surface)")
+    p.add_argument("--sample-seed", type=int, default=0, metavar="S", help="seed of that subset (default: 0)")
+    p.add_argument("--epoch", type=int, metavar="E", help="centre checkpoint (default: the one the directions were "
+                   "made around, else the last epoch)")
+    p.add_argument("--no-loss", action="store_true", help="only project (loss and surface_loss are NaN)")
+    p.add_argument("--device", default="cpu", help="evaluation device: cpu (default) or cuda")
+    p.add_argument("--out", metavar="FILE.vtp", help="output file (default: RUN/trajectory_<kind>.vtp)")
+    p.set_defaults(func=_trajectory)
+
+
+def _trajectory(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from ..checkpoints import RunDir
+    from ..data import load_dataset
+    from ..directions import Directions
+    from ..errors import LosscapeError
+    from ..trajectory import project_trajectory
+    from ..vtkio import write_trajectory
+
+    if args.split not in ("train", "test"):
+        raise ValueError(f"--split must be one of 'train', 'test'; got {args.split!r}")
+    if args.max_samples is not None and args.max_samples < 1:
+        raise ValueError(f"--max-samples must be a positive integer; got {args.max_samples}")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise LosscapeError(f"device {args.device!r} was asked for but CUDA is not available; use --device cpu")
+    run = RunDir(args.run)
+    info = run.read_run()
+    epochs = run.epochs()
+    if not epochs:
+        raise LosscapeError(f"{run.checkpoints_dir} holds no epoch_*.pt checkpoints; train first")
+    directions = Directions.load(args.directions)
+    centre = args.epoch if args.epoch is not None else directions.centre_epoch
+    centre = epochs[-1] if centre is None else centre
+    if centre not in epochs:
+        raise LosscapeError(f"centre epoch {centre} ({'--epoch' if args.epoch is not None else 'from the directions'}) "
+                            f"is not among the epochs {epochs[0]}..{epochs[-1]} in {run.checkpoints_dir}")
+    model = split = None
+    if not args.no_loss:
+        cfg = info["config"]
+        data = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
+        split = data.split(args.split).subset(args.max_samples, seed=args.sample_seed)
+        model, _ = run.build_model(centre, device=args.device)
+    traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=split)
+    traj.meta.update({"run": str(run.root), "split": None if args.no_loss else args.split,
+                      "num_samples": None if split is None else len(split), "max_samples": args.max_samples,
+                      "sample_seed": args.sample_seed, "directions_file": str(args.directions),
+                      "dataset": info["config"]["dataset"]})
+    out = write_trajectory(args.out or run.trajectory(directions.kind), traj)
+    end = traj.coords[np.argmax(traj.epoch)]
+    print(f"{len(traj.epoch)} checkpoints projected onto the {directions.kind} plane (epoch {traj.epoch[0]} at "
+          f"({traj.coords[0, 0]:.3g}, {traj.coords[0, 1]:.3g}), epoch {traj.epoch[-1]} at ({end[0]:.3g}, {end[1]:.3g}); "
+          f"max residual {np.nanmax(traj.residual):.3g}) -> {out}", file=sys.stderr)
+    print(out)
+    return 0

@@ -1,0 +1,282 @@
+"""The ``Directions`` container, the option names, and what each state_dict tensor is.
+
+Shared by the builders (:mod:`.gaussian`, :mod:`.pca`, :mod:`.interp`) and by
+:mod:`pipeline.trajectory`.
+
+Roles of state_dict entries
+---------------------------
+Every entry of a ``state_dict`` gets one role (:func:`tensor_roles`):
+
+``param``         a learnable parameter (``model.parameters()``);
+``running_mean``  a BatchNorm running mean (key ends in ``running_mean``);
+``running_var``   a BatchNorm running variance (key ends in ``running_var``);
+``buffer``        any other floating-point buffer (never moved by a direction);
+``int``           a non-floating tensor, e.g. ``num_batches_tracked`` (never moved).
+
+With a model, parameters are told from buffers exactly. With a bare state_dict only the
+key suffixes are known, so every floating entry that is not a BatchNorm running statistic
+counts as a parameter; pass the model when it has other buffers.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import re
+import zipfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import torch
+from torch import nn
+
+from ..checkpoints import load_checkpoint, save_checkpoint
+from ..errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Directions", "NORMS", "IGNORES", "DIR_TYPES", "tensor_roles", "StateSource", "check_choice",
+           "epoch_of", "StateLike"]
+
+DIRECTIONS_FORMAT = 1
+NORMS = ("filter", "layer", "weight", "none")
+IGNORES = ("biasbn", "none")
+DIR_TYPES = ("weights", "states")
+
+StateLike = Union[str, os.PathLike, Mapping[str, torch.Tensor]]
+_EPOCH_RE = re.compile(r"epoch_(\d+)")
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    """Return ``value`` when it is one of ``allowed``, else raise a ``ValueError`` naming all three."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def epoch_of(path: str | os.PathLike) -> int | None:
+    """The epoch number in a checkpoint file name (``epoch_007.pt`` -> 7), or None."""
+    m = _EPOCH_RE.search(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+# --------------------------------------------------------------------------------------------
+# roles
+
+
+def _suffix_role(key: str, t: torch.Tensor) -> str:
+    if not (t.is_floating_point() or t.is_complex()):
+        return "int"
+    last = key.rsplit(".", 1)[-1]
+    if last == "running_mean":
+        return "running_mean"
+    if last == "running_var":
+        return "running_var"
+    return "param"
+
+
+def tensor_roles(state: Mapping[str, torch.Tensor], model: nn.Module | None = None) -> dict[str, str]:
+    """Role of every entry of ``state`` (see the module docstring): key -> role."""
+    roles = {k: _suffix_role(k, t) for k, t in state.items()}
+    if model is not None:
+        live = model.state_dict(keep_vars=True)
+        for k, role in roles.items():
+            if role == "param" and k in live and not isinstance(live[k], nn.Parameter):
+                roles[k] = "buffer"
+    return roles
+
+
+def in_space(role: str, dir_type: str) -> bool:
+    """Whether a tensor of ``role`` belongs to the weight space of ``dir_type``.
+
+    ``weights``: parameters only. ``states``: parameters and BatchNorm running statistics.
+    """
+    return role == "param" or (dir_type == "states" and role in ("running_mean", "running_var"))
+
+
+# --------------------------------------------------------------------------------------------
+# loading states (memory-mapped where possible)
+
+
+def _state_dict_or_error(obj: Any, label: str) -> dict[str, torch.Tensor]:
+    if not (isinstance(obj, Mapping) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                                     for k, v in obj.items())):
+        raise CheckpointError(f"{label} is not a state_dict of tensors (a dict of name -> tensor)")
+    return dict(obj)
+
+
+def _load_mmap(path: Path) -> dict[str, torch.Tensor]:
+    """``torch.load(path, mmap=True, weights_only=True)``; tensors stay on disk until touched.
+
+    A file that cannot be memory-mapped (old format, saved on a GPU) is loaded normally
+    through :func:`pipeline.checkpoints.load_checkpoint`, which also turns a missing,
+    truncated or unsafe file into a one-line ``CheckpointError``.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        # No map_location: it costs a copy-free but slow per-tensor hook; CPU files need none.
+        obj = torch.load(path, mmap=True, weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        log.debug("cannot memory-map %s (%s); loading it whole", path, exc)
+        obj = load_checkpoint(path)
+    state = _state_dict_or_error(obj, f"checkpoint {path}")
+    if any(t.device.type != "cpu" for t in state.values()):
+        state = {k: t.cpu() for k, t in state.items()}
+    return state
+
+
+class StateSource:
+    """A state_dict given as a checkpoint path (opened memory-mapped on demand) or in memory.
+
+    ``open()`` returns the dict of tensors. For a path every call maps the file afresh, so
+    pages touched in one chunk of a streamed computation are released when that chunk's
+    dict is dropped: resident memory stays bounded by the chunk, not the file.
+    """
+
+    def __init__(self, obj: StateLike | nn.Module, label: str | None = None):
+        self.path: Path | None = None
+        self._state: dict[str, torch.Tensor] | None = None
+        if isinstance(obj, nn.Module):
+            self._state = {k: v.detach().cpu() for k, v in obj.state_dict().items()}
+            self.label = label or f"model {type(obj).__name__}"
+        elif isinstance(obj, (str, os.PathLike)):
+            self.path = Path(obj)
+            self.label = label or str(self.path)
+        elif isinstance(obj, Mapping):
+            self.label = label or "state_dict"
+            self._state = _state_dict_or_error(obj, self.label)
+            self._state = {k: v.detach().cpu() for k, v in self._state.items()}
+        else:
+            raise ValueError(f"a checkpoint must be a path, a state_dict or an nn.Module; got {type(obj).__name__}")
+        self._checked_against: int | None = None
+
+    @property
+    def epoch(self) -> int | None:
+        return epoch_of(self.path) if self.path is not None else None
+
+    def open(self, reference: Mapping[str, torch.Size] | None = None) -> dict[str, torch.Tensor]:
+        """The state_dict; checked once against ``reference`` (key -> shape) when given."""
+        state = self._state if self._state is not None else _load_mmap(self.path)
+        if reference is not None and self._checked_against != id(reference):
+            problem = mismatch(reference, state)
+            if problem:
+                raise CheckpointError(f"{self.label} does not fit the centre weights: {problem}")
+            self._checked_against = id(reference)
+        return state
+
+
+def mismatch(reference: Mapping[str, Any], other: Mapping[str, torch.Tensor], what: str = "file") -> str | None:
+    """A one-line description of how ``other``'s keys/shapes differ from ``reference``'s, or None.
+
+    ``reference`` maps key -> shape (or tensor).
+    """
+    shape = lambda v: tuple(v.shape) if hasattr(v, "shape") else tuple(v)  # noqa: E731
+    missing = [k for k in reference if k not in other]
+    unexpected = [k for k in other if k not in reference]
+    wrong = [k for k in reference if k in other and shape(reference[k]) != shape(other[k])]
+    if not (missing or unexpected or wrong):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} keys missing (e.g. {missing[0]!r})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]!r})")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} tensors with other shapes (e.g. {k!r}: expected {shape(reference[k])}, "
+                     f"{what} {shape(other[k])})")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------
+# the container
+
+
+@dataclass
+class Directions:
+    """One or two directions, each a dict of tensors keyed like ``model.state_dict()``.
+
+    Every key of the state_dict is present; tensors a direction does not move (ignored
+    biases, buffers, integer counters) are zeros of the state's dtype. Tensors live on the CPU.
+
+    Attributes
+    ----------
+    x : dict[str, Tensor]
+        First direction (the surface's first axis, alpha).
+    y : dict[str, Tensor] or None
+        Second direction (beta); None for a 1D direction.
+    meta : dict
+        JSON-serialisable: kind ('random' | 'pca' | 'interp'), norm, ignore, dir_type, seed,
+        explained_variance (PCA), cosine between x and y, centre checkpoint, ...
+    """
+
+    x: dict[str, torch.Tensor]
+    y: dict[str, torch.Tensor] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        return str(self.meta.get("kind", "random"))
+
+    @property
+    def ndim(self) -> int:
+        return 1 if self.y is None else 2
+
+    @property
+    def centre_epoch(self) -> int | None:
+        """Epoch of the checkpoint at (0, 0), when the directions were made from a run."""
+        e = self.meta.get("centre_epoch")
+        return int(e) if e is not None else None
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Save atomically as a ``.pt`` file loadable with ``weights_only=True``."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return save_checkpoint({"format": DIRECTIONS_FORMAT, "x": self.x, "y": self.y, "meta": self.meta}, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Directions":
+        """Load a file written by :meth:`save` (``weights_only=True``); one-line errors otherwise."""
+        obj = load_checkpoint(path)
+        if not (isinstance(obj, dict) and isinstance(obj.get("x"), dict) and "meta" in obj):
+            raise CheckpointError(f"{path} is not a losscape directions file (make one with 'losscape directions')")
+        x, y = obj["x"], obj.get("y")
+        for name, d in (("x", x), ("y", y)):
+            if d is not None and not (isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values())):
+                raise CheckpointError(f"{path}: direction {name} is not a dict of tensors")
+        if y is not None:
+            problem = mismatch(x, y, "y")
+            if problem:
+                raise CheckpointError(f"{path}: directions x and y do not match: {problem}")
+        if not isinstance(obj["meta"], dict):
+            raise CheckpointError(f"{path}: the directions' metadata is not a dict")
+        return cls(x, y, dict(obj["meta"]))
+
+    def check_fits(self, state: Mapping[str, Any], source: str = "the model") -> None:
+        """Raise ``CheckpointError`` (one line) unless x (and y) have ``state``'s keys and shapes."""
+        problem = mismatch(state, self.x, "direction")
+        if problem:
+            raise CheckpointError(f"directions ({self.kind}) do not fit {source}: {problem}; "
+                                  f"make directions for this model with 'losscape directions'")
+
+    def point(self, centre: Mapping[str, torch.Tensor], a: float, b: float = 0.0) -> dict[str, torch.Tensor]:
+        """The state ``centre + a * x + b * y`` (floating tensors; others are the centre's).
+
+        Computed in the centre's dtype, from the stored centre each time (never by repeated
+        additions), so ``point(c, 0, 0)`` is exactly ``c``.
+        """
+        if b != 0.0 and self.y is None:
+            raise ValueError(f"b must be 0 for a 1D direction; got {b!r}")
+        out = {}
+        for k, c in centre.items():
+            if not c.is_floating_point():
+                out[k] = c
+                continue
+            v = c + a * self.x[k].to(c.device, c.dtype) if a != 0.0 else c.clone()
+            if b != 0.0:
+                v = v + b * self.y[k].to(c.device, c.dtype)
+            out[k] = v
+        return out

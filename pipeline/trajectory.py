@@ -1,0 +1,278 @@
+"""Projection of a training trajectory onto a pair of directions, and the PCA plane's grid.
+
+``project_trajectory`` finds, for every checkpoint ``theta_e``, the coefficients ``(a_e, b_e)``
+minimising ``|theta_e - theta_c - a x - b y|`` (least squares in the direction basis; the
+directions need not be orthogonal or of unit norm), from the 2x2 normal equations::
+
+    [x.x  x.y] [a]   [x.d]
+    [x.y  y.y] [b] = [y.d],      d = theta_e - theta_c
+
+accumulated piece by piece over memory-mapped checkpoint files (never stacked, see
+:mod:`pipeline.directions.stream`). The norms are taken over the weight space of the
+directions' ``dir_type``: all parameters for ``weights`` (also those a direction ignores, such
+as biases under ``ignore='biasbn'``, so their drift shows in the residual), parameters and
+BatchNorm running statistics for ``states``. Integer buffers never count.
+
+``pca_grid`` turns a trajectory's extent into a :class:`~pipeline.config.Grid` on which
+``(0, 0)`` is exactly a grid point.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoints import load_state_into
+from .config import Grid
+from .data import Split
+from .directions.base import Directions, StateLike, StateSource, in_space, tensor_roles
+from .directions.stream import DEFAULT_MEMORY_BUDGET, plan_chunks, stream_differences, unique_sources
+from .progress import progress_bar
+from .surface import Trajectory
+
+log = logging.getLogger(__name__)
+
+__all__ = ["project_trajectory", "pca_grid"]
+
+# Direction metadata copied into the trajectory's metadata (and so into the .vtp file).
+_META_KEYS = ("kind", "norm", "ignore", "dir_type", "seed", "explained_variance", "centre", "centre_epoch", "model")
+
+
+def _as_split(data: Any) -> Split:
+    if isinstance(data, Split):
+        return data
+    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        return Split(data[0], data[1])
+    raise ValueError(f"data must be a pipeline.data.Split or an (inputs, targets) pair of tensors; "
+                     f"got {type(data).__name__}")
+
+
+def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions, centre_state: StateLike, *,
+                       model: nn.Module | None = None, data: Split | tuple[torch.Tensor, torch.Tensor] | None = None,
+                       memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Trajectory:
+    """Project checkpoints onto the plane ``centre + a x + b y``.
+
+    Parameters
+    ----------
+    checkpoints : sequence of paths or state_dicts
+        The trajectory. Epochs come from file names (``epoch_007.pt`` -> 7); checkpoints
+        given in memory, or with other names, are numbered by position. The result is sorted
+        by epoch.
+    directions : Directions
+        1D (then every ``b`` is 0) or 2D; must fit the centre's keys and shapes.
+    centre_state : path or state_dict
+        The weights at (0, 0), normally the final checkpoint (``directions.meta['centre']``).
+    model, data : nn.Module and Split or (inputs, targets), optional
+        Both or neither. When given, ``loss`` is each checkpoint's own mean cross-entropy on
+        ``data`` and ``surface_loss`` the loss at ``centre + a x + b y``, both by
+        :func:`pipeline.train.eval_loss_accuracy` on a copy of ``model`` (eval mode, on the
+        model's device; ``model`` itself is not modified). Otherwise both are NaN.
+    memory_budget : int, bytes, default 64 MiB
+        Working memory of one streamed chunk.
+
+    Returns
+    -------
+    Trajectory
+        ``coords`` (E, 2) ``(a_e, b_e)``; ``epoch``; ``loss``; ``surface_loss``; ``residual``
+        ``= |d_e - a_e x - b_e y| / |d_e|`` with ``d_e = theta_e - theta_c`` (0 where
+        ``d_e = 0``, e.g. the centre itself). ``meta``: the directions' kind, norm, ignore,
+        dir_type, seed, explained_variance, centre, centre_epoch, model, ``ndim``,
+        ``direction_cosine``, ``num_checkpoints``, ``loss_evaluated``.
+    """
+    if (model is None) != (data is None):
+        raise ValueError("model and data must be given together (to evaluate loss and surface_loss) or not at all")
+    split = _as_split(data) if data is not None else None
+    if not isinstance(directions, Directions):
+        raise ValueError(f"directions must be a pipeline.directions.Directions; got {type(directions).__name__}")
+    if isinstance(checkpoints, (str, bytes)) or not isinstance(checkpoints, Sequence) or not checkpoints:
+        raise ValueError(f"checkpoints must be a non-empty sequence of paths or state_dicts; got {checkpoints!r:.80}")
+    sources = [StateSource(c) for c in checkpoints]
+    centre_src = StateSource(centre_state, label=None)
+    centre = centre_src.open()
+    reference = {k: v.shape for k, v in centre.items()}
+    directions.check_fits(centre, f"the centre weights ({centre_src.label})")
+    dir_type = str(directions.meta.get("dir_type", "weights"))
+    roles = tensor_roles(centre, model)
+    axes = [directions.x] + ([directions.y] if directions.y is not None else [])
+    keys = [k for k, t in centre.items() if t.is_floating_point()
+            and (in_space(roles[k], dir_type) or any(bool(ax[k].any()) for ax in axes))]
+    numels = {k: centre[k].numel() for k in keys}
+
+    # Normal-equation matrix A (m x m) from the directions, in float64.
+    m = len(axes)
+    A = np.zeros((m, m))
+    for k in keys:
+        vs = [ax[k].reshape(-1).to(torch.float64) for ax in axes]
+        for i in range(m):
+            for j in range(i, m):
+                A[i, j] += float(vs[i] @ vs[j])
+    A = np.triu(A) + np.triu(A, 1).T
+    if A[0, 0] == 0 or (m == 2 and A[1, 1] == 0):
+        raise ValueError("a direction is zero on every tensor of the weight space; cannot project onto it")
+    cos = A[0, 1] / math.sqrt(A[0, 0] * A[1, 1]) if m == 2 else None
+    if m == 2 and abs(cos) > 1 - 1e-9:
+        raise ValueError(f"directions x and y are parallel (cosine {cos:.6f}): they span a line, not a plane")
+
+    chunks = plan_chunks(numels, len(unique_sources([centre_src, *sources])[0]), memory_budget)
+    E = len(sources)
+
+    def basis(key: str, start: int, stop: int) -> torch.Tensor:  # (m, n) float64
+        return torch.stack([ax[key].reshape(-1)[start:stop].to(torch.float64) for ax in axes])
+
+    rhs = torch.zeros(E, m, dtype=torch.float64)
+    dd = torch.zeros(E, dtype=torch.float64)
+    for key, start, stop, d in stream_differences(centre_src, sources, chunks, reference):
+        rhs += d @ basis(key, start, stop).T
+        dd += torch.linalg.vector_norm(d, dim=1).square()
+    coef = np.linalg.solve(A, rhs.numpy().T).T  # (E, m)
+    coef_t = torch.from_numpy(np.ascontiguousarray(coef))
+    res = torch.zeros(E, dtype=torch.float64)
+    for key, start, stop, d in stream_differences(centre_src, sources, chunks, reference):
+        d -= coef_t @ basis(key, start, stop)  # (E, n) residual vectors, in place
+        res += torch.linalg.vector_norm(d, dim=1).square()
+    dd_np, res_np = dd.numpy(), res.numpy()
+    residual = np.where(dd_np > 0, np.sqrt(res_np) / np.sqrt(np.where(dd_np > 0, dd_np, 1.0)), 0.0)
+    coords = np.zeros((E, 2))
+    coords[:, :m] = coef
+
+    epochs = [s.epoch for s in sources]
+    if any(e is None for e in epochs):
+        epochs = list(range(E))
+    loss = np.full(E, np.nan)
+    surface_loss = np.full(E, np.nan)
+    if model is not None:
+        loss, surface_loss = _evaluate(sources, centre, directions, coords, model, split)
+
+    order = np.argsort(np.asarray(epochs), kind="stable")
+    meta = {k: directions.meta.get(k) for k in _META_KEYS if k in directions.meta}
+    meta.update({"ndim": directions.ndim, "direction_cosine": cos, "num_checkpoints": E,
+                 "loss_evaluated": model is not None, "projection": "least squares in the direction basis"})
+    return Trajectory(coords=coords[order], epoch=np.asarray(epochs)[order], loss=loss[order],
+                      surface_loss=surface_loss[order], residual=residual[order], meta=meta)
+
+
+def _evaluate(sources: Sequence[StateSource], centre: dict[str, torch.Tensor], directions: Directions,
+              coords: np.ndarray, model: nn.Module, split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Each checkpoint's own loss and the loss at its projected point, on ``split``."""
+    from .train import eval_loss_accuracy
+
+    net = copy.deepcopy(model).eval()
+    loss = np.full(len(sources), np.nan)
+    surface_loss = np.full(len(sources), np.nan)
+    with progress_bar(total=2 * len(sources), desc="trajectory", unit="eval") as bar:
+        for e, src in enumerate(sources):
+            load_state_into(net, src.open(), source=src.label)
+            loss[e] = eval_loss_accuracy(net, split)[0]
+            bar.update(1)
+            a, b = float(coords[e, 0]), float(coords[e, 1])
+            load_state_into(net, directions.point(centre, a, b), source="the projected point")
+            surface_loss[e] = eval_loss_accuracy(net, split)[0]
+            bar.update(1)
+    return loss, surface_loss
+
+
+# --------------------------------------------------------------------------------------------
+# grid of the PCA plane
+
+
+def _step_up(v: float) -> float:
+    """The smallest ``j * 2**k`` >= v with j in 8..16: at most 12.5 % above ``v``.
+
+    Such a step has at most 4 significant bits, so ``i * step`` is exact in float64 for any
+    grid index i, and ``np.linspace(-i0 * step, (n - 1 - i0) * step, n)[i0]`` is exactly 0.
+    """
+    k = math.floor(math.log2(v)) - 3
+    j = math.ceil(v / math.ldexp(1.0, k))  # 8..16
+    while math.ldexp(j, k) < v:
+        j += 1
+    return math.ldexp(j, k)
+
+
+def _step_next(h: float) -> float:
+    return _step_up(math.nextafter(h, math.inf))
+
+
+def _axis(values: np.ndarray, n: int, margin: float, symmetric: bool,
+          step: float | None = None) -> tuple[float, float, float] | None:
+    """``(min, max, step)`` of one axis; None when the values have no extent and no ``step`` is given."""
+    lo, hi = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
+    span = hi - lo
+    if span == 0:
+        if step is None:
+            return None
+        half = (n - 1) // 2  # no extent on this axis: centre 0 with the other axis's step
+        return -half * step, (n - 1 - half) * step, step
+    lo, hi = lo - margin * span, hi + margin * span
+    if symmetric:
+        half = (n - 1) // 2
+        h = _step_up(max(-lo, hi) / half)
+        return -half * h, half * h, h
+    h = _step_up((hi - lo) / (n - 1))
+    while True:
+        i_min = math.ceil(-lo / h)  # steps needed below 0
+        i_max = (n - 1) - math.ceil(hi / h)  # at most this many, so the rest covers hi
+        if i_min <= i_max:
+            ideal = (n - 1) / 2 - (lo + hi) / (2 * h)  # index of 0 when the slack is shared evenly
+            i0 = min(max(round(ideal), i_min), i_max)
+            return -i0 * h, (n - 1 - i0) * h, h
+        h = _step_next(h)
+
+
+def pca_grid(trajectory: Trajectory, n: int | tuple[int, int] = 51, margin: float = 0.25, *,
+             symmetric: bool = False) -> Grid:
+    """Default grid of a plane: the trajectory's extent (and 0) plus ``margin`` on each side.
+
+    Parameters
+    ----------
+    trajectory : Trajectory
+        A projected path (coordinates in the directions' units).
+    n : int or (nx, ny), default 51
+        Points per axis, at least 3 (odd when ``symmetric``). A 1D trajectory
+        (``meta['ndim'] == 1``) gives a 1D grid with ``ny = 1``.
+    margin : float, default 0.25
+        Added on both sides of each axis, as a fraction of that axis's extent.
+    symmetric : bool, default False
+        False: the range is snapped around the padded extent, with 0 at an interior (or end)
+        index; the grid spacing wastes no more than 12.5 % of the points. True: ``[-R, R]``
+        with 0 in the middle.
+
+    Returns
+    -------
+    Grid
+        With ``xs[i0] == 0.0`` and ``ys[j0] == 0.0`` exactly for some ``i0, j0``: the step is
+        ``j * 2**k`` (j in 8..16) and the ends are integer multiples of it. An axis with no
+        extent (all coordinates 0) gets the other axis's step, centred on 0.
+    """
+    if not isinstance(trajectory, Trajectory):
+        raise ValueError(f"trajectory must be a pipeline.surface.Trajectory; got {type(trajectory).__name__}")
+    nx, ny = (n, n) if isinstance(n, (int, np.integer)) else tuple(n)
+    for name, v in (("nx", nx), ("ny", ny)):
+        if isinstance(v, bool) or int(v) != v or v < 3:
+            raise ValueError(f"{name} must be an integer >= 3; got {v!r}")
+        if symmetric and v % 2 == 0:
+            raise ValueError(f"{name} must be odd for a symmetric grid (so 0 is the middle point); got {v}")
+    if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
+        raise ValueError(f"margin must be a finite number >= 0; got {margin!r}")
+    coords = trajectory.coords
+    if len(coords) == 0 or not np.isfinite(coords).all():
+        raise ValueError("trajectory coordinates must be finite and non-empty")
+    one_d = trajectory.meta.get("ndim") == 1
+    ax = _axis(coords[:, 0], int(nx), float(margin), symmetric)
+    if one_d:
+        if ax is None:
+            raise ValueError("the trajectory has no extent (every checkpoint projects to 0); give the grid explicitly")
+        return Grid(ax[0], ax[1], int(nx), 0.0, 0.0, 1)
+    ay = _axis(coords[:, 1], int(ny), float(margin), symmetric)
+    if ax is None and ay is None:
+        raise ValueError("the trajectory has no extent (every checkpoint projects to (0, 0)); give the grid explicitly")
+    if ax is None:
+        ax = _axis(coords[:, 0], int(nx), float(margin), symmetric, step=ay[2])
+    if ay is None:
+        ay = _axis(coords[:, 1], int(ny), float(margin), symmetric, step=ax[2])
+    return Grid(ax[0], ax[1], int(nx), ay[0], ay[1], int(ny))
