@@ -1,9 +1,83 @@
-"""`losscape render`."""
+"""`losscape render`: a run's pictures with ParaView (pvbatch + states) or pyvista/matplotlib."""
 from __future__ import annotations
 
-from . import not_built
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import LosscapeError
+
+PV_VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # = pipeline.render.pvbatch.VIEWS
+QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")
+PLANES = ("random", "pca")
 
 
 def register(sub) -> None:
-    p = sub.add_parser("render", help="(not built yet)", description="Not built yet.")
-    p.set_defaults(func=not_built("render", "see the open issues"))
+    p = sub.add_parser(
+        "render",
+        help="render a run's pictures (ParaView states via pvbatch, or pyvista)",
+        description="Render RUN/renders/<plane>_<view>.png from the run's surface_<plane>.vts and "
+        "trajectory_<plane>.vtp. With ParaView, the states in states/ are loaded with the plugin of "
+        "paraview_plugins/ (under xvfb-run when there is no display).",
+    )
+    p.add_argument("run", metavar="RUN", help="run directory")
+    p.add_argument("--backend", choices=["paraview", "pyvista"],
+                   help="default: paraview when pvbatch is found, else pyvista (with a notice)")
+    p.add_argument("--plane", choices=PLANES, action="append",
+                   help="plane to render (repeatable; default: every plane the run has)")
+    p.add_argument("--views", nargs="+", choices=PV_VIEWS, metavar="VIEW",
+                   help=f"views ({', '.join(PV_VIEWS)}; default: all; pyvista has no 3d_contours)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/renders)")
+    p.add_argument("--size", nargs=2, type=int, default=[1200, 900], metavar=("W", "H"),
+                   help="picture size in pixels, ParaView only (default: %(default)s)")
+    p.set_defaults(func=run)
+
+
+def _planes(run_dir: Path, asked: list[str] | None) -> list[str]:
+    if asked:
+        return list(dict.fromkeys(asked))
+    found = [k for k in PLANES if (run_dir / f"surface_{k}.vts").is_file()]
+    if not found:
+        raise LosscapeError(f"{str(run_dir)!r} has no surface_random.vts or surface_pca.vts; compute them first "
+                            f"(losscape run, or losscape surface)")
+    return found
+
+
+def _quicklook(run_dir: Path, plane: str, views, out_dir: Path) -> list[Path]:
+    from ..render.quicklook import render_quicklook
+    from ..vtkio import read_points, read_surface, read_trajectory
+
+    surface = read_surface(run_dir / f"surface_{plane}.vts")
+    traj_file = run_dir / f"trajectory_{plane}.vtp"
+    crit_file = run_dir / f"critical_points_{plane}.vtp"
+    trajectory = read_trajectory(traj_file) if traj_file.is_file() else None
+    critical = read_points(crit_file) if crit_file.is_file() else None
+    return render_quicklook(surface, trajectory, critical, out_dir=out_dir, prefix=plane, views=views)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..render import pvbatch
+
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise LosscapeError(f"run directory not found: {str(run_dir)!r}")
+    planes = _planes(run_dir, args.plane)
+    out_dir = Path(args.out) if args.out else run_dir / "renders"
+    backend = args.backend
+    if backend is None:
+        backend = "paraview" if pvbatch.paraview_available() else "pyvista"
+        if backend == "pyvista":
+            print("losscape render: notice: ParaView (pvbatch, and xvfb-run without a display) not found; "
+                  "rendering quick looks with pyvista instead", file=sys.stderr)
+    if backend == "paraview":  # one pvbatch process for all planes
+        written = pvbatch.render_paraview(run_dir, planes, args.views, out_dir, size=tuple(args.size))
+    else:
+        views = [v for v in (args.views or QUICKLOOK_VIEWS) if v in QUICKLOOK_VIEWS]
+        skipped = [v for v in (args.views or ()) if v not in QUICKLOOK_VIEWS]
+        if skipped:
+            print(f"losscape render: notice: the pyvista backend has no {', '.join(skipped)} view; skipped",
+                  file=sys.stderr)
+        written = [p for plane in planes for p in (_quicklook(run_dir, plane, views, out_dir) if views else [])]
+    for path in written:
+        print(path)
+    return 0
