@@ -6,38 +6,22 @@ pvpython, or ``PV_PLUGIN_PATH``. Debian's ParaView 5.11 on Python 3.11 needs the
 ``sitecustomize.py`` beside this file) or set it in a script before ``LoadPlugin``. Guide:
 docs/paraview.md.
 
-The filters use numpy and ParaView's own vtkmodules only; the topology is
-``pipeline.topology`` from this repository (the code of ``losscape analyze``), imported
-inside ``RequestData``.
+The filters use numpy and ParaView's own vtkmodules only. The numbers are computed by this
+repository's numpy-only modules, imported inside ``RequestData``: ``pipeline.fields`` (cap,
+threshold, contour levels, triangulation, interpolation, relief scale: the code of the
+quick-look pictures and ``losscape export``) and ``pipeline.topology`` (the code of
+``losscape analyze``). This file holds the VTK plumbing and the properties only.
 
-Loss Threshold
-    Caps a surface's loss for viewing, keeping the structured grid: *Blank* hides the points
-    above the cap (``vtkGhostType`` HIDDENPOINT, honoured by ParaView's representations and
-    most filters; their values become NaN), *Clamp* replaces values above the cap by the
-    cap, *Log10* takes base-10 logarithms. The cap: a multiple of max(centre value, chance
-    loss ln(num_classes)) (default, the quick looks' cap), of the minimum or of the centre
-    value, or absolute. Points whose loss is unknown (``valid == 0``, NaN) are hidden, except
-    that *Clamp* shows points known to lie above the cap (``+inf``, or an early-exit bound
-    above it) at the cap. The original values stay as ``<array>_raw``; the settings go into
-    the field data ``losscape_threshold`` (JSON), read by the filters below.
-Loss Critical Points
-    Minima, saddles and maxima with their persistence, simplified by a persistence
-    threshold (absolute, or relative to the value range): the arrays of ``losscape
-    analyze``'s ``critical_points_<kind>.vtp``, same defaults. Second output: the grid with
-    the ``basin`` labels.
-Loss Contours
-    N contour lines of the piecewise-linear surface (the grid split into triangles as in
-    DESIGN.md), linearly or logarithmically spaced, over an automatic (minimum to cap) or
-    given range; each polyline carries its ``level`` (point and cell data).
-Warp By Loss
-    ``z = scale * value`` (or ``scale * log10(value)``) for the surface, contour lines, the
-    trajectory (``surface_loss``) or critical points. The automatic scale makes the relief
-    of the *reference surface* (the optional second input ``Surface``; by default the input
-    itself when it is a grid) a chosen fraction of the plane's size ``sqrt(width * height)``
-    (the side of a square plane; a long PCA plane does not become a deep trench). Feeding the
-    same surface to every Warp By Loss gives them one scale, and the values of inputs that
-    were not thresholded are capped (or logged) like the reference first, so the path and
-    the critical points lie on the warped surface.
+Filters (each class's docstring is its help text in ParaView, each property's its tooltip):
+
+Loss Threshold          blank or clamp above a cap (default: the quick looks' cap), or log10;
+                        keeps the structured grid; settings in field data ``losscape_threshold``
+Loss Critical Points    minima, saddles, maxima with persistence, as ``losscape analyze``;
+                        second output: the ``basin`` labels on the grid
+Loss Contours           N contour lines of the piecewise-linear surface, linear or log levels,
+                        each polyline with its ``level``
+Warp By Loss            z = scale x value (or log10) for the surface, contours, path and critical
+                        points; the same ``Surface`` input gives them all one scale
 
 Errors on bad input (no loss array, not a 2D grid, ...) are written to ParaView's output
 window as ``<filter>: <what is wrong>``, and the filter produces nothing.
@@ -134,14 +118,29 @@ def _report_warning(label, message):
     vtkOutputWindow.GetInstance().DisplayWarningText(f"{label}: {message}\n")
 
 
-def _run(algorithm, label, inInfo, outInfo):
-    """Call ``algorithm._execute``; turn an InputError into a message and a failed request."""
-    try:
-        algorithm._execute(inInfo, outInfo)
-    except InputError as exc:
-        _report_error(label, str(exc))
-        return 0
-    return 1
+class _LossFilter(VTKPythonAlgorithmBase):
+    """What every filter here shares: property setters and error reporting.
+
+    Subclasses set ``LABEL`` (the name in messages) and implement ``_execute(inInfo, outInfo)``;
+    an InputError it raises becomes ``<LABEL>: <message>`` in the output window and a failed
+    request, not a traceback.
+    """
+
+    LABEL = "losscape"
+
+    def _set(self, attr, value):
+        """Set ``attr``; Modified() only when the value changes."""
+        if getattr(self, attr) != value:
+            setattr(self, attr, value)
+            self.Modified()
+
+    def RequestData(self, request, inInfo, outInfo):
+        try:
+            self._execute(inInfo, outInfo)
+        except InputError as exc:
+            _report_error(self.LABEL, str(exc))
+            return 0
+        return 1
 
 
 def _grid_shape(data, what="input"):
@@ -233,6 +232,12 @@ def _missing(data, values):
     return out
 
 
+def _copy_field_data(src, dst):
+    fd = src.GetFieldData()
+    for k in range(fd.GetNumberOfArrays()):
+        dst.GetFieldData().AddArray(fd.GetAbstractArray(k))
+
+
 def _numpy_to_vtk(values, name):
     import numpy as np
     from vtkmodules.util.numpy_support import numpy_to_vtk
@@ -274,31 +279,23 @@ def _same_type_output(inInfo, outInfo, port=0, convert_images=False):
     return 1
 
 
-def _cap_of(record):
-    """The cap recorded by Loss Threshold (None for Log10 or no record)."""
-    if not record or record.get("mode") not in ("blank", "clamp"):
-        return None
-    return float(record["cap"])
-
-
-def _apply_record(values, record):
-    """Transform raw values as Loss Threshold did to the reference surface.
+def _as_thresholded(values, record):
+    """Transform raw values as Loss Threshold did to the reference surface (``record``).
 
     Blank and Clamp: values above the cap become the cap (a path cannot be blanked point by
     point without breaking it, so it runs along the rim); Log10: log10, NaN where <= 0.
     """
-    import numpy as np
+    from pipeline import fields
 
     if not record:
         return values
     if record.get("mode") == "log10":
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(values > 0, np.log10(np.where(values > 0, values, 1.0)), np.nan)
-    return np.minimum(values, float(record["cap"]))
+        return fields.threshold(values, "log10")[0]
+    return fields.threshold(values, "clamp", float(record["cap"]))[0]
 
 
 # ------------------------------------------------------------------------------------------
-# grids: shape checks, the DESIGN.md triangulation, piecewise-linear interpolation
+# grids: shape checks, axes, layout
 
 
 def _is_grid(data):
@@ -307,23 +304,6 @@ def _is_grid(data):
     except InputError:
         return False
     return True
-
-
-def _triangles(nx, ny, keep=None):
-    """(T, 3) VTK point ids of the grid's triangles (quads split along (i+1, j)-(i, j+1)).
-
-    VTK order: point ``(i, j)`` has id ``i + nx * j``. ``keep`` (N,) bool drops every triangle
-    touching a point that is not kept.
-    """
-    import numpy as np
-
-    ids = np.arange(nx * ny, dtype=np.int64).reshape(ny, nx)  # ids[j, i]
-    p00, p10, p01, p11 = ids[:-1, :-1], ids[:-1, 1:], ids[1:, :-1], ids[1:, 1:]
-    tri = np.concatenate([np.stack([p00, p10, p01], -1).reshape(-1, 3),
-                          np.stack([p10, p11, p01], -1).reshape(-1, 3)])
-    if keep is not None:
-        tri = tri[np.asarray(keep, bool)[tri].all(axis=1)]
-    return tri
 
 
 def _axes(data, nx, ny):
@@ -339,56 +319,21 @@ def _axes(data, nx, ny):
     return xs, ys
 
 
-def _interpolate(xs, ys, values, xy):
-    """Piecewise-linear value (same triangles as _triangles) of grid ``values`` (ny, nx) at ``xy`` (K, 2).
-
-    NaN outside the grid or where a corner of the triangle is NaN.
-    """
+def _grid(flat, nx, ny):
+    """(nx, ny) view of a point array in VTK order (vertex id ``i + nx * j``)."""
     import numpy as np
 
-    x, y = xy[:, 0], xy[:, 1]
-    inside = (x >= xs[0]) & (x <= xs[-1]) & (y >= ys[0]) & (y <= ys[-1])
-    i = np.clip(np.searchsorted(xs, x, side="right") - 1, 0, len(xs) - 2)
-    j = np.clip(np.searchsorted(ys, y, side="right") - 1, 0, len(ys) - 2)
-    s = (x - xs[i]) / (xs[i + 1] - xs[i])
-    t = (y - ys[j]) / (ys[j + 1] - ys[j])
-    v00, v10, v01, v11 = values[j, i], values[j, i + 1], values[j + 1, i], values[j + 1, i + 1]
-    lower = s + t <= 1
-    out = np.where(lower, v00 + s * (v10 - v00) + t * (v01 - v00),
-                   v11 + (1 - s) * (v01 - v11) + (1 - t) * (v10 - v11))
-    return np.where(inside, out, np.nan)
+    return np.asarray(flat).reshape(ny, nx).T
 
 
-def _centre_index(data):
-    """Point id of the grid point (0, 0), or None when the grid has none."""
-    import numpy as np
+def _centre_id(data):
+    """Vertex id of the grid point (0, 0) (:func:`pipeline.fields.centre_index`), or None."""
+    from pipeline import fields
 
-    xyz = _points_xyz(data)
-    extent = float(np.ptp(xyz[:, :2], axis=0).max()) or 1.0
-    dist = np.abs(xyz[:, :2]).max(axis=1)
-    k = int(np.argmin(dist))
-    return k if dist[k] <= 1e-9 * extent else None
-
-
-def _find_meta(meta, key):
-    """``meta[key]``, or one level down (e.g. ``meta["dataset_info"][key]``)."""
-    if key in meta:
-        return meta[key]
-    for value in meta.values():
-        if isinstance(value, dict) and key in value:
-            return value[key]
-    return None
-
-
-def _chance_loss(meta):
-    """ln(number of classes) -- the cross-entropy of a uniform guess -- from metadata; else 1."""
-    import math
-
-    for key in ("num_classes", "n_classes"):
-        n = _find_meta(meta, key)
-        if isinstance(n, int) and not isinstance(n, bool) and n >= 2:
-            return math.log(n)
-    return 1.0
+    nx, ny = _grid_shape(data)
+    axes = _axes(data, nx, ny)
+    ij = fields.centre_index(*axes) if axes is not None else None
+    return None if ij is None else ij[0] + nx * ij[1]
 
 
 # ------------------------------------------------------------------------------------------
@@ -401,7 +346,7 @@ def _chance_loss(meta):
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkDataSet"], composite_data_supported=False)
 @smdomain.xml(_INPUT_ARRAYS)
-class LossThreshold(VTKPythonAlgorithmBase):
+class LossThreshold(_LossFilter):
     """Cap a loss surface for viewing (blank or clamp above a cap, or log10), keeping its grid.
 
     Output: the input grid with the array replaced (NaN at hidden points), the original
@@ -409,6 +354,7 @@ class LossThreshold(VTKPythonAlgorithmBase):
     settings in the field data ``losscape_threshold`` (JSON: array, mode, cap, minimum, ...).
     """
 
+    LABEL = "Loss Threshold"
     MODES = ("blank", "clamp", "log10")
     CAP_MODES = ("multiple of minimum", "absolute", "multiple of centre value",
                  "multiple of max(centre value, chance loss)")
@@ -420,11 +366,6 @@ class LossThreshold(VTKPythonAlgorithmBase):
         self._cap_mode = 3
         self._cap_factor = 5.0
         self._cap = 1.0
-
-    def _set(self, attr, value):
-        if getattr(self, attr) != value:
-            setattr(self, attr, value)
-            self.Modified()
 
     @smproperty.stringvector(name="Array", default_values="loss")
     @smdomain.xml(_ARRAY_LIST)
@@ -477,11 +418,11 @@ class LossThreshold(VTKPythonAlgorithmBase):
     def RequestDataObject(self, request, inInfo, outInfo):
         return _same_type_output(inInfo, outInfo)
 
-    def RequestData(self, request, inInfo, outInfo):
-        return _run(self, "Loss Threshold", inInfo, outInfo)
-
     def _cap_value(self, data, v, usable, vmin):
+        """(cap, record entries) for Blank and Clamp; the rule is :func:`pipeline.fields.default_cap`."""
         import numpy as np
+
+        from pipeline import fields
 
         if self._cap_mode == 1:
             cap = self._cap
@@ -491,28 +432,27 @@ class LossThreshold(VTKPythonAlgorithmBase):
             return float(cap), {"cap_mode": "absolute"}
         if not (np.isfinite(self._cap_factor) and self._cap_factor >= 1):
             raise InputError(f"Cap Factor must be a finite number >= 1; got {self._cap_factor!r}")
-        if self._cap_mode == 0:
-            ref, what = vmin, "minimum"
-        elif self._cap_mode in (2, 3):
-            centre = _centre_index(data)
-            if self._cap_mode == 2 and (centre is None or not usable[centre]):
-                raise InputError("Cap Mode 'Multiple of centre value' needs a valid grid point at (0, 0); "
-                                 "this grid has none (use another Cap Mode)")
-            ref = float(v[centre]) if centre is not None and usable[centre] else vmin
-            what = "centre value"
-            if self._cap_mode == 3:
-                ref, what = max(ref, _chance_loss(_record(data, META_NAME) or {})), "reference"
-        else:
+        if self._cap_mode not in (0, 2, 3):
             raise InputError(f"Cap Mode must be 0, 1, 2 or 3; got {self._cap_mode}")
+        what = ("minimum", None, "centre value", "reference")[self._cap_mode]
+        centre = None if self._cap_mode == 0 else _centre_id(data)
+        if self._cap_mode == 2 and (centre is None or not usable[centre]):
+            raise InputError("Cap Mode 'Multiple of centre value' needs a valid grid point at (0, 0); "
+                             "this grid has none (use another Cap Mode)")
+        floor = fields.chance_loss(_record(data, META_NAME) or {}) if self._cap_mode == 3 else 0.0
+        ref = fields.cap_reference(v, usable, centre, floor)
         if not ref > 0:
             raise InputError(f"a cap given as a multiple of the {what} needs a positive {what}; the {what} of "
                              f"{self._array!r} is {ref:g} (set Cap Mode to Absolute)")
-        return self._cap_factor * ref, {"cap_mode": self.CAP_MODES[self._cap_mode], "cap_factor": self._cap_factor,
-                                        "cap_reference": ref}
+        cap = fields.default_cap(v, usable, centre=centre, cap_factor=self._cap_factor, floor=floor)
+        return cap, {"cap_mode": self.CAP_MODES[self._cap_mode], "cap_factor": self._cap_factor,
+                     "cap_reference": ref}
 
     def _execute(self, inInfo, outInfo):
         import numpy as np
         from vtkmodules.vtkCommonDataModel import vtkDataSet
+
+        from pipeline import fields
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         out = vtkDataSet.GetData(outInfo, 0)
@@ -534,20 +474,11 @@ class LossThreshold(VTKPythonAlgorithmBase):
         vmin = float(v[usable].min())
         record = {"array": self._array, "mode": mode, "minimum": vmin, "maximum": float(v[usable].max())}
 
-        if mode == "log10":
-            hidden = hidden_before | invalid | ~(v > 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                new = np.where(hidden, np.nan, np.log10(np.where(v > 0, v, 1.0)))
-        else:
+        cap = None
+        if mode != "log10":
             cap, extra = self._cap_value(inp, v, usable, vmin)
             record.update(extra, cap=cap)
-            if mode == "blank":
-                hidden = hidden_before | invalid | ~(v <= cap)
-                new = np.where(hidden, np.nan, v)
-            else:
-                above = v >= cap  # +inf and lower bounds above the cap are known to be above it
-                hidden = hidden_before | (invalid & ~above)
-                new = np.where(hidden, np.nan, np.minimum(v, cap))
+        new, hidden = fields.threshold(v, mode, cap, invalid=invalid, hidden=hidden_before)
         record["hidden_points"] = int(hidden.sum())
 
         out.ShallowCopy(inp)
@@ -564,30 +495,13 @@ class LossThreshold(VTKPythonAlgorithmBase):
 # Loss Contours
 
 
-def contour_levels(lo, hi, n, log, include_ends):
-    """``n`` levels from ``lo`` to ``hi``, evenly spaced (linearly or in log10).
-
-    ``include_ends=False`` (automatic range) keeps them strictly inside: at the minimum a
-    contour is a point and at the cap it outlines the clamped plateau.
-    """
-    import numpy as np
-
-    if log and not lo > 0:
-        raise InputError(f"log spacing needs a positive range; the range starts at {lo:g} "
-                         f"(set Spacing to Linear or give a positive Range)")
-    if not hi > lo:
-        raise InputError(f"the contour range must have min < max; got [{lo:g}, {hi:g}]")
-    space = np.geomspace if log else np.linspace
-    return space(lo, hi, n) if include_ends else space(lo, hi, n + 2)[1:-1]
-
-
 @smproxy.filter(name="LossContours", label="Loss Contours")
 @_described('Contour lines of a loss surface, N levels (linear or log), each line with its level.')
 @smhint.xml(CATEGORY)
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkDataSet"], composite_data_supported=False)
 @smdomain.xml(_INPUT_ARRAYS)
-class LossContours(VTKPythonAlgorithmBase):
+class LossContours(_LossFilter):
     """Contour lines of a loss surface, each polyline carrying its ``level``.
 
     The grid is split into triangles as in DESIGN.md (the topology's triangulation), so the
@@ -597,6 +511,8 @@ class LossContours(VTKPythonAlgorithmBase):
     data, and ``losscape_contours`` (JSON: the levels).
     """
 
+    LABEL = "Loss Contours"
+
     def __init__(self):
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=1, outputType="vtkPolyData")
         self._array = "loss"
@@ -604,11 +520,6 @@ class LossContours(VTKPythonAlgorithmBase):
         self._spacing = 1
         self._range_mode = 0
         self._range = (0.1, 10.0)
-
-    def _set(self, attr, value):
-        if getattr(self, attr) != value:
-            setattr(self, attr, value)
-            self.Modified()
 
     @smproperty.stringvector(name="Array", default_values="loss")
     @smdomain.xml(_ARRAY_LIST)
@@ -649,23 +560,29 @@ class LossContours(VTKPythonAlgorithmBase):
         """Lowest and highest level (Range Mode = Given)."""
         self._set("_range", (float(lo), float(hi)))
 
-    def RequestData(self, request, inInfo, outInfo):
-        return _run(self, "Loss Contours", inInfo, outInfo)
-
     def levels(self, data, v, missing):
+        """The levels (:func:`pipeline.fields.contour_levels`): Given range with both ends, or
+        the minimum to the cap (the maximum without one) strictly inside."""
+        from pipeline import fields
+
         log = self._spacing == 1
         if self._n < 1:
             raise InputError(f"Number Of Levels must be >= 1; got {self._n}")
         if self._range_mode == 1:
             lo, hi = self._range
-            return contour_levels(lo, hi, self._n, log, include_ends=True)
-        good = v[~missing]
-        if good.size == 0:
-            raise InputError(f"no point has a valid finite {self._array!r}")
-        rec = _record(data, THRESHOLD_RECORD)
-        cap = _cap_of(rec) if rec and rec.get("array") == self._array else None
-        hi = cap if cap is not None else float(good.max())
-        return contour_levels(float(good.min()), hi, self._n, log, include_ends=False)
+            ends = True
+        else:
+            good = v[~missing]
+            if good.size == 0:
+                raise InputError(f"no point has a valid finite {self._array!r}")
+            rec = _record(data, THRESHOLD_RECORD) or {}
+            capped = rec.get("array") == self._array and rec.get("mode") in ("blank", "clamp")
+            lo, hi = float(good.min()), float(rec["cap"]) if capped else float(good.max())
+            ends = False
+        try:
+            return fields.contour_levels(lo, hi, self._n, log=log, lower=ends, upper=ends)
+        except ValueError as exc:
+            raise InputError(f"{exc} (check Spacing, Range Mode and Range)") from None
 
     def _execute(self, inInfo, outInfo):
         import numpy as np
@@ -674,6 +591,8 @@ class LossContours(VTKPythonAlgorithmBase):
         from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkDataObject, vtkDataSet, vtkPolyData
         from vtkmodules.vtkFiltersCore import vtkAppendPolyData, vtkContourFilter, vtkStripper
 
+        from pipeline import fields
+
         inp = vtkDataSet.GetData(inInfo[0], 0)
         out = vtkPolyData.GetData(outInfo, 0)
         nx, ny = _grid_shape(inp)
@@ -681,7 +600,7 @@ class LossContours(VTKPythonAlgorithmBase):
         missing = _missing(inp, v)
         levels = self.levels(inp, v, missing)
 
-        tri = _triangles(nx, ny, keep=~missing)
+        tri = fields.grid_triangles(nx, ny, keep=_grid(~missing, nx, ny))  # (T, 3) VTK point ids
         mesh = vtkPolyData()
         pts = vtkPoints()
         pts.SetDataTypeToDouble()
@@ -720,9 +639,7 @@ class LossContours(VTKPythonAlgorithmBase):
             append.Update()
             out.ShallowCopy(append.GetOutput())
         out.GetPointData().SetActiveScalars("level")
-        fd = inp.GetFieldData()
-        for k in range(fd.GetNumberOfArrays()):
-            out.GetFieldData().AddArray(fd.GetAbstractArray(k))
+        _copy_field_data(inp, out)
         _set_record(out, "losscape_contours", {"array": self._array, "levels": [float(x) for x in levels],
                                                "spacing": "log" if self._spacing == 1 else "linear"})
 
@@ -739,7 +656,7 @@ class LossContours(VTKPythonAlgorithmBase):
 @smhint.xml("<Optional />")
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkDataSet"], composite_data_supported=False)
-class WarpByLoss(VTKPythonAlgorithmBase):
+class WarpByLoss(_LossFilter):
     """Lift points to ``z = scale * value`` (or ``scale * log10(value)``).
 
     Works on the surface grid, contour lines, the trajectory and critical points. The
@@ -753,6 +670,7 @@ class WarpByLoss(VTKPythonAlgorithmBase):
     field data ``losscape_warp`` (JSON: scale, array, ...).
     """
 
+    LABEL = "Warp By Loss"
     AUTO_ARRAYS = ("surface_loss", "loss", "level")
 
     def __init__(self):
@@ -762,11 +680,6 @@ class WarpByLoss(VTKPythonAlgorithmBase):
         self._scale_mode = 0
         self._fraction = 0.5
         self._scale = 1.0
-
-    def _set(self, attr, value):
-        if getattr(self, attr) != value:
-            setattr(self, attr, value)
-            self.Modified()
 
     def FillInputPortInformation(self, port, info):
         info.Set(self.INPUT_REQUIRED_DATA_TYPE(), "vtkDataSet")
@@ -816,9 +729,6 @@ class WarpByLoss(VTKPythonAlgorithmBase):
     def RequestDataObject(self, request, inInfo, outInfo):
         return _same_type_output(inInfo, outInfo, convert_images=True)
 
-    def RequestData(self, request, inInfo, outInfo):
-        return _run(self, "Warp By Loss", inInfo, outInfo)
-
     def _auto_array(self, data, record):
         names = _point_names(data)
         preferred = [self.AUTO_ARRAYS[0], (record or {}).get("array") or "loss", *self.AUTO_ARRAYS[1:]]
@@ -829,17 +739,16 @@ class WarpByLoss(VTKPythonAlgorithmBase):
                          f"(point arrays: {', '.join(names) or 'none'}); set Height Array")
 
     def _heights(self, values):
-        import numpy as np
+        from pipeline import fields
 
-        if self._height == 0:
-            return values
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(values > 0, np.log10(np.where(values > 0, values, 1.0)), np.nan)
+        return values if self._height == 0 else fields.log10_or_nan(values)
 
     def _execute(self, inInfo, outInfo):
         import numpy as np
         from vtkmodules.vtkCommonCore import vtkPoints
         from vtkmodules.vtkCommonDataModel import vtkDataSet, vtkPointSet
+
+        from pipeline import fields
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         ref = vtkDataSet.GetData(inInfo[1], 0) if inInfo[1].GetNumberOfInformationObjects() else None
@@ -854,7 +763,7 @@ class WarpByLoss(VTKPythonAlgorithmBase):
             raise InputError("the values are already log10 (Loss Threshold in Log10 mode); set Height to Value")
         name = self._height_array or self._auto_array(inp, rec_in or rec_ref)
         raw = _values(inp, name)
-        h = self._heights(_apply_record(raw, None if rec_in is not None else rec_ref))
+        h = self._heights(_as_thresholded(raw, None if rec_in is not None else rec_ref))
         miss = ~np.isfinite(h)
         if inp_is_grid:
             miss |= _missing(inp, raw)
@@ -886,29 +795,23 @@ class WarpByLoss(VTKPythonAlgorithmBase):
                 raise InputError(f"the reference surface has no valid {ref_name!r} value")
             rxyz = xyz if ref is inp else _points_xyz(ref)
             sides = np.ptp(rxyz[:, :2], axis=0)  # (width, height) of the plane
-            extent = float(np.sqrt(sides[0] * sides[1]))
-            span = float(np.ptp(good))
+            extent = fields.plane_size(sides, "geometric")
             if not (np.isfinite(self._fraction) and self._fraction >= 0):
                 raise InputError(f"Relief Fraction must be a finite number >= 0; got {self._fraction!r}")
-            if span > 0:
-                scale = self._fraction * extent / span
-            else:
-                _report_warning("Warp By Loss", f"the reference {ref_name!r} is constant; using scale 1")
-                scale = 1.0
+            scale = fields.relief_scale(good, sides, self._fraction, size="geometric")
+            if not np.ptp(good) > 0:
+                _report_warning(self.LABEL, f"the reference {ref_name!r} is constant; using scale 1")
         else:
             raise InputError(f"Scale Mode must be 0 (Automatic) or 1 (Explicit); got {self._scale_mode}")
 
-        if miss.any() and not inp_is_grid and ref is not None:
+        surface = None  # the reference's heights on its grid, to put a path's gaps on it
+        if not inp_is_grid and ref is not None and miss.any():
             nxr, nyr = _grid_shape(ref)
             axes = _axes(ref, nxr, nyr)
             if axes is not None:
-                grid_h = np.where(ref_miss, np.nan, href).reshape(nyr, nxr)
-                h = np.where(miss, _interpolate(axes[0], axes[1], grid_h, xyz[:, :2]), h)
-                miss = ~np.isfinite(h)
-        if miss.any():
-            top = float(href[~ref_miss].max()) if ref is not None and (~ref_miss).any() else \
-                (float(h[~miss].max()) if (~miss).any() else 0.0)
-            h = np.where(miss, top, h)
+                surface = (*axes, _grid(np.where(ref_miss, np.nan, href), nxr, nyr))
+        top = float(href[~ref_miss].max()) if ref is not None and (~ref_miss).any() else None
+        h = fields.fill_heights(np.where(miss, np.nan, h), xyz[:, :2], surface, top=top)
         z = scale * h
 
         if isinstance(inp, vtkPointSet):
@@ -946,7 +849,7 @@ class WarpByLoss(VTKPythonAlgorithmBase):
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkDataSet"], composite_data_supported=False)
 @smdomain.xml(_INPUT_ARRAYS)
-class LossCriticalPoints(VTKPythonAlgorithmBase):
+class LossCriticalPoints(_LossFilter):
     """Minima, saddles and maxima of a loss surface, ranked by persistence (pipeline.topology).
 
     Output 0 (Critical Points): one vertex per critical point that survives the persistence
@@ -959,16 +862,13 @@ class LossCriticalPoints(VTKPythonAlgorithmBase):
     ``losscape analyze``.
     """
 
+    LABEL = "Loss Critical Points"
+
     def __init__(self):
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=2, outputType="vtkPolyData")
         self._array = "loss"
         self._persistence = 0.0  # the defaults of `losscape analyze`
         self._relative = 0
-
-    def _set(self, attr, value):
-        if getattr(self, attr) != value:
-            setattr(self, attr, value)
-            self.Modified()
 
     def FillOutputPortInformation(self, port, info):
         from vtkmodules.vtkCommonDataModel import vtkDataObject
@@ -1007,9 +907,6 @@ class LossCriticalPoints(VTKPythonAlgorithmBase):
         if not isinstance(info0.Get(vtkDataObject.DATA_OBJECT()), vtkPolyData):
             info0.Set(vtkDataObject.DATA_OBJECT(), vtkPolyData())
         return _same_type_output(inInfo, outInfo, port=1)
-
-    def RequestData(self, request, inInfo, outInfo):
-        return _run(self, "Loss Critical Points", inInfo, outInfo)
 
     def _execute(self, inInfo, outInfo):
         import numpy as np
@@ -1052,9 +949,7 @@ class LossCriticalPoints(VTKPythonAlgorithmBase):
         for name, values_k in arrays.items():
             points_out.GetPointData().AddArray(_numpy_to_vtk(values_k, name))
         points_out.GetPointData().SetActiveScalars("CriticalType")
-        fd = inp.GetFieldData()
-        for idx in range(fd.GetNumberOfArrays()):
-            points_out.GetFieldData().AddArray(fd.GetAbstractArray(idx))
+        _copy_field_data(inp, points_out)
         _set_record(points_out, "losscape_topology", {
             "array": self._array, "persistence": topo.persistence, "relative": topo.relative,
             "threshold": topo.threshold, "value_range": list(topo.value_range), "counts": topo.counts()})

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import fields
 from ..surface import Surface
 
 __all__ = ["PATH_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "DisplayField", "centre_value", "default_cap",
-           "display_field", "axis_labels", "parse_critical", "bilinear"]
+           "display_field", "axis_labels", "parse_critical"]
 
 PATH_COLOR = "#e41a1c"  # red: not in viridis, distinct from the critical-point colours
 DIVERGENT_COLOR = "#b8b8b8"
@@ -83,34 +84,23 @@ def _array(surface: Surface, array: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
-def _num_classes(meta: Mapping[str, Any]) -> int | None:
-    for key in ("num_classes", "n_classes"):
-        v = _find_meta(meta, key)
-        if isinstance(v, (int, np.integer)) and v >= 2:
-            return int(v)
-    return None
-
-
 def default_cap(surface: Surface, array: str = "loss", *, cap_factor: float = 5.0,
                 floor: float | None = None) -> float:
     """``cap_factor * max(centre value, floor)``; ``floor`` defaults to ``ln(num_classes)`` from meta, else 1.0.
 
     The centre value is the array at (0, 0) when the grid has that point and it is valid,
-    else the smallest valid value.
+    else the smallest valid value. The rule is :func:`pipeline.fields.default_cap`, which the
+    ParaView plugin's Loss Threshold uses too.
     """
     if not (math.isfinite(cap_factor) and cap_factor > 1):
         raise ValueError(f"cap_factor must be a finite number > 1; got {cap_factor!r}")
     if floor is None:
-        c = _num_classes(surface.meta)
-        floor = math.log(c) if c else 1.0
+        floor = fields.chance_loss(surface.meta)
     if not (math.isfinite(floor) and floor >= 0):
         raise ValueError(f"floor must be a finite number >= 0; got {floor!r}")
+    usable = surface.valid.astype(bool) if array == "loss" else None
     raw = _array(surface, array)
-    ref = centre_value(surface, array)
-    if ref is None:
-        ok = np.isfinite(raw)
-        ref = float(raw[ok].min()) if ok.any() else 0.0
-    return cap_factor * max(ref, floor)
+    return fields.default_cap(raw, usable, centre=surface.centre_index(), cap_factor=cap_factor, floor=floor)
 
 
 def display_field(surface: Surface, array: str = "loss", *, cap_factor: float = 5.0, cap: float | None = None,
@@ -145,29 +135,18 @@ def display_field(surface: Surface, array: str = "loss", *, cap_factor: float = 
         cap = default_cap(surface, array, cap_factor=cap_factor, floor=floor)
     if cap <= vmin:
         raise ValueError(f"cap must be above the smallest valid {array} ({vmin:.6g}); got {cap:.6g}")
-    divergent = ~valid | (valid & (raw > cap))
+    values, divergent = fields.threshold(raw, "blank", cap, invalid=~valid)
     vmax = min(cap, vtop)
     if vmax <= vmin:  # a constant surface: give the colour map a non-empty range
         vmax = vmin + max(abs(vmin), 1.0) * 1e-6
     log = vmin > 0
-    levels = (np.geomspace(vmin, vmax, n_levels + 1) if log else np.linspace(vmin, vmax, n_levels + 1))[1:]
-    values = np.where(divergent, np.nan, raw)
+    levels = fields.contour_levels(vmin, vmax, n_levels, log=log, lower=False)  # (vmin, vmax]
     return DisplayField(values, divergent, vmin, vmax, float(cap), levels, log, array)
-
-
-def _find_meta(meta: Mapping[str, Any], key: str) -> Any:
-    """``meta[key]`` or, failing that, ``meta[<any>][key]`` one level down (e.g. ``meta['directions']``)."""
-    if key in meta:
-        return meta[key]
-    for value in meta.values():
-        if isinstance(value, Mapping) and key in value:
-            return value[key]
-    return None
 
 
 def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True) -> tuple[str, str]:
     """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta), else alpha/beta."""
-    ev = _find_meta(meta, "explained_variance")
+    ev = fields.find_meta(meta, "explained_variance")
     if isinstance(ev, Sequence) and not isinstance(ev, str) and len(ev) >= 1:
         try:
             pcs = [f"PC{k + 1} ({100 * float(v):.1f}%)" for k, v in enumerate(ev[:2])]
@@ -187,7 +166,7 @@ def _title(surface: Surface, field: DisplayField, title: str | None) -> str:
         return title
     meta = surface.meta
     parts = [str(meta[k]) for k in ("model", "dataset") if meta.get(k)]
-    kind = _find_meta(meta, "kind")
+    kind = fields.find_meta(meta, "kind")
     head = " on ".join(parts) if parts else "loss landscape"
     if kind:
         head += f" — {kind} plane" if surface.grid.ndim == 2 else f" — {kind} direction"
@@ -228,19 +207,3 @@ def parse_critical(critical: Any) -> tuple[np.ndarray, np.ndarray] | None:
 def _epoch_labels(n: int, max_labels: int = 8) -> np.ndarray:
     """Indices of checkpoints to label: first, last and evenly spaced ones in between."""
     return np.unique(np.linspace(0, n - 1, min(n, max_labels)).round().astype(int)) if n else np.zeros(0, int)
-
-
-def bilinear(xs: np.ndarray, ys: np.ndarray, values: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Bilinear interpolation of ``values[i, j]`` (at ``(xs[i], ys[j])``) at ``pts`` (K, 2); NaN outside."""
-    out = np.full(len(pts), np.nan)
-    if len(xs) < 2 or len(ys) < 2:
-        return out
-    inside = (pts[:, 0] >= xs[0]) & (pts[:, 0] <= xs[-1]) & (pts[:, 1] >= ys[0]) & (pts[:, 1] <= ys[-1])
-    p = pts[inside]
-    i = np.clip(np.searchsorted(xs, p[:, 0]) - 1, 0, len(xs) - 2)
-    j = np.clip(np.searchsorted(ys, p[:, 1]) - 1, 0, len(ys) - 2)
-    tx = (p[:, 0] - xs[i]) / (xs[i + 1] - xs[i])
-    ty = (p[:, 1] - ys[j]) / (ys[j + 1] - ys[j])
-    out[inside] = ((1 - tx) * (1 - ty) * values[i, j] + tx * (1 - ty) * values[i + 1, j]
-                   + (1 - tx) * ty * values[i, j + 1] + tx * ty * values[i + 1, j + 1])
-    return out

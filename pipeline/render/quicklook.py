@@ -3,7 +3,9 @@
 matplotlib draws the 2D and 1D plots (:mod:`.plots2d`); pyvista renders the 3D views off screen,
 no X server needed (:mod:`.scene3d`); :mod:`.field` decides what is shown (cap, levels, labels).
 Both libraries are imported inside the functions, so importing this module is cheap. This
-module is the entry point and re-exports the public names.
+module is the entry point and re-exports the public names. The numbers behind the pictures
+(cap, thresholds, levels, interpolation, relief scale) come from :mod:`pipeline.fields`, which
+the ParaView plugin and ``losscape export`` use too.
 
 Conventions shared by every picture
 -----------------------------------

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import fields
 from ..surface import Surface, Trajectory
 from ..vtkio import to_vtk_order
-from .field import (CRITICAL_STYLE, DIVERGENT_COLOR, PATH_COLOR, _cap_note, _title, axis_labels, bilinear,
-                    display_field, parse_critical)
+from .field import (CRITICAL_STYLE, DIVERGENT_COLOR, PATH_COLOR, _cap_note, _title, axis_labels, display_field,
+                    parse_critical)
 
 __all__ = ["render_surface_3d", "VIEWS_3D"]
 
@@ -70,8 +71,9 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
     xs, ys = surface.xs, surface.ys
     nx, ny = surface.grid.shape
     A, B = np.meshgrid(xs, ys, indexing="ij")  # (nx, ny)
-    extent = max(xs[-1] - xs[0], ys[-1] - ys[0])
-    zscale = height_ratio * extent / (field.vmax - field.vmin)
+    sides = (xs[-1] - xs[0], ys[-1] - ys[0])
+    extent = fields.plane_size(sides, "larger")
+    zscale = fields.relief_scale([field.vmin, field.vmax], sides, height_ratio, size="larger")
 
     def height(v):  # value -> scene z; the axes are labelled with values, not z
         return (np.asarray(v, dtype=np.float64) - field.vmin) * zscale
@@ -113,8 +115,9 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
                     lines.points[:, 2] += 0.2 * lift
                     pl.add_mesh(lines, color="black", line_width=1.2, opacity=0.7)
             if crit is not None and len(crit[0]):
-                z = height(bilinear(xs, ys, field.capped(), crit[0]))
-                z = np.where(np.isfinite(z), z, height(field.vmax)) + 1.5 * lift
+                at = fields.fill_heights(np.full(len(crit[0]), np.nan), crit[0], (xs, ys, field.capped()),
+                                         top=field.vmax, method="bilinear")
+                z = height(at) + 1.5 * lift
                 for code in sorted(set(crit[1].tolist())):
                     _, color, _ = CRITICAL_STYLE[code]
                     sel = crit[1] == code
@@ -122,10 +125,9 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
                                   render_points_as_spheres=True)
             if trajectory is not None and len(trajectory.coords):
                 c = trajectory.coords
-                v = np.asarray(trajectory.surface_loss, dtype=np.float64).copy()
-                missing = ~np.isfinite(v)
-                v[missing] = bilinear(xs, ys, field.capped(), c[missing])
-                v = np.clip(np.where(np.isfinite(v), v, field.vmax), field.vmin, field.vmax)
+                v = fields.fill_heights(trajectory.surface_loss, c, (xs, ys, field.capped()), top=field.vmax,
+                                        method="bilinear")
+                v = np.clip(v, field.vmin, field.vmax)
                 pts = np.column_stack([c, height(v) + lift])
                 if len(pts) > 1:
                     pl.add_mesh(pv.lines_from_points(pts), color=PATH_COLOR, line_width=6,

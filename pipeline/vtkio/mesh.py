@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import fields
 from ..surface import Surface
 from ._core import _atomic_write
 
@@ -24,8 +25,9 @@ EXPORT_FORMATS = ("ply", "obj", "stl")
 def triangulate_grid(shape: tuple[int, int], keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Triangles of an ``(nx, ny)`` grid, each quad split along its (i+1, j)-(i, j+1) diagonal.
 
-    The split is the one of DESIGN.md's topology conventions (and TTK's). Triangles are
-    counter-clockwise in the (alpha, beta) plane, so their normals point to +z.
+    The split is the one of DESIGN.md's topology conventions (and TTK's), from
+    :func:`pipeline.fields.grid_triangles`. Triangles are counter-clockwise in the (alpha, beta)
+    plane, so their normals point to +z.
 
     Parameters
     ----------
@@ -42,15 +44,8 @@ def triangulate_grid(shape: tuple[int, int], keep: np.ndarray | None = None) -> 
         Indices into ``point_ids``.
     """
     nx, ny = shape
-    flat = np.arange(nx * ny, dtype=np.int64).reshape(nx, ny)  # C order: i * ny + j
-    p00, p10, p01, p11 = flat[:-1, :-1], flat[1:, :-1], flat[:-1, 1:], flat[1:, 1:]
-    tri = np.concatenate([
-        np.stack([p00, p10, p01], axis=-1).reshape(-1, 3),
-        np.stack([p10, p11, p01], axis=-1).reshape(-1, 3),
-    ])
-    if keep is not None:
-        keep_flat = np.asarray(keep, dtype=bool).ravel()
-        tri = tri[keep_flat[tri].all(axis=1)]
+    tri = fields.grid_triangles(nx, ny, keep)  # vertex ids i + nx * j
+    tri = (tri % nx) * ny + tri // nx  # -> numpy C order i * ny + j
     point_ids = np.unique(tri)
     remap = np.full(nx * ny, -1, dtype=np.int64)
     remap[point_ids] = np.arange(len(point_ids))
@@ -121,10 +116,8 @@ def export_mesh(
                          f"valid points")
     a, b = np.meshgrid(surface.grid.xs, surface.grid.ys, indexing="ij")  # (nx, ny)
     hz = h.ravel()[point_ids]
-    if scale is None:
-        extent = max(np.ptp(surface.grid.xs), np.ptp(surface.grid.ys))
-        span = float(np.ptp(hz))
-        scale = extent / span if span > 0 else 1.0
+    if scale is None:  # the height range as tall as the larger side of the plane
+        scale = fields.relief_scale(hz, (np.ptp(surface.grid.xs), np.ptp(surface.grid.ys)), 1.0, size="larger")
     xyz = np.stack([a.ravel()[point_ids], b.ravel()[point_ids], scale * hz], axis=1)
 
     import meshio  # not in ParaView's Python; only export needs it
