@@ -1,0 +1,340 @@
+"""The chunk store: a surface's finished points, persisted in small checksummed files.
+
+numpy only (no torch). The grid's flat points are cut into fixed chunks
+(:class:`~pipeline.resilient.plan.ChunkPlan`); each finished chunk is kept as one small file.
+
+Work directory ``<out>.parts/`` (e.g. ``surface_random.vts.parts/``)::
+
+    manifest.json         fingerprint of the configuration + the chunk plan + surface metadata
+    chunk_000000.bin ...  one file per finished chunk (written atomically: temp file + rename)
+    chunk_000007.bin.corrupt-<time>   a chunk that failed its checksum, moved aside (kept)
+
+Chunk file layout: a magic line ``LOSSCAPE-CHUNK 1``, one line of JSON (chunk number, point
+range, fingerprint, payload size and SHA-256, what the evaluator reported), then the payload:
+an ``.npz`` archive of the arrays ``coords`` (n, 2), ``loss``, ``accuracy``, ``bounded``, ``samples`` (n,) and, when both
+splits were evaluated, ``test_loss``, ``test_accuracy``. A truncated file, a flipped bit,
+a chunk of another configuration or of other points is reported as :class:`CorruptChunkError`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import errno
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import LosscapeError
+from .plan import ChunkPlan
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ChunkStore", "ChunkData", "CorruptChunkError", "ConfigMismatchError", "parts_dir", "fingerprint_of",
+           "write_atomic", "ARRAYS", "TEST_ARRAYS"]
+
+MAGIC = b"LOSSCAPE-CHUNK 1\n"
+MANIFEST_FORMAT = 1
+ARRAYS = {"loss": np.float64, "accuracy": np.float64, "bounded": np.bool_, "samples": np.int64}
+TEST_ARRAYS = {"test_loss": np.float64, "test_accuracy": np.float64}
+_CHUNK_RE = re.compile(r"^chunk_(\d{6,})\.bin$")
+
+
+class CorruptChunkError(LosscapeError):
+    """A chunk file is truncated, fails its checksum, or belongs to other points/configuration.
+
+    ``reason`` is the short cause (e.g. ``"checksum mismatch"``).
+    """
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class ConfigMismatchError(LosscapeError):
+    """The work directory holds chunks of another configuration."""
+
+
+def parts_dir(out: str | os.PathLike) -> Path:
+    """The work directory beside the output file: ``surface_random.vts`` -> ``surface_random.vts.parts``."""
+    out = Path(out)
+    return out.with_name(out.name + ".parts")
+
+
+def fingerprint_of(identity: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``identity`` (sorted keys)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), allow_nan=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class ChunkData:
+    """One finished chunk: points ``start:stop`` and their ``arrays`` (name -> (n,) array)."""
+
+    chunk: int
+    start: int
+    stop: int
+    coords: np.ndarray  # (n, 2) float64
+    arrays: dict[str, np.ndarray]
+    info: dict[str, Any]  # what the evaluator reported (e.g. the engine's resolved plan)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
+    """Write ``data`` to a temp file beside ``path``, fsync, then rename (or link) it into place.
+
+    ``exclusive``: publish with ``os.link`` so an existing ``path`` is never replaced; returns
+    False when ``path`` already existed. A failed write removes the temp file.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            except OSError as exc:
+                if exc.errno not in _NO_HARDLINKS:
+                    raise
+                return _create_exclusive(path, data)  # a filesystem without hard links
+            finally:
+                os.unlink(tmp)
+        else:
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return True
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+_NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
+
+
+def _create_exclusive(path: Path, data: bytes) -> bool:
+    """``O_CREAT | O_EXCL`` write (not atomic: a crash mid-write leaves a file that reads as damaged)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return True
+
+
+class ChunkStore:
+    """The work directory of one surface (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / "manifest.json"
+
+    def chunk_path(self, c: int) -> Path:
+        return self.root / f"chunk_{c:06d}.bin"
+
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    # -- manifest ------------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any] | None:
+        """The manifest, or None when the directory has none. A damaged manifest is an error."""
+        try:
+            text = self.manifest_path.read_text()
+        except FileNotFoundError:
+            return None
+        try:
+            manifest = json.loads(text)
+            if not isinstance(manifest, dict) or "fingerprint" not in manifest or "plan" not in manifest:
+                raise ValueError("missing keys")
+        except (json.JSONDecodeError, ValueError) as exc:
+            raise LosscapeError(f"{self.manifest_path} is damaged ({exc}); pass --restart to discard "
+                                f"{self.root} and start over") from None
+        return manifest
+
+    def open(self, identity: Mapping[str, Any], plan: ChunkPlan, meta: Mapping[str, Any] | None = None, *,
+             restart: bool = False) -> dict[str, Any]:
+        """Create the directory and manifest, or check an existing one against ``identity`` and ``plan``.
+
+        Raises :class:`ConfigMismatchError` (one line, names what differs) when the directory
+        holds another configuration and ``restart`` is False; with ``restart`` the old directory
+        is removed first. Safe when several shard jobs open the same directory at once.
+        """
+        if restart and self.root.exists():
+            log.info("discarding %s (--restart)", self.root)
+            self.remove()
+        self.root.mkdir(parents=True, exist_ok=True)
+        manifest = {"format": MANIFEST_FORMAT, "fingerprint": fingerprint_of(identity), "identity": dict(identity),
+                    "plan": plan.to_dict(), "meta": dict(meta or {}), "created": _now()}
+        text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=True, default=str) + "\n"
+        if write_atomic(self.manifest_path, text.encode(), exclusive=True):
+            return manifest
+        existing = self.read_manifest()
+        if existing is None:  # removed between our link attempt and the read (a concurrent --restart)
+            raise LosscapeError(f"{self.manifest_path} vanished while opening {self.root}; rerun the command")
+        self.check(existing, identity, plan)
+        return existing
+
+    def check(self, manifest: Mapping[str, Any], identity: Mapping[str, Any], plan: ChunkPlan) -> None:
+        """Raise :class:`ConfigMismatchError` unless ``manifest`` was made for ``identity`` and ``plan``."""
+        if manifest.get("fingerprint") == fingerprint_of(identity) and manifest.get("plan") == plan.to_dict():
+            return
+        old, new = _flat(manifest.get("identity") or {}), _flat(identity)
+        diffs = [f"{k}: {_short(old.get(k))} vs {_short(new.get(k))}"
+                 for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if manifest.get("plan") != plan.to_dict():
+            diffs.append(f"chunks: {_short(manifest.get('plan'))} vs {_short(plan.to_dict())}")
+        raise ConfigMismatchError(
+            f"{self.root} holds partial results of another configuration ({'; '.join(diffs[:3]) or 'fingerprint'}"
+            f"{'; ...' if len(diffs) > 3 else ''}); pass --restart to discard them, or choose another --out")
+
+    # -- chunks --------------------------------------------------------------------------------
+    def write_chunk(self, c: int, start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray],
+                    fingerprint: str, info: Mapping[str, Any] | None = None) -> Path:
+        """Persist chunk ``c`` atomically with its checksum; ``info`` (JSON) goes into the header."""
+        n = stop - start
+        payload = {"coords": np.ascontiguousarray(coords, dtype=np.float64).reshape(n, 2)}
+        for name, arr in arrays.items():
+            dtype = ARRAYS.get(name) or TEST_ARRAYS.get(name)
+            if dtype is None:
+                raise ValueError(f"chunk array must be one of {sorted(ARRAYS) + sorted(TEST_ARRAYS)}; got {name!r}")
+            a = np.asarray(arr).astype(dtype, copy=False).reshape(-1)
+            if a.shape != (n,):
+                raise ValueError(f"chunk array {name!r} must have shape ({n},); got {a.shape}")
+            payload[name] = a
+        buf = io.BytesIO()
+        np.savez(buf, **payload)
+        body = buf.getvalue()
+        header = {"chunk": c, "start": start, "stop": stop, "fingerprint": fingerprint, "nbytes": len(body),
+                  "sha256": hashlib.sha256(body).hexdigest(), "arrays": sorted(payload), "info": dict(info or {})}
+        path = self.chunk_path(c)
+        write_atomic(path, MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + body)
+        return path
+
+    def read_chunk(self, c: int, plan: ChunkPlan, fingerprint: str) -> ChunkData:
+        """Read and verify chunk ``c``; :class:`CorruptChunkError` says what is wrong."""
+        path = self.chunk_path(c)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise CorruptChunkError(f"{path} cannot be read ({exc})", f"unreadable: {exc.strerror}") from None
+        bad = lambda why: CorruptChunkError(f"{path} is corrupted ({why})", why)  # noqa: E731
+        if not raw.startswith(MAGIC):
+            raise bad("not a losscape chunk file")
+        head, sep, body = raw[len(MAGIC):].partition(b"\n")
+        try:
+            header = json.loads(head)
+            nbytes, digest = int(header["nbytes"]), str(header["sha256"])
+        except (ValueError, KeyError, TypeError):
+            raise bad("unreadable header") from None
+        if not sep or len(body) != nbytes:
+            raise bad(f"truncated: {len(body)} of {nbytes} payload bytes")
+        if hashlib.sha256(body).hexdigest() != digest:
+            raise bad("checksum mismatch")
+        start, stop = plan.bounds(c)
+        if (header.get("chunk"), header.get("start"), header.get("stop")) != (c, start, stop):
+            raise bad(f"holds points {header.get('start')}:{header.get('stop')}, expected {start}:{stop}")
+        if header.get("fingerprint") != fingerprint:
+            raise bad("written for another configuration")
+        try:
+            with np.load(io.BytesIO(body), allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (ValueError, OSError, EOFError) as exc:
+            raise bad(f"unreadable payload: {exc}") from None
+        n = stop - start
+        coords = arrays.pop("coords", None)
+        missing = [k for k in ARRAYS if k not in arrays]
+        if coords is None or coords.shape != (n, 2) or missing or any(a.shape != (n,) for a in arrays.values()):
+            raise bad("arrays missing or of the wrong shape")
+        info = header.get("info") if isinstance(header.get("info"), dict) else {}
+        return ChunkData(c, start, stop, coords, arrays, info)
+
+    def chunk_ids(self) -> list[int]:
+        """Chunk numbers with a file present (not verified), ascending."""
+        if not self.root.is_dir():
+            return []
+        found = (_CHUNK_RE.match(p.name) for p in self.root.iterdir())
+        return sorted(int(m.group(1)) for m in found if m)
+
+    def quarantine(self, c: int) -> Path:
+        """Move a bad chunk file aside (kept for inspection) so that it is recomputed."""
+        src = self.chunk_path(c)
+        dst = src.with_name(f"{src.name}.corrupt-{_dt.datetime.now().strftime('%Y%m%dT%H%M%S%f')}")
+        os.replace(src, dst)
+        return dst
+
+    def scan(self, plan: ChunkPlan, fingerprint: str) -> tuple[list[int], dict[int, str]]:
+        """Verify every chunk file present: ``(good chunk numbers, {bad chunk: message})``."""
+        good: list[int] = []
+        bad: dict[int, str] = {}
+        for c in self.chunk_ids():
+            if c >= plan.n_chunks:
+                bad[c] = f"{self.chunk_path(c)} is beyond the plan's {plan.n_chunks} chunks"
+                continue
+            try:
+                self.read_chunk(c, plan, fingerprint)
+            except FileNotFoundError:
+                continue
+            except CorruptChunkError as exc:
+                bad[c] = str(exc)
+            else:
+                good.append(c)
+        return good, bad
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=False)
+
+
+def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"eval": {"cap": 3}}`` -> ``{"eval.cap": 3}`` (so a refusal names the very setting)."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and v:
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
