@@ -394,23 +394,24 @@ def test_cap_bounds_divergent_points_and_leaves_the_rest_identical(setup, tmp_pa
     assert s.meta["forward_samples"] < ref.meta["forward_samples"]
 
 
-def test_pca_directions_default_to_the_trajectory_extent(setup):
+def test_pca_directions_default_to_the_trajectory_extent(setup, tmp_path):
     """No --y for a PCA plane: the axis comes from pipeline.trajectory.pca_grid of the projected run."""
     import argparse
 
     from pipeline.cli.surface_cmd import _grid
     from pipeline.directions import pca_directions
+    from pipeline.resilient import default_grid
     from pipeline.trajectory import pca_grid, project_trajectory
 
     run = RunDir(setup["run"])
     d = pca_directions(run.checkpoints())
+    d.save(tmp_path / "pca.pt")
     expected = pca_grid(project_trajectory(run.checkpoints(), d, run.checkpoint(run.epochs()[-1])))
-    args = argparse.Namespace(x="-1:1:5", y=None, directions="pca.pt", epoch=None)
-    grid = _grid(args, d, run)
+    args = argparse.Namespace(x="-1:1:5", y=None, directions=str(tmp_path / "pca.pt"), epoch=None, run=str(run.root))
+    grid = _grid(args)
     assert (grid.nx, grid.xmin, grid.xmax) == (5, -1.0, 1.0)
     assert np.array_equal(grid.ys, expected.ys)  # exactly: 0 stays a grid point
-    args = argparse.Namespace(x=None, y=None, directions="pca.pt", epoch=None)
-    assert _grid(args, d, run) == expected
+    assert default_grid(run, d) == expected
 
 
 @pytest.mark.parametrize("extra,env,fragment", [
@@ -418,7 +419,7 @@ def test_pca_directions_default_to_the_trajectory_extent(setup):
     (["--merge"], {"WORLD_SIZE": "2", "RANK": "0"}, "run it without torchrun"),
     (["--shard", "0/2", "--restart"], {}, "--restart cannot be combined with --shard"),
     (["--chunk-size", "0"], {}, "--chunk-size must be a positive integer"),
-    (["--device", "tpu"], {}, "--device must be one of 'cpu', 'cuda'"),
+    (["--device", "tpu"], {}, "device must be one of 'cpu', 'cuda'"),
 ])
 def test_conflicting_options_are_one_line_errors(setup, tmp_path, run_main, monkeypatch, extra, env, fragment):
     for k, v in env.items():

@@ -103,65 +103,35 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _resolve_device(requested: str | None, local_rank: int, distributed: bool) -> str:
-    import torch
+def _grid(args: argparse.Namespace):
+    """The grid from --x/--y, or None for the request's default (PCA planes: the trajectory's extent)."""
+    from ..config import Grid, parse_axis
 
-    from ..errors import LosscapeError
+    if args.x is None and args.y is None:
+        return None
+    from ..directions import Directions
 
-    name = requested or ("cuda" if torch.cuda.is_available() else "cpu")
-    kind = name.split(":", 1)[0]
-    if kind not in ("cpu", "cuda"):
-        raise ValueError(f"--device must be one of 'cpu', 'cuda'; got {name!r}")
-    if kind == "cuda":
-        if not torch.cuda.is_available():
-            raise LosscapeError("--device cuda was asked for but CUDA is not available; use --device cpu")
-        if distributed:
-            if local_rank >= torch.cuda.device_count():
-                raise LosscapeError(f"LOCAL_RANK {local_rank} has no GPU ({torch.cuda.device_count()} visible); "
-                                    f"use --nproc-per-node <= the number of GPUs")
-            return f"cuda:{local_rank}"
-    return name
-
-
-def _grid(args: argparse.Namespace, directions: Any, run: Any):
-    """The grid from --x/--y; a PCA plane's missing axes default to the trajectory's extent."""
-    from ..config import Grid
-
+    directions = Directions.load(args.directions)
     if directions.ndim == 1:
         if args.y is not None:
             raise ValueError(f"--y does not apply: {args.directions} holds a 1D direction (kind "
                              f"{directions.kind!r}); give only --x")
-        return Grid.from_specs(args.x or "-1:1:51", None)
-    x, y = args.x, args.y
-    if directions.kind == "pca" and (x is None or y is None):
-        default = _pca_default(run, directions, args.epoch)
-        x = x or f"{default.xmin!r}:{default.xmax!r}:{default.nx}"
-        y = y or f"{default.ymin!r}:{default.ymax!r}:{default.ny}"
-    return Grid.from_specs(x or "-1:1:51", y or "-1:1:51")
+        return Grid.from_specs(args.x, None)
+    if args.x is not None and args.y is not None:
+        return Grid.from_specs(args.x, args.y)
+    # one axis given: the other from the default grid of this plane
+    from ..checkpoints import RunDir
+    from ..resilient import default_grid
 
-
-def _pca_default(run: Any, directions: Any, epoch: int | None):
-    """``pipeline.trajectory.pca_grid`` of the run's checkpoints projected on the plane (51x51)."""
-    from ..trajectory import pca_grid, project_trajectory
-
-    epochs = run.epochs()
-    centre = epoch if epoch is not None else (directions.centre_epoch if directions.centre_epoch is not None
-                                              else (epochs[-1] if epochs else None))
-    if centre is None or centre not in epochs:
-        return _grid_from_specs("-1:1:51", "-1:1:51")
-    return pca_grid(project_trajectory(run.checkpoints(), directions, run.checkpoint(centre)))
-
-
-def _grid_from_specs(x: str, y: str):
-    from ..config import Grid
-
-    return Grid.from_specs(x, y)
+    d = default_grid(RunDir(args.run), directions, args.epoch)
+    x = parse_axis(args.x, "--x") if args.x is not None else (d.xmin, d.xmax, d.nx)
+    y = parse_axis(args.y, "--y") if args.y is not None else (d.ymin, d.ymax, d.ny)
+    return Grid(*x, *y)
 
 
 def _surface(args: argparse.Namespace) -> int:
-    from ..checkpoints import RunDir
-    from ..directions import Directions
-    from ..resilient import ResumeOptions, Shard
+    from ..landscape import EvalConfig
+    from ..resilient import ResumeOptions, Shard, SurfaceRequest, compute_surface, merge_shards
 
     env = _dist_env()
     shard = Shard.parse(args.shard) if args.shard is not None else None
@@ -171,132 +141,25 @@ def _surface(args: argparse.Namespace) -> int:
     if args.restart and shard is not None:
         raise ValueError("--restart cannot be combined with --shard (concurrent shards would delete each other's "
                          "chunks); delete the OUT.parts directory instead")
+    if args.out and Path(args.out).suffix != ".vts":
+        raise ValueError(f"--out must end in .vts; got {args.out!r}")
     for name in ("max_samples", "batch_size", "points_per_batch", "chunk_size"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {v}")
-    run = RunDir(args.run)
-    info = run.read_run()
-    directions = Directions.load(args.directions)
-    grid = _grid(args, directions, run)
-    out = Path(args.out) if args.out else run.surface(directions.kind)
-    if out.suffix != ".vts":
-        raise ValueError(f"--out must end in .vts; got {str(out)!r}")
+    engine = {"batch_size": args.batch_size, "points_per_batch": args.points_per_batch, "device": args.device,
+              "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
+              "sample_seed": args.sample_seed, "deterministic": args.deterministic}
+    request = SurfaceRequest(run=Path(args.run), directions=Path(args.directions), grid=_grid(args),
+                             split=args.split, epoch=args.epoch, out=Path(args.out) if args.out else None,
+                             eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
     options = ResumeOptions(chunk_size=args.chunk_size, shard=shard, restart=args.restart,
                             keep_parts=args.keep_parts, vti=args.vti)
-    job = _Job(args, run, info, directions, grid, env)
     with _stop_on_signals():
         if args.merge:
-            return _merge(job, out, options)
-        return _evaluate(job, out, options)
-
-
-class _Job:
-    """Everything loaded for one surface: model, data, engine config, identity and metadata."""
-
-    def __init__(self, args: argparse.Namespace, run: Any, info: dict, directions: Any, grid: Any, env: Any):
-        from ..data import load_dataset
-        from ..landscape import EvalConfig
-        from ..resilient import plan_for, surface_identity, tensor_digest
-
-        self.env, self.grid = env, grid
-        self.grid_has_centre = bool(abs(grid.xs).min() == 0.0 and abs(grid.ys).min() == 0.0)
-        cfg = info["config"]
-        self.device = _resolve_device(args.device, env.local_rank, env.world_size > 1)
-        # the centre: --epoch, else the checkpoint the directions were made around, else the last
-        epoch = args.epoch if args.epoch is not None else directions.centre_epoch
-        self.model, self.epoch = run.build_model(epoch, device="cpu")
-        directions.check_fits(self.model.state_dict(), source=f"the model of {run.root} ({cfg['model']})")
-        dataset = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
-        splits = {"train": [dataset.train], "test": [dataset.test], "both": [dataset.train, dataset.test]}
-        chosen = splits[args.split]
-        engine = {"batch_size": args.batch_size, "points_per_batch": args.points_per_batch,
-                  "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
-                  "sample_seed": args.sample_seed, "deterministic": args.deterministic}
-        self.config = EvalConfig(device=self.device, **{k: v for k, v in engine.items() if v is not None})
-        plan = plan_for(grid, args.chunk_size)
-        self.identity = surface_identity(
-            directions_file=args.directions, checkpoint_file=run.checkpoint(self.epoch), model=cfg["model"],
-            dataset={"name": cfg["dataset"], "data_root": cfg.get("data_root"), "seed": cfg.get("seed", 0)},
-            split=args.split, data_digest=tensor_digest(*(t for s in chosen for t in (s.inputs, s.targets))),
-            grid=grid, chunk_size=plan.chunk_size, eval_config=self.config)
-        # the evaluated subset, made once here (the engine would make the same one on every call)
-        self.chosen = [s.subset(args.max_samples, seed=args.sample_seed) for s in chosen]
-        n = [len(s) for s in self.chosen]
-        from ..surface import FORMAT_VERSION
-
-        self.meta = {
-            "format_version": FORMAT_VERSION, "model": cfg["model"],
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "dataset": cfg["dataset"], "split": args.split, "samples": n[0],
-            **({"test_samples": n[1]} if len(n) > 1 else {}),
-            "run": str(run.root), "epoch": self.epoch, "directions_file": str(args.directions),
-            "direction_kind": directions.kind, "directions": dict(directions.meta),
-            **{k: directions.meta[k] for k in ("norm", "ignore", "seed", "explained_variance", "cosine")
-               if k in directions.meta},
-            "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
-            "sample_seed": args.sample_seed, "device": self.device.split(":", 1)[0],
-            "engine": {"config": self.config.to_dict()}, "software": _software_versions(),
-        }
-        self.directions = directions
-        self._evaluator = None
-
-    def evaluator(self, cap: bool = True):
-        """``evaluate_chunk`` with model, directions and data moved to the device once."""
-        import dataclasses
-
-        from ..resilient import make_chunk_evaluator
-
-        if self._evaluator is None:
-            d = self.directions
-            self._evaluator = (
-                self.model.to(self.device).eval(),
-                type(d)({k: v.to(self.device) for k, v in d.x.items()},
-                        None if d.y is None else {k: v.to(self.device) for k, v in d.y.items()}, d.meta),
-                [s.to(self.device) for s in self.chosen])  # resident for every chunk
-        model, directions, data = self._evaluator
-        config = self.config if cap else dataclasses.replace(self.config, cap=None)
-        return make_chunk_evaluator(model, directions, data[0], config, data[1] if len(data) > 1 else None)
-
-    def centre_meta(self) -> dict:
-        """Loss and accuracy at (0, 0) without the cap, when the grid cannot provide them."""
-        import numpy as np
-
-        if self.grid_has_centre and self.config.cap is None:
-            return {}  # taken from the grid point (0, 0) when the surface is assembled
-        r = self.evaluator(cap=False)(np.zeros((1, 2)))
-        return {"centre_loss": float(r["loss"][0]), "centre_accuracy": float(r["accuracy"][0])}
-
-
-def _software_versions() -> dict:
-    """Like ``pipeline.train.software_versions`` but without importing torchvision (seconds per rank)."""
-    from importlib import metadata
-
-    import numpy
-    import torch
-
-    from .. import __version__
-
-    def version(dist: str) -> str | None:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return None
-
-    return {"losscape": __version__, "torch": torch.__version__, "torchvision": version("torchvision"),
-            "numpy": numpy.__version__}
-
-
-def _evaluate(job: _Job, out: Path, options: Any) -> int:
-    from ..resilient import LocalComm, TorchComm, evaluate_surface
-
-    env = job.env
-    comm = (TorchComm(env, "nccl" if job.device.startswith("cuda") else "gloo", device=job.device)
-            if env.world_size > 1 else LocalComm())
-    with comm:
-        meta = {**job.meta, **(job.centre_meta() if env.rank == 0 else {})}
-        outcome = evaluate_surface(job.evaluator(), job.grid, out, identity=job.identity, meta=meta,
-                                   options=options, comm=comm)
+            _report(merge_shards(request, options))
+            return 0
+        outcome = compute_surface(request, options, env=env)
     if env.rank != 0:
         return 0
     if outcome.points:
@@ -317,14 +180,6 @@ def _evaluate(job: _Job, out: Path, options: Any) -> int:
               + ("; all done: run the same command with --merge" if not left else ""), file=sys.stderr)
         print(outcome.parts)
         return 0
-    _report(outcome)
-    return 0
-
-
-def _merge(job: _Job, out: Path, options: Any) -> int:
-    from ..resilient import merge_surface
-
-    outcome = merge_surface(job.grid, out, identity=job.identity, options=options)
     _report(outcome)
     return 0
 
