@@ -301,7 +301,7 @@ def test_cli_trajectory_errors_are_one_line(digits_run, tmp_path, capsys):
         (["--directions", str(wrong)], "do not fit"),
         (["--directions", str(truncated)], "truncated or corrupted"),
         (["--directions", str(tmp_path / "none.pt")], "does not exist"),
-        (["--directions", str(wrong), "--split", "val"], "--split must be one of 'train', 'test'; got 'val'"),
+        (["--directions", str(wrong), "--split", "val"], "split must be one of 'train', 'test'; got 'val'"),
     ]
     for args, fragment in cases:
         code = main(["trajectory", "--run", str(digits_run), *args, "--out", str(tmp_path / "t.vtp")])

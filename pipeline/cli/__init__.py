@@ -24,7 +24,10 @@ COMMANDS = ["run", "train", "directions", "surface", "trajectory", "analyze", "r
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with the program name in every error line."""
+    """argparse whose usage errors are one line (``losscape <command>: error: ...``), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -42,9 +42,7 @@ def _only(args: argparse.Namespace, kinds: tuple[str, ...], *options: str) -> No
 
 def _directions(args: argparse.Namespace) -> int:
     from ..checkpoints import RunDir
-    from ..directions import interpolation_direction, pca_directions, random_directions
-    from ..errors import LosscapeError
-    from ..models import build_model
+    from ..workflow import make_directions
 
     if args.kind not in KINDS:
         raise ValueError(f"--kind must be one of {', '.join(map(repr, KINDS))}; got {args.kind!r}")
@@ -52,44 +50,18 @@ def _directions(args: argparse.Namespace) -> int:
     _only(args, ("random", "pca"), "ignore", "epoch")
     _only(args, ("interp",), "from_epoch", "to_epoch")
     run = RunDir(args.run)
-    info = run.read_run()
-    epochs = run.epochs()
-    if not epochs:
-        raise LosscapeError(f"{run.checkpoints_dir} holds no epoch_*.pt checkpoints; train first")
-
-    def epoch_arg(value: int | None, flag: str, default: int) -> int:
-        e = default if value is None else value
-        if e not in epochs:
-            raise ValueError(f"{flag} must be one of the epochs {epochs[0]}..{epochs[-1]} in {run.checkpoints_dir}; "
-                             f"got {e}")
-        return e
-
-    model_name = info["config"]["model"]
-    ignore = args.ignore or "biasbn"
+    d = make_directions(run, args.kind, norm=args.norm, ignore=args.ignore, dir_type=args.dir_type, seed=args.seed,
+                        ndim=args.ndim, epoch=args.epoch, from_epoch=args.from_epoch, to_epoch=args.to_epoch)
+    m = d.meta
     if args.kind == "random":
-        model, centre = run.build_model(epoch_arg(args.epoch, "--epoch", epochs[-1]))
-        d = random_directions(model, norm=args.norm or "filter", ignore=ignore, dir_type=args.dir_type or "weights",
-                              seed=args.seed, ndim=args.ndim, centre=run.checkpoint(centre), model_name=model_name)
-        summary = (f"random directions ({d.meta['norm']}, ignore {ignore}, seed {args.seed})"
-                   + (f": cosine(x, y) = {d.meta['cosine']:.2e}" if d.y is not None else ""))
+        summary = (f"random directions ({m['norm']}, ignore {m.get('ignore')}, seed {args.seed})"
+                   + (f": cosine(x, y) = {m['cosine']:.2e}" if d.y is not None else ""))
     elif args.kind == "pca":
-        centre = epoch_arg(args.epoch, "--epoch", epochs[-1])
-        path = [run.checkpoint(e) for e in epochs if e <= centre]
-        skeleton = build_model(model_name, num_classes=info["num_classes"], in_channels=info["input_shape"][0])
-        d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=args.dir_type or "weights",
-                           model=skeleton, model_name=model_name)
-        ev = d.meta["explained_variance"]
-        summary = (f"PCA directions of {len(path)} checkpoints: explained variance "
+        ev = m["explained_variance"]
+        summary = (f"PCA directions of {m.get('num_checkpoints', '?')} checkpoints: explained variance "
                    f"{100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%")
     else:
-        e1 = epoch_arg(args.from_epoch, "--from", epochs[0])
-        e2 = epoch_arg(args.to_epoch, "--to", epochs[-1])
-        if e1 == e2:
-            raise ValueError(f"--from and --to must be different epochs; got {e1} for both")
-        skeleton = build_model(model_name, num_classes=info["num_classes"], in_channels=info["input_shape"][0])
-        d = interpolation_direction(run.checkpoint(e1), run.checkpoint(e2), dir_type=args.dir_type or "states",
-                                    model=skeleton, model_name=model_name)
-        summary = f"interpolation from epoch {e1} to {e2}: distance {d.meta['distance']:.4g}"
+        summary = f"interpolation from epoch {m.get('from_epoch', '?')} to {m.get('to_epoch', '?')}: distance {m['distance']:.4g}"
     out = d.save(args.out or run.directions(args.kind))
     print(f"{summary} -> {out}", file=sys.stderr)
     print(out)

@@ -43,20 +43,9 @@ def _planes(run_dir: Path, asked: list[str] | None) -> list[str]:
     return found
 
 
-def _quicklook(run_dir: Path, plane: str, views, out_dir: Path) -> list[Path]:
-    from ..render.quicklook import render_quicklook
-    from ..vtkio import read_points, read_surface, read_trajectory
-
-    surface = read_surface(run_dir / f"surface_{plane}.vts")
-    traj_file = run_dir / f"trajectory_{plane}.vtp"
-    crit_file = run_dir / f"critical_points_{plane}.vtp"
-    trajectory = read_trajectory(traj_file) if traj_file.is_file() else None
-    critical = read_points(crit_file) if crit_file.is_file() else None
-    return render_quicklook(surface, trajectory, critical, out_dir=out_dir, prefix=plane, views=views)
-
-
 def run(args: argparse.Namespace) -> int:
     from ..render import pvbatch
+    from ..render.quicklook import render_run_quicklook
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
@@ -77,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if skipped:
             print(f"losscape render: notice: the pyvista backend has no {', '.join(skipped)} view; skipped",
                   file=sys.stderr)
-        written = [p for plane in planes for p in (_quicklook(run_dir, plane, views, out_dir) if views else [])]
+        written = [p for plane in planes for p in (render_run_quicklook(run_dir, plane, views, out_dir) if views else [])]
     for path in written:
         print(path)
     return 0

@@ -1,9 +1,81 @@
-"""`losscape run`."""
+"""`losscape run`: the whole pipeline on a preset (train -> directions -> surfaces -> analysis -> pictures)."""
 from __future__ import annotations
 
-from . import not_built
+import argparse
+import sys
+import time
+
+from ._common import add_train_options, run_config_from_args
 
 
 def register(sub) -> None:
-    p = sub.add_parser("run", help="(not built yet)", description="Not built yet.")
-    p.set_defaults(func=not_built("run", "see the open issues"))
+    p = sub.add_parser(
+        "run", help="the whole pipeline: train, directions, surfaces, trajectory, analysis, pictures",
+        description="Train the preset's model (or resume it), build random and PCA directions, evaluate both "
+        "loss surfaces, project the descent path, find critical points, and render the pictures, all into "
+        "RUN (default runs/<preset>). Rerunning continues where an interrupted run stopped.")
+    add_train_options(p)
+    p.add_argument("--out", metavar="RUN", help="run directory (default: runs/<preset>)")
+    p.add_argument("--planes", default="random,pca", metavar="LIST",
+                   help="planes to compute, comma-separated: random, pca (default: %(default)s)")
+    p.add_argument("--grid", metavar="N", type=int,
+                   help="points per axis of both planes (odd, so 0 is a grid point; default: the preset's 51)")
+    p.add_argument("--backend", choices=["auto", "paraview", "pyvista", "none"], default="auto",
+                   help="pictures: auto = ParaView views when pvbatch is found plus pyvista/matplotlib quick looks "
+                   "(default: %(default)s)")
+    p.add_argument("--max-samples", type=int, metavar="N", help="evaluate on a fixed seeded subset of N samples")
+    p.add_argument("--surface-device", metavar="DEV", help="device of the surface evaluation (default: cuda when "
+                   "available)")
+    p.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16"], default="fp32",
+                   help="precision of the surface evaluation (default: %(default)s)")
+    p.add_argument("--persistence", type=float, default=0.01,
+                   help="analysis: keep critical points whose persistence exceeds this fraction of the loss range "
+                   "(default: %(default)s)")
+    p.add_argument("--restart", action="store_true", help="discard an existing training in RUN and start over")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from ..config import Grid
+    from ..workflow import RunOptions, run_pipeline
+
+    cfg = run_config_from_args(args)
+    if args.grid is not None:
+        if args.grid < 3:
+            raise ValueError(f"--grid must be an integer >= 3; got {args.grid}")
+        g = cfg.random_grid
+        cfg = dataclasses.replace(cfg, random_grid=Grid(g.xmin, g.xmax, args.grid, g.ymin, g.ymax, args.grid))
+    options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,
+                         max_samples=args.max_samples, device=args.surface_device, precision=args.precision,
+                         persistence=args.persistence, restart_training=args.restart,
+                         pca_points=args.grid or 51)
+    out = args.out or f"runs/{cfg.name}"
+    t0 = time.perf_counter()
+    result = run_pipeline(cfg, out, options, notice=lambda m: print(f"losscape run: notice: {m}", file=sys.stderr))
+    _print_summary(result, time.perf_counter() - t0)
+    return 0
+
+
+def _print_summary(result, seconds: float) -> None:
+    err = sys.stderr
+    print(f"\nlosscape run finished in {seconds:.0f} s: {result.root}/  (test accuracy "
+          f"{result.summary['test_accuracy']:.3f})", file=err)
+    for plane in ("random", "pca"):
+        s = result.summary.get(plane)
+        if not s:
+            continue
+        ev = s.get("explained_variance")
+        extra = f", PCs explain {100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%" if ev else ""
+        speed = f", {s['points_per_second']} points/s" if s.get("points_per_second") else ""
+        print(f"  {plane:6s} plane {s['grid']}{speed}: {s['minima']} minima, {s['saddles']} saddles, "
+              f"{s['maxima']} maxima above the persistence threshold{extra}", file=err)
+        for path in result.files.get(plane, []):
+            print(f"    {path}", file=err)
+    if result.pictures:
+        print(f"  pictures ({len(result.pictures)}):", file=err)
+        for path in result.pictures:
+            print(f"    {path}", file=err)
+    print("  open in ParaView: see docs/paraview.md", file=err)
+    print(result.root)

@@ -28,43 +28,17 @@ def register(sub) -> None:
 
 def _trajectory(args: argparse.Namespace) -> int:
     import numpy as np
-    import torch
 
     from ..checkpoints import RunDir
-    from ..data import load_dataset
     from ..directions import Directions
-    from ..errors import LosscapeError
-    from ..trajectory import project_trajectory
     from ..vtkio import write_trajectory
+    from ..workflow import make_trajectory
 
-    if args.split not in ("train", "test"):
-        raise ValueError(f"--split must be one of 'train', 'test'; got {args.split!r}")
-    if args.max_samples is not None and args.max_samples < 1:
-        raise ValueError(f"--max-samples must be a positive integer; got {args.max_samples}")
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise LosscapeError(f"device {args.device!r} was asked for but CUDA is not available; use --device cpu")
     run = RunDir(args.run)
-    info = run.read_run()
-    epochs = run.epochs()
-    if not epochs:
-        raise LosscapeError(f"{run.checkpoints_dir} holds no epoch_*.pt checkpoints; train first")
     directions = Directions.load(args.directions)
-    centre = args.epoch if args.epoch is not None else directions.centre_epoch
-    centre = epochs[-1] if centre is None else centre
-    if centre not in epochs:
-        raise LosscapeError(f"centre epoch {centre} ({'--epoch' if args.epoch is not None else 'from the directions'}) "
-                            f"is not among the epochs {epochs[0]}..{epochs[-1]} in {run.checkpoints_dir}")
-    model = split = None
-    if not args.no_loss:
-        cfg = info["config"]
-        data = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
-        split = data.split(args.split).subset(args.max_samples, seed=args.sample_seed)
-        model, _ = run.build_model(centre, device=args.device)
-    traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=split)
-    traj.meta.update({"run": str(run.root), "split": None if args.no_loss else args.split,
-                      "num_samples": None if split is None else len(split), "max_samples": args.max_samples,
-                      "sample_seed": args.sample_seed, "directions_file": str(args.directions),
-                      "dataset": info["config"]["dataset"]})
+    traj = make_trajectory(run, directions, directions_file=args.directions, split=args.split,
+                           max_samples=args.max_samples, sample_seed=args.sample_seed, epoch=args.epoch,
+                           device=args.device, with_loss=not args.no_loss)
     out = write_trajectory(args.out or run.trajectory(directions.kind), traj)
     end = traj.coords[np.argmax(traj.epoch)]
     print(f"{len(traj.epoch)} checkpoints projected onto the {directions.kind} plane (epoch {traj.epoch[0]} at "

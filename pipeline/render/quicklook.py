@@ -42,7 +42,7 @@ from .field import (CRITICAL_STYLE, DIVERGENT_COLOR, PATH_COLOR, DisplayField, a
 from .plots2d import plot_contours_2d, plot_line_1d
 from .scene3d import render_surface_3d
 
-__all__ = [
+__all__ = ["render_run_quicklook", 
     "PATH_COLOR",
     "DIVERGENT_COLOR",
     "CRITICAL_STYLE",
@@ -93,3 +93,19 @@ def render_quicklook(surface: Surface, trajectory: Trajectory | None = None, cri
     for p in out:
         logger.info("wrote %s", p)
     return out
+
+
+def render_run_quicklook(run_dir: str | os.PathLike, plane: str, views: Sequence[str] | None = None,
+                         out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Quick looks of one plane of a run directory: ``surface_<plane>.vts`` with its trajectory and
+    critical points when present, written as ``<out_dir>/<plane>_<view>.png`` (default ``RUN/renders``)."""
+    from ..vtkio import read_points, read_surface, read_trajectory
+
+    run_dir = Path(run_dir)
+    surface = read_surface(run_dir / f"surface_{plane}.vts")
+    traj_file = run_dir / f"trajectory_{plane}.vtp"
+    crit_file = run_dir / f"critical_points_{plane}.vtp"
+    trajectory = read_trajectory(traj_file) if traj_file.is_file() else None
+    critical = read_points(crit_file) if crit_file.is_file() else None
+    return render_quicklook(surface, trajectory, critical, out_dir=Path(out_dir) if out_dir else run_dir / "renders",
+                            prefix=plane, views=views)

@@ -1,0 +1,77 @@
+"""`losscape run` end to end on digits (small grids), and the stage functions it is made of."""
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.checkpoints import RunDir
+from pipeline.config import load_preset
+from pipeline.vtkio import read_points, read_surface, read_trajectory
+from pipeline.workflow import RunOptions
+
+from .conftest import assert_one_line_error, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "demo"
+    proc = run_cli("run", "--out", str(out), "--epochs", "4", "--grid", "9", "--backend", "pyvista",
+                   "--max-samples", "400")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_run_writes_every_file(demo):
+    out, proc = demo
+    run = RunDir(out)
+    assert proc.stdout.strip() == str(out)
+    assert run.epochs() == [0, 1, 2, 3, 4]
+    for plane in ("random", "pca"):
+        s = read_surface(run.surface(plane))
+        assert s.grid.shape == (9, 9) and s.meta["direction_kind"] == plane and s.meta["samples"] == 400
+        assert np.isfinite(s.loss).all() and "basin" in s.extra
+        # the centre is a grid point and holds the loss of the final weights
+        i, j = s.centre_index()
+        t = read_trajectory(run.trajectory(plane))
+        assert t.epoch.tolist() == [0, 1, 2, 3, 4] and t.coords[-1].tolist() == [0.0, 0.0]
+        assert s.loss[i, j] == pytest.approx(t.loss[-1], rel=1e-5)
+        coords, arrays, _ = read_points(run.critical_points(plane))
+        assert (arrays["CriticalType"] == 0).sum() >= 1
+        topo = json.loads(run.topology(plane).read_text())
+        assert any(c["type"] == "minimum" for c in topo["critical_points"])
+        for view in ("2d_contours", "3d_surface", "3d_mesh"):
+            assert (run.renders / "quicklook" / f"{plane}_{view}.png").stat().st_size > 10_000
+    pca = read_surface(run.surface("pca"))
+    assert len(pca.meta["explained_variance"]) == 2
+    # the PCA plane spans the whole path
+    t = read_trajectory(run.trajectory("pca"))
+    assert (t.coords[:, 0].min() >= pca.grid.xmin) and (t.coords[:, 0].max() <= pca.grid.xmax)
+
+
+def test_rerun_reuses_everything_trained(demo):
+    out, _ = demo
+    run = RunDir(out)
+    before = {p: p.stat().st_mtime_ns for p in run.checkpoints()}
+    proc = run_cli("run", "--out", str(out), "--epochs", "4", "--grid", "9", "--backend", "none",
+                   "--max-samples", "400", "--planes", "random")
+    assert proc.returncode == 0, proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in run.checkpoints()} == before
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--planes", "random,hessian"], "planes must be among 'random', 'pca'"),
+    (["--grid", "1"], "--grid must be an integer >= 3"),
+    (["--preset", "nosuch"], "preset must be one of"),
+])
+def test_run_bad_input(tmp_path, args, fragment):
+    proc = run_cli("run", "--out", str(tmp_path / "r"), *args)
+    assert_one_line_error(proc, fragment)
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_options_validate():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        RunOptions(backend="vtk")
+    assert load_preset("digits").random_grid.nx % 2 == 1
