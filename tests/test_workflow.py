@@ -62,7 +62,8 @@ def test_rerun_reuses_everything_trained(demo):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--planes", "random,hessian"], "planes must be among 'random', 'pca'"),
-    (["--grid", "1"], "--grid must be an integer >= 3"),
+    (["--grid", "1"], "--grid must be an odd integer >= 3"),
+    (["--grid", "10"], "--grid must be an odd integer >= 3"),
     (["--preset", "nosuch"], "preset must be one of"),
 ])
 def test_run_bad_input(tmp_path, args, fragment):
@@ -75,3 +76,19 @@ def test_run_options_validate():
     with pytest.raises(ValueError, match="backend must be one of"):
         RunOptions(backend="vtk")
     assert load_preset("digits").random_grid.nx % 2 == 1
+
+
+def test_interpolation_grid_keeps_batchnorm_variances_valid():
+    from pipeline.config import Grid
+    from pipeline.directions import Directions
+    from pipeline.resilient import default_grid
+    from pipeline.resilient.job import check_variances
+
+    d = Directions({}, None, {"kind": "interp", "variance_valid_range": [-0.3, None]})
+    g = default_grid(None, d)
+    assert (g.xmin, g.xmax, g.ny) == (-0.3, 1.5, 1)
+    check_variances(d, g)
+    with pytest.raises(ValueError, match=r"leaves \[-0.3, inf\].*BatchNorm running variance"):
+        check_variances(d, Grid(-1, 1, 21, 0, 0, 1))
+    unbounded = Directions({}, None, {"kind": "interp", "variance_valid_range": [None, None]})
+    assert (default_grid(None, unbounded).xmin, default_grid(None, unbounded).xmax) == (-0.5, 1.5)

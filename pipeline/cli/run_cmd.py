@@ -43,8 +43,8 @@ def _run(args: argparse.Namespace) -> int:
 
     cfg = run_config_from_args(args)
     if args.grid is not None:
-        if args.grid < 3:
-            raise ValueError(f"--grid must be an integer >= 3; got {args.grid}")
+        if args.grid < 3 or args.grid % 2 == 0:
+            raise ValueError(f"--grid must be an odd integer >= 3 (so 0 is a grid point); got {args.grid}")
         g = cfg.random_grid
         cfg = dataclasses.replace(cfg, random_grid=Grid(g.xmin, g.xmax, args.grid, g.ymin, g.ymax, args.grid))
     options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,

@@ -70,6 +70,9 @@ def resolve_device(requested: str | None, local_rank: int = 0, distributed: bool
 def default_grid(run: Any, directions: Any, epoch: int | None = None, n: int = 51) -> Grid:
     """The default grid of a plane: PCA planes span the trajectory (plus a margin), others -1..1."""
     if directions.ndim == 1:
+        if directions.kind == "interp":  # from a (0) to b (1), with half the distance on either side
+            lo, hi = _variance_valid_range(directions)
+            return Grid(max(-0.5, lo), min(1.5, hi), n, 0.0, 0.0, 1)
         return Grid(-1.0, 1.0, n, 0.0, 0.0, 1)
     if directions.kind != "pca":
         return Grid(-1.0, 1.0, n, -1.0, 1.0, n)
@@ -81,6 +84,21 @@ def default_grid(run: Any, directions: Any, epoch: int | None = None, n: int = 5
     if centre is None or centre not in epochs:
         return Grid(-1.0, 1.0, n, -1.0, 1.0, n)
     return pca_grid(project_trajectory(run.checkpoints(), directions, run.checkpoint(centre)), n=n)
+
+
+def _variance_valid_range(directions: Any) -> tuple[float, float]:
+    """The alpha range in which every BatchNorm running variance moved by ``directions`` stays >= 0."""
+    lo, hi = (directions.meta.get("variance_valid_range") or [None, None])
+    return (-np.inf if lo is None else float(lo)), (np.inf if hi is None else float(hi))
+
+
+def check_variances(directions: Any, grid: Grid) -> None:
+    """Refuse a grid on which the directions would drive a BatchNorm running variance negative."""
+    lo, hi = _variance_valid_range(directions)
+    if grid.xmin < lo or grid.xmax > hi:
+        raise ValueError(f"the grid's first axis [{grid.xmin:g}, {grid.xmax:g}] leaves [{lo:g}, {hi:g}], where every "
+                         f"BatchNorm running variance moved by these directions stays non-negative; choose --x "
+                         f"within it (or make the directions with --dir-type weights)")
 
 
 class SurfaceJob:
@@ -101,6 +119,7 @@ class SurfaceJob:
         if directions.ndim == 1 and grid.ny != 1:
             raise ValueError(f"{request.directions} holds a 1D direction (kind {directions.kind!r}): the grid needs "
                              f"ny == 1 (give only --x)")
+        check_variances(directions, grid)
         self.out = Path(request.out) if request.out else run.surface(directions.kind)
         if self.out.suffix != ".vts":
             raise ValueError(f"out must end in .vts; got {str(self.out)!r}")
