@@ -1,0 +1,291 @@
+"""``evaluate_points``: loss and accuracy of a model at points ``(alpha, beta)`` of a plane.
+
+How one call runs
+-----------------
+1. The data (a ``Split`` or an ``(inputs, targets)`` pair; optionally a fixed seeded subset)
+   is moved to the device once, in the chosen memory format; it is never re-read per point.
+2. The centre weights and directions are checked against the model (:class:`~.plane.Plane`).
+3. Batch size and points per forward are chosen (:mod:`.tuning`, deterministic).
+4. Points are taken in the order given, ``points_per_batch`` at a time (a *group*). A group's
+   weights ``theta + a x + b y`` are built once from the stored centre; every batch of samples
+   goes through the model once for the whole group: ``torch.func.vmap`` over
+   ``torch.func.functional_call`` with the stacked weights when the group has several
+   *lanes*; with one point per forward (``points_per_batch`` 1), a private copy of the model
+   (up to 256 MiB of state) receives the point's weights once and is called directly, or
+   ``functional_call`` runs with them (larger models, tied weights). When the split
+   spans several batches, the first forwards ramp up (``batch_size // 8``, ``// 4``, ``// 2``
+   samples: an early exit can stop a divergent point after few samples), then take
+   ``batch_size`` samples at a time.
+5. Per-sample cross-entropies (float32, from float32 logits) are kept for every lane; a
+   point's loss is one float64 reduction over its N values (a fixed order for a given N),
+   divided by N. So the value does not depend on how the samples were batched, only on the
+   per-sample logits.
+
+Independence of the other points in a call
+------------------------------------------
+A point's result must not depend on the points that share its call (a chunked, resumed or
+distributed grid must equal an uninterrupted one bit for bit). What holds, on the same device
+and thread count, for the same ``EvalConfig``:
+
+- weights are built by elementwise IEEE operations, identical for every lane;
+- with one point per forward (``points_per_batch == 1``) every point runs the same shapes
+  alone: trivially independent;
+- with several lanes, vmapped convolutions and matmuls compute all lanes in one kernel, and
+  which kernel runs depends on the number of lanes: measured here, a 1-lane vmapped
+  ``linear`` on a 5-sample batch takes another MKL path than a 2-lane one and differs in the
+  last bit. So groups are *canonical*: a group of k points runs padded (with copies of its
+  first point, results dropped) to the smallest size >= k of 2, 4, 8, ..., ``points_per_batch``
+  (:func:`.runner.lane_sizes`); a call's last, partial group and a group that lost points to an
+  early exit use these sizes too. Before using lanes, every call *verifies* each of these
+  shapes (:func:`.runner.lanes_are_independent`): synthetic points run as a full group, then
+  in groups of every canonical size, in order and reversed (other positions, other
+  companions), on a batch of every length used; their logits must be equal
+  bit for bit. If anything differs, or the model cannot be vmapped, the call falls back to
+  one point per forward (logged, and noted in ``PointResult.notes``). The verdict is memoised
+  per model structure, device, precision, sizes and thread count. This is an empirical check
+  of the kernels, not a proof: it covers every shape that can occur, on the real data;
+- the choices of batch size and points per forward never depend on the call's points.
+
+The vmapped and the plain forward of the same point may differ in the last bits (different
+kernels); they agree to ~1e-7 relative (tested).
+
+Early exit above a cap
+----------------------
+With ``cap=C``, after each batch a lane whose running float64 sum ``S_k`` of per-sample losses
+exceeds ``C * N * (1 + 1e-9)`` is stopped: since every cross-entropy is >= 0, the mean is then
+> C whatever the remaining samples hold (the 1e-9 margin covers float64 rounding of ``S_k``).
+It is dropped from its group: one point per forward simply stops; with lanes, the rest go on
+in the smallest canonical group that holds them (rebuilt from their coefficients), so the
+forward work shrinks as the group halves. It is stored with ``bounded=True`` and loss
+``S_k / N`` (a lower bound of the true mean, > C; ``accuracy`` over the samples seen). The
+test runs after every batch but the last: a point that only ends above C was fully evaluated
+and keeps its exact value. A lane that never exceeds runs to the end and its value is
+bit-identical to an evaluation without a cap (same batches, same per-sample values, same
+final sum). ``S_k`` is summed per point (one 1-D reduction per batch), so the decision does
+not depend on companions either. NaN never exceeds a cap: a NaN point runs to the end and
+stays NaN.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data import Split
+from ..progress import progress_bar
+from .config import EvalConfig, EvalPlan, PointResult
+from .plane import Plane
+from .runner import Runner, autocast, lanes_are_independent
+from .tuning import choose_plan_values, profile_model
+
+log = logging.getLogger(__name__)
+
+__all__ = ["evaluate_points", "resolve_device", "as_split"]
+
+_PROFILE_CACHE: dict[tuple, Any] = {}  # model shape profiles (tuning.profile_model), by structure
+
+
+class _NoBar(contextlib.nullcontext):
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def __enter__(self) -> "_NoBar":
+        return self
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` -> ``cuda`` when available, else ``cpu``; otherwise ``torch.device(device)``."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be like 'cpu', 'cuda' or 'cuda:1'; got {device!r} ({exc})") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available on this machine")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def as_split(data: Any, name: str = "data") -> Split:
+    """A :class:`~pipeline.data.Split` from a ``Split`` or an ``(inputs, targets)`` pair, checked."""
+    if isinstance(data, Split):
+        inputs, targets = data.inputs, data.targets
+    elif isinstance(data, (tuple, list)) and len(data) == 2:
+        inputs, targets = data
+    else:
+        raise ValueError(f"{name} must be a Split or an (inputs, targets) pair of tensors; got {type(data).__name__}")
+    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise ValueError(f"{name} must hold tensors; got {type(inputs).__name__} and {type(targets).__name__}")
+    if targets.dim() != 1 or targets.is_floating_point() or targets.is_complex():
+        raise ValueError(f"{name} targets must be a 1-D integer tensor of class indices; got "
+                         f"{tuple(targets.shape)} {targets.dtype}")
+    if inputs.dim() < 1 or len(inputs) != len(targets):
+        raise ValueError(f"{name} inputs and targets must have the same length; got {tuple(inputs.shape)} and "
+                         f"{tuple(targets.shape)}")
+    if len(targets) == 0:
+        raise ValueError(f"{name} holds no samples")
+    return data if isinstance(data, Split) else Split(inputs, targets)
+
+
+def _as_coords(coords: Any, ndim: int) -> np.ndarray:
+    c = np.asarray(coords, dtype=np.float64)
+    if c.ndim == 1:
+        c = np.stack([c, np.zeros_like(c)], axis=1)
+    if c.ndim != 2 or c.shape[1] != 2:
+        raise ValueError(f"coords must have shape (P, 2) (alpha, beta); got {c.shape}")
+    if not np.isfinite(c).all():
+        raise ValueError("coords must be finite")
+    if ndim == 1 and np.any(c[:, 1] != 0):
+        raise ValueError("coords[:, 1] (beta) must be 0 for a 1D direction (directions.y is None); "
+                         f"got values up to {np.abs(c[:, 1]).max():g}")
+    return c
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block; every module's training flag restored after."""
+    flags = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield
+    finally:
+        for m, t in flags:
+            m.training = t
+
+
+@contextlib.contextmanager
+def _backend_scope(device: torch.device, precision: str, deterministic: bool) -> Iterator[None]:
+    """CUDA flags for the block, restored after: strict fp32 unless 'tf32'; determinism."""
+    if device.type != "cuda":
+        yield
+        return
+    matmul = torch.backends.cuda.matmul
+    old_tf32 = matmul.allow_tf32
+    try:
+        matmul.allow_tf32 = precision == "tf32"
+        with torch.backends.cudnn.flags(enabled=True, benchmark=not deterministic, deterministic=deterministic,
+                                        allow_tf32=precision == "tf32"):
+            yield
+    finally:
+        matmul.allow_tf32 = old_tf32
+
+
+def _uses_channels_last(config: EvalConfig, inputs: torch.Tensor, has_conv2d: bool) -> bool:
+    if config.memory_format == "auto":
+        return inputs.dim() == 4 and has_conv2d
+    return config.memory_format == "channels_last" and inputs.dim() == 4
+
+
+def _profile(model: nn.Module, plane: Plane, inputs: torch.Tensor, device: torch.device, precision: str):
+    """:func:`~.tuning.profile_model`, memoised per model structure, input shape, device and precision."""
+    key = (type(model).__qualname__, tuple((k, tuple(v.shape), str(v.dtype)) for k, v in plane.centre.items()),
+           tuple(inputs.shape[1:]), str(inputs.dtype), device.type, precision)
+    if key not in _PROFILE_CACHE:
+        with autocast(device, precision):
+            if len(_PROFILE_CACHE) > 64:
+                _PROFILE_CACHE.clear()
+            _PROFILE_CACHE[key] = profile_model(model, plane.centre, inputs[:2])
+    return _PROFILE_CACHE[key]
+
+
+def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, config: EvalConfig = EvalConfig(),
+                    *, progress: bool = True) -> PointResult:
+    """Loss and accuracy of ``model`` at ``theta + alpha * x + beta * y`` for each row of ``coords``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Its current parameters and buffers are the centre ``theta``; it is run in eval mode
+        (BatchNorm uses running statistics) and left as it was (training flags, weights).
+    directions : Directions
+        ``.x`` (and ``.y``, None for 1D) dicts of tensors keyed like ``model.state_dict()``.
+        Entries for buffers (BatchNorm running statistics) perturb them when non-zero.
+    coords : (P, 2) float64 array-like
+        ``(alpha, beta)`` per point, in direction units; ``(P,)`` means alpha with beta 0.
+        For 1D directions beta must be 0.
+    data : Split or (inputs, targets)
+        inputs ``(N, ...)`` float, targets ``(N,)`` int64 class indices. ``config.max_samples``
+        selects a fixed seeded subset (``Split.subset(max_samples, sample_seed)``).
+    config : EvalConfig
+    progress : bool, default True
+        Show a progress bar (points/s) on stderr.
+
+    Returns
+    -------
+    PointResult
+        ``loss``, ``accuracy``, ``bounded``, ``samples`` of shape (P,), numpy, in the order of
+        ``coords``, and the resolved ``plan``. A point's values depend only on its own
+        coordinates, the model, directions, data and config (see the module docstring).
+
+    Raises
+    ------
+    CheckpointError
+        Directions that do not fit the model (names the tensor).
+    ValueError
+        Bad coordinates, data, targets outside the model's classes, a bad config value.
+    """
+    t0 = time.perf_counter()
+    if not isinstance(config, EvalConfig):
+        raise ValueError(f"config must be an EvalConfig; got {type(config).__name__}")
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    device = resolve_device(config.device)
+    plane = Plane(model, directions, device)
+    c = _as_coords(coords, plane.ndim)
+    split = as_split(data).subset(config.max_samples, seed=config.sample_seed)
+    # the model's floating dtype (autocast lowers it per operation for bf16/fp16)
+    dtype = next((v.dtype for v in plane.centre.values() if v.is_floating_point()), torch.float32)
+    inputs = split.inputs.to(device, dtype)  # moved once for the whole call, never re-read per point
+    targets = split.targets.to(device)
+
+    with _eval_mode(model), _backend_scope(device, config.precision, config.deterministic), torch.inference_mode():
+        profile = _profile(model, plane, inputs, device, config.precision)
+        fmt = "contiguous"
+        if _uses_channels_last(config, inputs, profile.has_conv2d):
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+            plane.to_channels_last()
+            fmt = "channels_last"
+        n = len(targets)
+        batch_size, lanes, reason = choose_plan_values(profile, n, device, plane.bytes_moving, config.batch_size,
+                                                       config.points_per_batch)
+        notes: list[str] = []
+        runner = Runner(model, plane, inputs, targets, batch_size, lanes, device, config.precision,
+                         fmt == "channels_last")
+        if lanes > 1:
+            ok, why = lanes_are_independent(model, plane, runner)
+            if not ok:
+                log.warning("evaluating one point per forward: %s", why)
+                notes.append(f"one point per forward: {why}")
+                lanes = 1
+                runner = Runner(model, plane, inputs, targets, batch_size, 1, device, config.precision,
+                                 fmt == "channels_last")
+        plan = EvalPlan(device=str(device), precision=config.precision, batch_size=batch_size,
+                        points_per_batch=lanes, memory_format=fmt, samples=n, threads=torch.get_num_threads(),
+                        reason=reason, flops_per_sample=float(profile.flops_per_sample))
+
+        P = len(c)
+        loss = np.empty(P, dtype=np.float64)
+        correct = np.empty(P, dtype=np.int64)
+        samples = np.empty(P, dtype=np.int64)
+        bounded = np.empty(P, dtype=bool)
+        coef = torch.as_tensor(c, dtype=torch.float64, device=device)  # (P, 2)
+        with (progress_bar(total=P, desc="surface", unit="pt") if progress else _NoBar()) as bar:
+            for s in range(0, P, lanes):
+                e = min(s + lanes, P)
+                lo, co, sa, bo = runner.run_group(coef[s:e, 0], coef[s:e, 1] if plane.ndim == 2 else None, config.cap)
+                loss[s:e] = lo.cpu().numpy()
+                correct[s:e] = co.cpu().numpy()
+                samples[s:e] = sa.cpu().numpy()
+                bounded[s:e] = bo.cpu().numpy()
+                bar.update(e - s)
+    accuracy = correct / np.maximum(samples, 1)
+    return PointResult(loss=loss, accuracy=accuracy.astype(np.float64), bounded=bounded, samples=samples, plan=plan,
+                       seconds=time.perf_counter() - t0, notes=notes)
