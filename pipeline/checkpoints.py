@@ -24,7 +24,7 @@ import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ from torch import nn
 from .errors import CheckpointError, LosscapeError
 
 __all__ = ["RunDir", "atomic_path", "write_json", "read_json", "save_checkpoint", "load_checkpoint",
-           "load_state_into"]
+           "load_state_into", "mismatch"]
 
 _EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
 
@@ -115,25 +115,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({first})") from None
 
 
+def mismatch(reference: Mapping[str, Any], other: Mapping[str, Any], what: str = "file") -> str | None:
+    """A one-line description of how ``other``'s keys/shapes differ from ``reference``'s, or None.
+
+    Both map key -> tensor (or shape).
+    """
+    shape = lambda v: tuple(v.shape) if hasattr(v, "shape") else tuple(v)  # noqa: E731
+    missing = [k for k in reference if k not in other]
+    unexpected = [k for k in other if k not in reference]
+    wrong = [k for k in reference if k in other and shape(reference[k]) != shape(other[k])]
+    if not (missing or unexpected or wrong):
+        return None
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} keys missing (e.g. {missing[0]!r})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]!r})")
+    if wrong:
+        k = wrong[0]
+        parts.append(f"{len(wrong)} tensors with other shapes (e.g. {k!r}: expected {shape(reference[k])}, "
+                     f"{what} {shape(other[k])})")
+    return ", ".join(parts)
+
+
 def load_state_into(model: nn.Module, state: Any, source: str = "checkpoint") -> nn.Module:
     """``model.load_state_dict(state)`` with a one-line ``CheckpointError`` when it does not fit."""
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{source} is not a state_dict of tensors")
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    wrong = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing (e.g. {missing[0]!r})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]!r})")
-        if wrong:
-            k = wrong[0]
-            parts.append(f"{len(wrong)} with other shapes (e.g. {k!r}: model {tuple(own[k].shape)}, "
-                         f"file {tuple(state[k].shape)})")
-        raise CheckpointError(f"{source} does not fit the model {type(model).__name__}: keys " + ", ".join(parts))
+    problem = mismatch(model.state_dict(), state)
+    if problem:
+        raise CheckpointError(f"{source} does not fit the model {type(model).__name__}: {problem}")
     model.load_state_dict(state)
     return model
 

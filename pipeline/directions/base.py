@@ -32,7 +32,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from ..checkpoints import load_checkpoint, save_checkpoint
+from ..checkpoints import load_checkpoint, mismatch, save_checkpoint
 from ..errors import CheckpointError
 
 log = logging.getLogger(__name__)
@@ -166,29 +166,6 @@ class StateSource:
                 raise CheckpointError(f"{self.label} does not fit the centre weights: {problem}")
             self._checked_against = id(reference)
         return state
-
-
-def mismatch(reference: Mapping[str, Any], other: Mapping[str, torch.Tensor], what: str = "file") -> str | None:
-    """A one-line description of how ``other``'s keys/shapes differ from ``reference``'s, or None.
-
-    ``reference`` maps key -> shape (or tensor).
-    """
-    shape = lambda v: tuple(v.shape) if hasattr(v, "shape") else tuple(v)  # noqa: E731
-    missing = [k for k in reference if k not in other]
-    unexpected = [k for k in other if k not in reference]
-    wrong = [k for k in reference if k in other and shape(reference[k]) != shape(other[k])]
-    if not (missing or unexpected or wrong):
-        return None
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} keys missing (e.g. {missing[0]!r})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]!r})")
-    if wrong:
-        k = wrong[0]
-        parts.append(f"{len(wrong)} tensors with other shapes (e.g. {k!r}: expected {shape(reference[k])}, "
-                     f"{what} {shape(other[k])})")
-    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------------------------

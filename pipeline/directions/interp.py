@@ -6,7 +6,8 @@ import math
 import torch
 from torch import nn
 
-from .base import DIR_TYPES, Directions, StateLike, StateSource, check_choice, in_space, mismatch, tensor_roles
+from ..checkpoints import mismatch
+from .base import DIR_TYPES, Directions, StateLike, StateSource, check_choice, in_space, tensor_roles
 from ..errors import CheckpointError
 
 __all__ = ["interpolation_direction"]
