@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from ._common import add_train_options, run_config_from_args
 
@@ -58,6 +59,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _shown(path) -> str:
+    """A path as the user would type it: relative to the working directory when it is inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def _print_summary(result, seconds: float) -> None:
     err = sys.stderr
     print(f"\nlosscape run finished in {seconds:.0f} s: {result.root}/  (test accuracy "
@@ -69,13 +83,15 @@ def _print_summary(result, seconds: float) -> None:
         ev = s.get("explained_variance")
         extra = f", PCs explain {100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%" if ev else ""
         speed = f", {s['points_per_second']} points/s" if s.get("points_per_second") else ""
-        print(f"  {plane:6s} plane {s['grid']}{speed}: {s['minima']} minima, {s['saddles']} saddles, "
-              f"{s['maxima']} maxima above the persistence threshold{extra}", file=err)
+        counts = ", ".join(_count(s[key], one, many) for key, one, many in (
+            ("minima", "minimum", "minima"), ("saddles", "saddle", "saddles"), ("maxima", "maximum", "maxima")))
+        print(f"  {plane:6s} plane {s['grid']}{speed}: {counts} above the persistence threshold{extra}",
+              file=err)
         for path in result.files.get(plane, []):
-            print(f"    {path}", file=err)
+            print(f"    {_shown(path)}", file=err)
     if result.pictures:
         print(f"  pictures ({len(result.pictures)}):", file=err)
         for path in result.pictures:
-            print(f"    {path}", file=err)
+            print(f"    {_shown(path)}", file=err)
     print("  open in ParaView: see docs/paraview.md", file=err)
     print(result.root)

@@ -40,7 +40,10 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
     crit = parse_critical(critical)
     xs, ys = surface.xs, surface.ys
     A, B = np.meshgrid(xs, ys, indexing="ij")  # (nx, ny)
-    fig = _figure((7.2, 6.0))
+    ratio = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
+    equal = 0.25 <= ratio <= 4  # keep distances in weight space true unless the plane is very elongated
+    # a wide plane drawn to scale gets a shorter figure, so the colour bar is not taller than the plot
+    fig = _figure((7.2, min(6.0, max(3.6, 5.4 * ratio + 1.9)) if equal else 6.0))
     ax = fig.add_subplot()
     norm = colors.LogNorm(field.vmin, field.vmax) if field.log else colors.Normalize(field.vmin, field.vmax)
     Z = np.ma.masked_invalid(field.values)
@@ -60,8 +63,7 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
     ax.set_ylabel(ylabel)
     ax.set_xlim(xs[0], xs[-1])
     ax.set_ylim(ys[0], ys[-1])
-    ratio = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
-    if 0.25 <= ratio <= 4:  # keep distances in weight space true unless the plane is very elongated
+    if equal:
         ax.set_aspect("equal")
     ax.set_title(_title(surface, field, title), fontsize=11)
     note = _cap_note(field)
