@@ -16,9 +16,9 @@ def register(sub) -> None:
     p = sub.add_parser(
         "render",
         help="render a run's pictures (ParaView states via pvbatch, or pyvista)",
-        description="Render RUN/renders/<plane>_<view>.png from the run's surface_<plane>.vts and "
-        "trajectory_<plane>.vtp. With ParaView, the states in states/ are loaded with the plugin of "
-        "paraview_plugins/ (under xvfb-run when there is no display).",
+        description="Render <plane>_<view>.png from the run's surface_<plane>.vts and trajectory_<plane>.vtp: "
+        "into RUN/renders with ParaView (the states in states/ loaded with the plugin of paraview_plugins/, "
+        "under xvfb-run when there is no display), into RUN/renders/quicklook with pyvista and matplotlib.",
     )
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--backend", choices=["paraview", "pyvista"],
@@ -27,7 +27,7 @@ def register(sub) -> None:
                    help="plane to render (repeatable; default: every plane the run has)")
     p.add_argument("--views", nargs="+", choices=PV_VIEWS, metavar="VIEW",
                    help=f"views ({', '.join(PV_VIEWS)}; default: all; pyvista has no 3d_contours)")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/renders)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/renders, or RUN/renders/quicklook for pyvista)")
     p.add_argument("--size", nargs=2, type=int, default=[1200, 900], metavar=("W", "H"),
                    help="picture size in pixels, ParaView only (default: %(default)s)")
     p.set_defaults(func=run)
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if not run_dir.is_dir():
         raise LosscapeError(f"run directory not found: {str(run_dir)!r}")
     planes = _planes(run_dir, args.plane)
-    out_dir = Path(args.out) if args.out else run_dir / "renders"
+    out_dir = Path(args.out) if args.out else None
     backend = args.backend
     if backend is None:
         backend = "paraview" if pvbatch.paraview_available() else "pyvista"
@@ -59,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
             print("losscape render: notice: ParaView (pvbatch, and xvfb-run without a display) not found; "
                   "rendering quick looks with pyvista instead", file=sys.stderr)
     if backend == "paraview":  # one pvbatch process for all planes
-        written = pvbatch.render_paraview(run_dir, planes, args.views, out_dir, size=tuple(args.size))
+        written = pvbatch.render_paraview(run_dir, planes, args.views, out_dir or run_dir / "renders",
+                                          size=tuple(args.size))
     else:
         views = [v for v in (args.views or QUICKLOOK_VIEWS) if v in QUICKLOOK_VIEWS]
         skipped = [v for v in (args.views or ()) if v not in QUICKLOOK_VIEWS]

@@ -98,7 +98,8 @@ def render_quicklook(surface: Surface, trajectory: Trajectory | None = None, cri
 def render_run_quicklook(run_dir: str | os.PathLike, plane: str, views: Sequence[str] | None = None,
                          out_dir: str | os.PathLike | None = None) -> list[Path]:
     """Quick looks of one plane of a run directory: ``surface_<plane>.vts`` with its trajectory and
-    critical points when present, written as ``<out_dir>/<plane>_<view>.png`` (default ``RUN/renders``)."""
+    critical points when present, written as ``<out_dir>/<plane>_<view>.png`` (default ``RUN/renders/quicklook``, beside
+    the ParaView pictures in ``RUN/renders``)."""
     from ..vtkio import read_points, read_surface, read_trajectory
 
     run_dir = Path(run_dir)
@@ -107,5 +108,5 @@ def render_run_quicklook(run_dir: str | os.PathLike, plane: str, views: Sequence
     crit_file = run_dir / f"critical_points_{plane}.vtp"
     trajectory = read_trajectory(traj_file) if traj_file.is_file() else None
     critical = read_points(crit_file) if crit_file.is_file() else None
-    return render_quicklook(surface, trajectory, critical, out_dir=Path(out_dir) if out_dir else run_dir / "renders",
+    return render_quicklook(surface, trajectory, critical, out_dir=Path(out_dir) if out_dir else run_dir / "renders" / "quicklook",
                             prefix=plane, views=views)

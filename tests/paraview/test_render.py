@@ -39,6 +39,17 @@ def test_cli_pyvista_backend_skips_the_view_it_has_not(run_b, tmp_path):
     assert picture_stats(tmp_path / "random_2d_contours.png")["red"] > 50
 
 
+def test_cli_pyvista_default_folder_leaves_the_paraview_pictures_alone(run_b):
+    paraview_picture = run_b / "renders" / "random_2d_contours.png"
+    paraview_picture.parent.mkdir(exist_ok=True)
+    paraview_picture.write_bytes(b"stands for a ParaView picture")
+    proc = _cli("-q", "render", str(run_b), "--backend", "pyvista", "--plane", "random", "--views", "2d_contours")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(run_b / "renders" / "quicklook" / "random_2d_contours.png")]
+    assert paraview_picture.read_bytes() == b"stands for a ParaView picture"
+    paraview_picture.unlink()
+
+
 def test_cli_falls_back_to_pyvista_with_a_notice_when_pvbatch_is_missing(run_b, tmp_path):
     bin_dir = tmp_path / "bin"  # a PATH with python but without pvbatch
     bin_dir.mkdir()
