@@ -300,6 +300,18 @@ def test_shards_then_merge_equal_a_single_run(setup, tmp_path, run_main):
     assert_one_line_error(proc, "nothing to merge", "merged already?")
 
 
+def test_merge_checks_the_shards_device_without_needing_one(setup, tmp_path, run_main):
+    """A merge evaluates nothing: naming the shards' device (cuda) must not require a GPU on the
+    merging machine; it only enters the configuration check (here the shards ran on the CPU)."""
+    out = tmp_path / "s.vts"
+    for i in (0, 1):
+        assert run_main(*base(setup, out, "--shard", f"{i}/2")).returncode == 0  # SMALL has --device cpu
+    proc = run_main(*base(setup, out, "--device", "cuda", "--merge"))
+    assert_one_line_error(proc, "partial results of another configuration", "eval.device: 'cpu' vs 'cuda'")
+    assert run_main(*base(setup, out, "--merge")).returncode == 0
+    same_grid(read_surface(out), setup["ref"])
+
+
 # -- bad input and faults -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("option,spec,fragment", [

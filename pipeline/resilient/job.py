@@ -48,15 +48,19 @@ class SurfaceRequest:
             raise ValueError(f"split must be one of {', '.join(map(repr, SPLITS))}; got {self.split!r}")
 
 
-def resolve_device(requested: str | None, local_rank: int = 0, distributed: bool = False) -> str:
-    """``cpu``/``cuda`` (default: cuda when available); under torchrun, ``cuda:LOCAL_RANK``."""
+def resolve_device(requested: str | None, local_rank: int = 0, distributed: bool = False,
+                   present: bool = True) -> str:
+    """``cpu``/``cuda`` (default: cuda when available); under torchrun, ``cuda:LOCAL_RANK``.
+
+    ``present=False`` (a merge, which evaluates nothing) names the device without asking for
+    it, so shards computed on GPUs can be merged on a machine without one."""
     import torch
 
     name = requested or ("cuda" if torch.cuda.is_available() else "cpu")
     kind = name.split(":", 1)[0]
     if kind not in ("cpu", "cuda"):
         raise ValueError(f"device must be one of 'cpu', 'cuda'; got {name!r}")
-    if kind == "cuda":
+    if kind == "cuda" and present:
         if not torch.cuda.is_available():
             raise LosscapeError("device cuda was asked for but CUDA is not available; use --device cpu")
         if distributed:
@@ -104,7 +108,8 @@ def check_variances(directions: Any, grid: Grid) -> None:
 class SurfaceJob:
     """A request with everything loaded: model, directions, data, engine config, identity, metadata."""
 
-    def __init__(self, request: SurfaceRequest, env: DistEnv = DistEnv(), chunk_size: int | None = None):
+    def __init__(self, request: SurfaceRequest, env: DistEnv = DistEnv(), chunk_size: int | None = None,
+                 evaluates: bool = True):
         from ..checkpoints import RunDir
         from ..data import load_dataset
         from ..directions import Directions
@@ -125,7 +130,7 @@ class SurfaceJob:
             raise ValueError(f"out must end in .vts; got {str(self.out)!r}")
         cfg = info["config"]
         config = request.eval or EvalConfig()
-        self.device = resolve_device(config.device, env.local_rank, env.world_size > 1)
+        self.device = resolve_device(config.device, env.local_rank, env.world_size > 1, present=evaluates)
         self.config = dataclasses.replace(config, device=self.device)
         self.env, self.grid, self.request = env, grid, request
         self.grid_has_centre = bool(abs(grid.xs).min() == 0.0 and abs(grid.ys).min() == 0.0)
@@ -215,5 +220,5 @@ def compute_surface(request: SurfaceRequest, options: ResumeOptions = ResumeOpti
 
 def merge_shards(request: SurfaceRequest, options: ResumeOptions = ResumeOptions()) -> SurfaceOutcome:
     """Assemble the ``.vts`` of ``request`` from the chunks its ``--shard`` jobs left."""
-    job = SurfaceJob(request, chunk_size=options.chunk_size)
+    job = SurfaceJob(request, chunk_size=options.chunk_size, evaluates=False)
     return merge_surface(job.grid, job.out, identity=job.identity, options=options)
