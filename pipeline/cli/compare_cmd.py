@@ -49,8 +49,8 @@ def parse_cap(text: str | None) -> tuple[float | None, float]:
         value = float(raw[:-1] if raw.endswith("x") else raw)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0) or (raw.endswith("x") and value <= 1):
-        raise ValueError(f"--cap must be a positive loss value (e.g. 10) or a factor above 1 like '5x'; got {text!r}")
+    if not (math.isfinite(value) and value > 0) or (raw.endswith("x") and value < 1):
+        raise ValueError(f"--cap must be a positive loss value (e.g. 10) or a factor of at least 1 like '5x'; got {text!r}")
     return (None, value) if raw.endswith("x") else (value, 5.0)
 
 
