@@ -307,7 +307,9 @@ def test_merge_checks_the_shards_device_without_needing_one(setup, tmp_path, run
     for i in (0, 1):
         assert run_main(*base(setup, out, "--shard", f"{i}/2")).returncode == 0  # SMALL has --device cpu
     proc = run_main(*base(setup, out, "--device", "cuda", "--merge"))
-    assert_one_line_error(proc, "partial results of another configuration", "eval.device: 'cpu' vs 'cuda'")
+    assert_one_line_error(proc, "partial results of another configuration", "eval.device: 'cpu' vs 'cuda'",
+                          "give --merge the same options as the shards")
+    assert "--restart" not in proc.stderr  # a merge never discards computed chunks
     assert run_main(*base(setup, out, "--merge")).returncode == 0
     same_grid(read_surface(out), setup["ref"])
 

@@ -354,7 +354,9 @@ def merge_surface(grid: Grid, out: str | os.PathLike, *, identity: Mapping[str, 
         hint = f" ({out} exists: merged already?)" if out.exists() else ""
         raise LosscapeError(f"nothing to merge: {store.root} holds no manifest{hint}; run the shards first "
                             f"with --shard i/k")
-    store.check(manifest, identity, plan)
+    # a merge never discards chunks: the remedy is to repeat the shards' options, not --restart
+    store.check(manifest, identity, plan, remedy="give --merge the same options as the shards (grid, split, "
+                "--device, --precision, ...)")
     _probe_writable(out.parent)
     outcome = SurfaceOutcome(out, store.root, plan.n_chunks)
     return _finish(store, plan, grid, fingerprint_of(identity), out, options, outcome)

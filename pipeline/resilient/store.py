@@ -212,7 +212,8 @@ class ChunkStore:
         self.check(existing, identity, plan)
         return existing
 
-    def check(self, manifest: Mapping[str, Any], identity: Mapping[str, Any], plan: ChunkPlan) -> None:
+    def check(self, manifest: Mapping[str, Any], identity: Mapping[str, Any], plan: ChunkPlan,
+              remedy: str = "pass --restart to discard them, or choose another --out") -> None:
         """Raise :class:`ConfigMismatchError` unless ``manifest`` was made for ``identity`` and ``plan``."""
         if manifest.get("fingerprint") == fingerprint_of(identity) and manifest.get("plan") == plan.to_dict():
             return
@@ -223,7 +224,7 @@ class ChunkStore:
             diffs.append(f"chunks: {_short(manifest.get('plan'))} vs {_short(plan.to_dict())}")
         raise ConfigMismatchError(
             f"{self.root} holds partial results of another configuration ({'; '.join(diffs[:3]) or 'fingerprint'}"
-            f"{'; ...' if len(diffs) > 3 else ''}); pass --restart to discard them, or choose another --out")
+            f"{'; ...' if len(diffs) > 3 else ''}); {remedy}")
 
     # -- chunks --------------------------------------------------------------------------------
     def write_chunk(self, c: int, start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray],
