@@ -33,7 +33,7 @@ def _train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{cfg.name}"
     info = train(cfg.train, out, restart=args.restart, name=cfg.name)
     last = info["history"][-1]
-    print(f"trained {cfg.train.model} on {info['dataset']['name']} for {last['epoch']} epochs: "
+    print(f"trained {cfg.train.model} on {info['dataset']['name']} for {last['epoch']} epoch{'' if last['epoch'] == 1 else 's'}: "
           f"test accuracy {last['test_accuracy']:.3f}, test loss {last['test_loss']:.4f}", file=sys.stderr)
     print(out)
     return 0
