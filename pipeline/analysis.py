@@ -23,7 +23,6 @@ import json
 import math
 import os
 import re
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_path, write_text
 from .errors import LosscapeError
 from .surface import Surface
 from .topology import Topology, analyze, cell_areas
@@ -42,20 +42,6 @@ __all__ = ["AnalysisFiles", "surface_kind", "surface_values", "analyze_surface",
 _ARRAYS = ("loss", "accuracy", "test_loss", "test_accuracy")
 _META_KEYS = ("model", "dataset", "split", "direction_kind", "centre_loss", "epoch", "run")
 JSON_INDENT_MAX_PAIRS = 5000  # above this many pairs the JSON is written compact
-
-
-def _write_text(path: Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it onto ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def surface_kind(path: Path, meta: dict[str, Any]) -> str:
@@ -134,7 +120,7 @@ def analyze_file(path: str | os.PathLike, *, array: str = "loss", persistence: f
     vtkio.write_points(files.critical_points, coords, arrays,
                        meta={"content": "critical_points", "kind": kind, "array": array, "source": path.name,
                              "threshold": topo.threshold, "persistence": topo.persistence, "relative": topo.relative})
-    _write_text(files.topology, text)
+    write_text(files.topology, text)
     vtkio.write_surface(path, surface, vti=path.with_suffix(".vti").is_file())
     return topo, files
 
@@ -329,12 +315,8 @@ def plot_persistence_diagrams(summaries: Sequence[RunSummary], path: str | os.Pa
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Persistence diagrams, {summaries[0].kind} plane", fontsize=11)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp.png")
-    try:
+    with atomic_path(path, suffix=".tmp.png") as tmp:  # savefig infers the format from the name
         fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -343,7 +325,7 @@ def write_comparison(summaries: Sequence[RunSummary], out_dir: str | os.PathLike
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"compare_{summaries[0].kind}"
-    md = _write_text(out / f"{stem}.md", comparison_markdown(summaries))
-    js = _write_text(out / f"{stem}.json", json.dumps(comparison_dict(summaries), indent=1, allow_nan=False) + "\n")
+    md = write_text(out / f"{stem}.md", comparison_markdown(summaries))
+    js = write_text(out / f"{stem}.json", json.dumps(comparison_dict(summaries), indent=1, allow_nan=False) + "\n")
     png = plot_persistence_diagrams(summaries, out / f"{stem}.png")
     return {"markdown": md, "json": js, "png": png}

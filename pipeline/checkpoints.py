@@ -19,45 +19,21 @@ import json
 import os
 import pickle
 import re
-import tempfile
 import zipfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .errors import CheckpointError, LosscapeError
 
 __all__ = ["RunDir", "atomic_path", "write_json", "read_json", "save_checkpoint", "load_checkpoint",
            "load_state_into", "mismatch"]
 
 _EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.
-
-    On any exception the temporary file is removed and an existing ``path`` is untouched.
-    """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise LosscapeError(f"output directory {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise LosscapeError(f"output directory {parent} is not writable")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:

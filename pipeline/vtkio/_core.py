@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import platform
 import re
-import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,7 @@ from vtkmodules.vtkIOXML import (
 )
 
 from .. import __version__
+from ..atomic import atomic_path
 from ..errors import LosscapeError
 from ..surface import FORMAT_VERSION
 
@@ -177,22 +176,11 @@ def _run_writer(writer) -> None:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` for a temporary file beside ``path``, then rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
+    """Call ``write(tmp)`` for a temporary file beside ``path``, then rename it onto ``path``
+    (:func:`pipeline.atomic.atomic_path`; missing output directories are created)."""
+    with atomic_path(path, make_parents=True) as tmp:
         write(tmp)
-        if not tmp.is_file():
-            raise LosscapeError(f"writing {str(path)!r} produced no file")
-        with open(tmp, "rb+") as f:  # data on disk before the rename makes it visible
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        # on any failure (including KeyboardInterrupt) no partial file is left behind
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return Path(path)
 
 
 def _write_xml(writer_cls, data: vtkDataObject, path: Path) -> Path:
