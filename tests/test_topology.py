@@ -212,6 +212,19 @@ def test_nan_wall_separates_wells():
     assert set(np.unique(topo.basins[:45])) == {0} and set(np.unique(topo.basins[46:])) == {1}
 
 
+def test_tables_index_like_lists():
+    xs, ys, X, Y = grid((-3.2, 3.0), (-3.1, 2.9), 41, 31)
+    topo = analyze(wells(X, Y), xs=xs, ys=ys, persistence=0.05, relative=True)
+    assert len(topo.minima) == len(WELLS)
+    minima, points = topo.minima, topo.critical_points
+    assert [m.value for m in minima[:2]] == [minima[0].value, minima[1].value]
+    assert minima[-1] == minima[len(minima) - 1] and minima[-1].label == len(minima) - 1
+    assert [p.vertex_id for p in points[::-1]] == points.vertex_id[::-1].tolist()
+    assert minima[len(minima):] == [] and list(minima) == minima[:]
+    with pytest.raises(IndexError):
+        minima[len(minima)]
+
+
 @pytest.mark.parametrize("shape", [(2, 2), (7, 3), (40, 25)])
 def test_constant_field(shape):
     topo = analyze(np.full(shape, 2.5))

@@ -89,7 +89,14 @@ class _Table:
         return len(self.vertex_id)
 
     def __iter__(self):
-        return (self[k] for k in range(len(self)))
+        return (self._item(k) for k in range(len(self)))
+
+    def __getitem__(self, k):
+        """Row ``k`` as a record (negative ``k`` counts from the end); a slice gives a list."""
+        rows = range(len(self))
+        if isinstance(k, slice):
+            return [self._item(i) for i in rows[k]]
+        return self._item(rows[k])  # IndexError past the end, like a list
 
     @property
     def index(self) -> np.ndarray:
@@ -125,7 +132,7 @@ class CriticalPoints(_Table):
     xs: np.ndarray
     ys: np.ndarray
 
-    def __getitem__(self, k: int) -> CriticalPoint:
+    def _item(self, k: int) -> CriticalPoint:
         index, coords = self._where(k)
         code = int(self.code[k])
         return CriticalPoint(TYPE_NAMES[code], code, index, coords, float(self.value[k]),
@@ -155,7 +162,7 @@ class Minima(_Table):
     xs: np.ndarray
     ys: np.ndarray
 
-    def __getitem__(self, k: int) -> Minimum:
+    def _item(self, k: int) -> Minimum:
         index, coords = self._where(k)
         width = Width(self.width_delta, float(self.width_level[k]), tuple(map(float, self.width_extent[k])),
                       float(self.width_area[k]), float(self.width_diameter[k]))
