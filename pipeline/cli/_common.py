@@ -1,8 +1,9 @@
-"""Options shared by several subcommands, and their conversion to typed configs."""
+"""Options shared by several subcommands, their conversion to typed configs, and path display."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from ..config import RunConfig, load_preset, preset_names
 
@@ -33,3 +34,12 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg.train)
                  if getattr(args, f.name, None) is not None}
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
+
+
+def shown_path(path) -> str:
+    """A path as the user would type it: relative to the working directory when it is inside it."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from ..errors import LosscapeError
+from ._common import shown_path
 
 PV_VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # = pipeline.render.pvbatch.VIEWS
 QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")
@@ -58,6 +59,14 @@ def run(args: argparse.Namespace) -> int:
         if backend == "pyvista":
             print("losscape render: notice: ParaView (pvbatch, and xvfb-run without a display) not found; "
                   "rendering quick looks with pyvista instead", file=sys.stderr)
+    if backend == "paraview" and not args.plane:
+        # the states draw the descent path: by default, skip (with a notice) the planes that lack one
+        ready = [p for p in planes if (run_dir / f"trajectory_{p}.vtp").is_file()]
+        for p in planes:
+            if p not in ready:
+                print(f"losscape render: notice: the {p} plane has no trajectory_{p}.vtp (losscape trajectory "
+                      f"--run RUN --directions RUN/directions/{p}.pt); not rendered", file=sys.stderr)
+        planes = ready or planes  # none ready: render_paraview names what is missing
     if backend == "paraview":  # one pvbatch process for all planes
         written = pvbatch.render_paraview(run_dir, planes, args.views, out_dir or run_dir / "renders",
                                           size=tuple(args.size))
@@ -69,5 +78,5 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr)
         written = [p for plane in planes for p in (render_run_quicklook(run_dir, plane, views, out_dir) if views else [])]
     for path in written:
-        print(path)
+        print(shown_path(path))
     return 0

@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from ._common import add_train_options, run_config_from_args
+from ._common import add_train_options, run_config_from_args, shown_path
 
 
 def register(sub) -> None:
@@ -63,15 +62,6 @@ def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"
 
 
-def _shown(path) -> str:
-    """A path as the user would type it: relative to the working directory when it is inside it."""
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _print_summary(result, seconds: float) -> None:
     err = sys.stderr
     print(f"\nlosscape run finished in {seconds:.0f} s: {result.root}/  (test accuracy "
@@ -88,10 +78,10 @@ def _print_summary(result, seconds: float) -> None:
         print(f"  {plane:6s} plane {s['grid']}{speed}: {counts} above the persistence threshold{extra}",
               file=err)
         for path in result.files.get(plane, []):
-            print(f"    {_shown(path)}", file=err)
+            print(f"    {shown_path(path)}", file=err)
     if result.pictures:
         print(f"  pictures ({len(result.pictures)}):", file=err)
         for path in result.pictures:
-            print(f"    {_shown(path)}", file=err)
+            print(f"    {shown_path(path)}", file=err)
     print("  open in ParaView: see docs/paraview.md", file=err)
     print(result.root)

@@ -50,6 +50,19 @@ def test_cli_pyvista_default_folder_leaves_the_paraview_pictures_alone(run_b):
     paraview_picture.unlink()
 
 
+def test_cli_default_planes_skip_one_without_a_trajectory(run_b, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(run_b, run, ignore=shutil.ignore_patterns("renders"))
+    (run / "trajectory_random.vtp").unlink()
+    proc = _cli("-q", "render", str(run), "--views", "2d_contours", "--size", "320", "240")
+    assert proc.returncode == 0, proc.stderr
+    assert "notice: the random plane has no trajectory_random.vtp" in proc.stderr
+    assert proc.stdout.split() == [str(run / "renders" / "pca_2d_contours.png")]
+    proc = _cli("-q", "render", str(run), "--plane", "random", "--views", "2d_contours")  # asked for: an error
+    assert proc.returncode == 1 and len(proc.stderr.strip().splitlines()) == 1
+    assert "trajectory_random.vtp' not found" in proc.stderr
+
+
 def test_cli_falls_back_to_pyvista_with_a_notice_when_pvbatch_is_missing(run_b, tmp_path):
     bin_dir = tmp_path / "bin"  # a PATH with python but without pvbatch
     bin_dir.mkdir()
