@@ -21,7 +21,7 @@ system:
 	@sh scripts/install_system.sh
 
 demo: $(STAMP) system
-	$(VENV)/bin/losscape run --preset digits --out runs/demo
+	$(VENV)/bin/lossvista run --preset digits --out runs/demo
 
 test: $(STAMP) system
 	$(PY) -m pytest -q

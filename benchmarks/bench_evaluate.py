@@ -16,30 +16,30 @@ per-round ratios counts (load that comes and goes hits both members of a pair al
 
 W1: the digits CNN trained briefly (3 epochs, seeded) on the whole digits set (1797 samples =
     train + test concatenated); a 41x41 filter-normalized random plane over [-1, 1]^2.
-    - ``losscape``: ``pipeline.landscape.evaluate`` on the whole plane, fp32, automatic plan.
-    - ``losscape vmap``: the same engine forced to 8 points per vmapped forward (first 400
+    - ``lossvista``: ``pipeline.surface.evaluate`` on the whole plane, fp32, automatic plan.
+    - ``lossvista vmap``: the same engine forced to 8 points per vmapped forward (first 400
       points): shows why the automatic plan does not stack points on this CPU.
     - ``plain loop``: per point, ``load_state_dict(theta + a x + b y)``, then a ``DataLoader``
       over the set in batches of 128, summed cross-entropy; first 200 points, extrapolated.
-      losscape's values are compared with it at those points (max relative error).
+      lossvista's values are compared with it at those points (max relative error).
     - ``loss-landscapes``: the PyPI package's ``random_plane(model, Loss(cross_entropy, X, Y),
       distance=1, steps=41, normalization='filter', deepcopy_model=True)``, the whole set as
       its one batch; timed over its first 200 metric calls (its own directions and grid), so
       its points/s are extrapolated.
-    Target (fp32): losscape >= 2x loss-landscapes and >= 1.5x the plain loop.
+    Target (fp32): lossvista >= 2x loss-landscapes and >= 1.5x the plain loop.
 W2: CIFAR ResNet-20 (seeded initial weights) on 1024 synthetic 3x32x32 images; a 7x7 plane.
     Achieved GFLOP/s = forward FLOPs per sample (``torch.utils.flop_counter.FlopCounterMode``)
     x samples x points / seconds, as a fraction of this machine's fp32 matmul rate measured in
     the same run (the best of repeated 2048x2048 sgemm loops, measured before, between and
     after the methods: the highest is the peak, so contention only lowers the fraction).
-    - ``losscape fp32`` and ``losscape bf16`` (whole plane); the bf16 row prints its max
+    - ``lossvista fp32`` and ``lossvista bf16`` (whole plane); the bf16 row prints its max
       relative loss error against fp32 at the 49 points.
     - ``plain loop`` (as in W1, DataLoader batches of 128; first 7 points).
     - ``loss-landscapes`` feeding all 1024 images at once (steps=7; first 5 points). Its
       filter normalization raises ZeroDivisionError on ResNet-20 (all-zero BatchNorm biases
       at initialization, the DESIGN.md pitfall), so this row uses its 'model' normalization,
       which costs the same per point.
-    Targets: losscape fp32 >= 65 % of the sgemm rate; bf16 >= 2.5x the fp32 points/s.
+    Targets: lossvista fp32 >= 65 % of the sgemm rate; bf16 >= 2.5x the fp32 points/s.
 E1: early exit on the W1 model: a 21x21 plane over [-1, 1]^2, evaluated without a cap and with
     cap = 5 x the centre loss (the renderer's default cap) and cap = the median of the plane
     (exactly half above). Forward samples with and without the cap, one point per forward and
@@ -214,8 +214,9 @@ def _loss_landscapes(model, x, y, steps, calls, normalization="filter"):
 def child(task: dict) -> dict:
     import torch
 
-    from pipeline.config import Grid
-    from pipeline.landscape import EvalConfig, evaluate, evaluate_points
+    from pipeline.datamodel import Grid
+    from pipeline.engine import EvalConfig, evaluate_points
+    from pipeline.surface import evaluate
 
     torch.set_num_threads(task["threads"])
     work, method = task["work"], task["method"]
@@ -229,10 +230,10 @@ def child(task: dict) -> dict:
     coords = grid.coords()
     cpu = EvalConfig(device="cpu")
 
-    if method in ("w1_losscape", "w2_fp32", "w2_bf16"):
+    if method in ("w1_lossvista", "w2_fp32", "w2_bf16"):
         config = EvalConfig(device="cpu", precision="bf16" if method == "w2_bf16" else "fp32")
         evaluate_points(model, d, coords[:2], (x, y), config, progress=False)  # warm-up
-        if method == "w1_losscape":  # the peers' window: the same first points, a few seconds
+        if method == "w1_lossvista":  # the peers' window: the same first points, a few seconds
             t = time.perf_counter()
             evaluate_points(model, d, coords[:W1_PEER_POINTS], (x, y), config, progress=False)
             out["window"] = {"points": W1_PEER_POINTS, "seconds": time.perf_counter() - t}
@@ -254,12 +255,12 @@ def child(task: dict) -> dict:
         evaluate_points(model, d, coords[:2], (x, y), config, progress=False)
         _plain_loop(model, d, coords[:1], x, y)
         _loss_landscapes(model, x, y, W1_STEPS, 2)
-        rates: dict[str, list[float]] = {"losscape": [], "plain": [], "ll": []}
+        rates: dict[str, list[float]] = {"lossvista": [], "plain": [], "ll": []}
         for k in range(PAIRED_ROUNDS):
             part = coords[k * PAIRED_POINTS:(k + 1) * PAIRED_POINTS]
             t = time.perf_counter()
             evaluate_points(model, d, part, (x, y), config, progress=False)
-            rates["losscape"].append(len(part) / (time.perf_counter() - t))
+            rates["lossvista"].append(len(part) / (time.perf_counter() - t))
             t = time.perf_counter()
             _plain_loop(model, d, part[:PAIRED_POINTS // 2], x, y)
             rates["plain"].append(PAIRED_POINTS // 2 / (time.perf_counter() - t))
@@ -374,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     flags = _cpu_flags()
     print(f"CPU: {_cpu_name()}, {os.cpu_count()} cores, threads={args.threads}, torch {torch.__version__}; "
           f"avx512_bf16={'avx512_bf16' in flags}, amx_bf16={'amx_bf16' in flags}")
-    from pipeline.landscape.tuning import cache_facts
+    from pipeline.engine.tuning import cache_facts
 
     caches = ", ".join(f"{k} {v >> 10} KiB" for k, v in cache_facts().items())
     print(f"caches (per core unless shared): {caches or 'unknown'}")
@@ -410,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
 
         res: dict[str, dict] = {}
         if "w1" in parts:
-            best_of(("w1_losscape", "w1_vmap", "w1_plain", "w1_ll"))
+            best_of(("w1_lossvista", "w1_vmap", "w1_plain", "w1_ll"))
             res["w1_paired"] = run("w1_paired")
         if "w2" in parts:
             best_of(("w2_fp32", "w2_bf16", "w2_plain", "w2_ll"))
@@ -437,41 +438,41 @@ def main(argv: list[str] | None = None) -> int:
     verdicts = []
     if "w1" in parts:
         f1 = facts["w1_flops"] * 1797
-        plan1 = res["w1_losscape"]["plan"]
-        row("W1", "losscape fp32 (auto plan)", res["w1_losscape"], f1,
+        plan1 = res["w1_lossvista"]["plan"]
+        row("W1", "lossvista fp32 (auto plan)", res["w1_lossvista"], f1,
             f"whole plane; batch {plan1['batch_size']}, {plan1['points_per_batch']} pt/forward, "
             f"{plan1['memory_format']}")
-        ours = row("W1", "losscape fp32, first 200 points", {**res["w1_losscape"]["window"],
-                                                             "peak_rss_mb": res["w1_losscape"]["peak_rss_mb"]},
+        ours = row("W1", "lossvista fp32, first 200 points", {**res["w1_lossvista"]["window"],
+                                                             "peak_rss_mb": res["w1_lossvista"]["peak_rss_mb"]},
                    f1, "the peers' window (used for the ratios)")
-        vm = row("W1", "losscape fp32, 8 points/vmap", res["w1_vmap"], f1, f"first {W1_VMAP_POINTS} points")
+        vm = row("W1", "lossvista fp32, 8 points/vmap", res["w1_vmap"], f1, f"first {W1_VMAP_POINTS} points")
         plain = row("W1", "plain loop (DataLoader 128)", res["w1_plain"], f1, f"first {W1_PEER_POINTS} points, extrapolated")
         ll = row("W1", "loss-landscapes (whole set)", res["w1_ll"], f1, f"first {W1_PEER_POINTS} points, extrapolated")
         ref = np.array(res["w1_plain"]["losses"])
-        got = np.array(res["w1_losscape"]["losses"][:len(ref)])
+        got = np.array(res["w1_lossvista"]["losses"][:len(ref)])
         err = float(np.max(np.abs(got - ref) / np.abs(ref)))
         vm_err = float(np.max(np.abs(np.array(res["w1_vmap"]["losses"][:len(ref)]) - ref) / np.abs(ref)))
-        print(f"W1 check: losscape vs plain loop at the first {len(ref)} points: max relative error {err:.2e} "
+        print(f"W1 check: lossvista vs plain loop at the first {len(ref)} points: max relative error {err:.2e} "
               f"(vmap path: {vm_err:.2e})")
         rates = {k: np.array(v) for k, v in res["w1_paired"]["rates"].items()}
-        r_ll = float(np.median(rates["losscape"] / rates["ll"]))
-        r_plain = float(np.median(rates["losscape"] / rates["plain"]))
+        r_ll = float(np.median(rates["lossvista"] / rates["ll"]))
+        r_plain = float(np.median(rates["lossvista"] / rates["plain"]))
         print(f"W1 paired windows ({PAIRED_ROUNDS} rounds of {PAIRED_POINTS} points, one process, methods in turn): "
-              f"points/s losscape {np.median(rates['losscape']):.0f}, plain loop {np.median(rates['plain']):.0f}, "
+              f"points/s lossvista {np.median(rates['lossvista']):.0f}, plain loop {np.median(rates['plain']):.0f}, "
               f"loss-landscapes {np.median(rates['ll']):.0f} (medians); median paired ratios: "
-              f"{r_ll:.2f}x loss-landscapes (range {np.min(rates['losscape'] / rates['ll']):.2f}-"
-              f"{np.max(rates['losscape'] / rates['ll']):.2f}), {r_plain:.2f}x the plain loop")
+              f"{r_ll:.2f}x loss-landscapes (range {np.min(rates['lossvista'] / rates['ll']):.2f}-"
+              f"{np.max(rates['lossvista'] / rates['ll']):.2f}), {r_plain:.2f}x the plain loop")
         best_ratio = ours["points_per_s"] / ll["points_per_s"]
         print(f"W1 best-of-rounds ratio (separate processes, noisier): {best_ratio:.2f}x loss-landscapes, "
               f"{ours['points_per_s'] / plain['points_per_s']:.2f}x the plain loop")
-        verdicts += [("W1 losscape >= 2x loss-landscapes (median paired ratio)", r_ll, r_ll >= 2.0),
-                     ("W1 losscape >= 1.5x plain loop (median paired ratio)", r_plain, r_plain >= 1.5),
+        verdicts += [("W1 lossvista >= 2x loss-landscapes (median paired ratio)", r_ll, r_ll >= 2.0),
+                     ("W1 lossvista >= 1.5x plain loop (median paired ratio)", r_plain, r_plain >= 1.5),
                      ("W1 values match the plain loop (rel <= 1e-5)", err, err <= 1e-5)]
     if "w2" in parts:
         f2 = facts["w2_flops"] * W2_SAMPLES
         plan = res["w2_fp32"]["plan"]
-        fp32 = row("W2", "losscape fp32", res["w2_fp32"], f2, f"batch {plan['batch_size']}, {plan['memory_format']}")
-        bf16 = row("W2", "losscape bf16 (autocast)", res["w2_bf16"], f2, "vs the fp32 sgemm rate")
+        fp32 = row("W2", "lossvista fp32", res["w2_fp32"], f2, f"batch {plan['batch_size']}, {plan['memory_format']}")
+        bf16 = row("W2", "lossvista bf16 (autocast)", res["w2_bf16"], f2, "vs the fp32 sgemm rate")
         row("W2", "plain loop (DataLoader 128)", res["w2_plain"], f2, f"first {W2_PLAIN_POINTS} points")
         row("W2", "loss-landscapes (1024 at once)", res["w2_ll"], f2,
             f"first {W2_LL_POINTS} points; normalization='model' (its 'filter' divides by zero here)")
@@ -484,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
               f"best-of-rounds: {bf16['points_per_s'] / fp32['points_per_s']:.2f}x")
         print(f"W2: {facts['w2_flops'] / 1e6:.1f} MFLOP/sample forward; bf16 max relative loss error vs fp32 over "
               f"{len(a)} points: {bf_err:.2e}")
-        verdicts += [("W2 losscape fp32 >= 65% of sgemm", fp32["peak_fraction"], fp32["peak_fraction"] >= 0.65),
+        verdicts += [("W2 lossvista fp32 >= 65% of sgemm", fp32["peak_fraction"], fp32["peak_fraction"] >= 0.65),
                      ("W2 bf16 >= 2.5x fp32 points/s (median paired ratio)", speed, speed >= 2.5)]
     if "e1" in parts:
         for m, label in (("e1_plain", "1 point/forward"), ("e1_lanes", "8 points/vmap")):

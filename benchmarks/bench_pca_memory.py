@@ -1,4 +1,4 @@
-"""PCA memory: losscape's streamed PCA vs scikit-learn's PCA on the stacked matrix (ResNet-50).
+"""PCA memory: lossvista's streamed PCA vs scikit-learn's PCA on the stacked matrix (ResNet-50).
 
 Two PCA directions from E = 11 checkpoints of a torchvision ResNet-50 (25.6M parameters). The
 checkpoints are seeded synthetic trajectories written to a temporary directory (the final
@@ -10,7 +10,7 @@ from ``os.wait4`` (``ru_maxrss``, the kernel's high-water mark of the child alon
 
 - ``import torch``: a child that only imports torch and pipeline.directions (the floor both
   methods pay, since both read checkpoints with torch);
-- ``losscape``: ``pipeline.directions.pca_directions(paths, ignore="none")`` (memory-mapped
+- ``lossvista``: ``pipeline.directions.pca_directions(paths, ignore="none")`` (memory-mapped
   checkpoints, Gram matrix, components built piece by piece);
 - ``scikit-learn``: the (E x P) float32 matrix of ``theta_e - theta_final`` filled row by row
   from memory-mapped checkpoints, then ``sklearn.decomposition.PCA(n_components=2).fit``
@@ -21,7 +21,7 @@ torch (2.14.1+cu130) the interpreter's teardown alone raises the peak RSS of a b
 ``python -c "import torch"`` from 520 MB to 648 MB, which belongs to neither method.
 
 Both see the same P parameters (all of them). The parent then compares the two results
-(|cosine| of each component, explained variance ratios). Target: losscape at most 1 GB and at
+(|cosine| of each component, explained variance ratios). Target: lossvista at most 1 GB and at
 most a quarter of scikit-learn's figure.
 
 Usage: ``python benchmarks/bench_pca_memory.py [--checkpoints 11] [--keep DIR]``.
@@ -87,7 +87,7 @@ def child_floor(workdir: Path) -> dict:
     return {}
 
 
-def child_losscape(workdir: Path) -> dict:
+def child_lossvista(workdir: Path) -> dict:
     from pipeline.directions import pca_directions
 
     paths = sorted(workdir.glob("epoch_*.pt"))
@@ -95,7 +95,7 @@ def child_losscape(workdir: Path) -> dict:
     d = pca_directions(paths, ignore="none")
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    d.save(workdir / "losscape.pt")
+    d.save(workdir / "lossvista.pt")
     return {"seconds": seconds, "peak_before_save": peak, "explained_variance": d.meta["explained_variance"]}
 
 
@@ -127,7 +127,7 @@ def child_sklearn(workdir: Path) -> dict:
             "explained_variance": pca.explained_variance_ratio_.tolist()}
 
 
-CHILDREN = {"make": child_make, "floor": child_floor, "losscape": child_losscape, "sklearn": child_sklearn}
+CHILDREN = {"make": child_make, "floor": child_floor, "lossvista": child_lossvista, "sklearn": child_sklearn}
 
 
 # ------------------------------------------------------------------------------- parent
@@ -153,7 +153,7 @@ def compare(workdir: Path) -> list[float]:
 
     from pipeline.directions import Directions
 
-    d = Directions.load(workdir / "losscape.pt")
+    d = Directions.load(workdir / "lossvista.pt")
     centre = torch.load(workdir / "epoch_000.pt", mmap=True, weights_only=True)
     keys = _param_keys(centre)
     ref = np.load(workdir / "sklearn_components.npy", mmap_mode="r")
@@ -182,7 +182,7 @@ def main() -> int:
         sys.stdout.flush()
         os._exit(0)  # skip interpreter teardown: see the module docstring
 
-    ctx = tempfile.TemporaryDirectory(prefix="losscape-pca-bench-") if not args.keep else None
+    ctx = tempfile.TemporaryDirectory(prefix="lossvista-pca-bench-") if not args.keep else None
     workdir = Path(args.keep or ctx.name)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -190,7 +190,7 @@ def main() -> int:
         made, _ = run_child("make", workdir, "--checkpoints", str(args.checkpoints), "--seed", str(args.seed))
         P, E = made["parameters"], made["checkpoints"]
         rows = {}
-        for name in ("floor", "losscape", "sklearn"):
+        for name in ("floor", "lossvista", "sklearn"):
             print(f"running {name} ...", file=sys.stderr)
             rows[name] = run_child(name, workdir)
         cos = compare(workdir)
@@ -199,23 +199,23 @@ def main() -> int:
             ctx.cleanup()
 
     floor = rows["floor"][1]
-    lc, sk = rows["losscape"], rows["sklearn"]
+    lc, sk = rows["lossvista"], rows["sklearn"]
     print(f"\nPCA memory: {E} checkpoints x {P / 1e6:.2f}M parameters of torchvision ResNet-50 "
           f"(stacked float32 matrix {E * P * 4 / MB:.0f} MB)")
     print(f"{'method':<34}{'peak RSS (MB)':>14}{'above floor':>13}{'time (s)':>10}")
     print(f"{'import torch (floor)':<34}{floor / MB:>14.0f}{'':>13}{'':>10}")
-    print(f"{'losscape pca_directions (mmap)':<34}{lc[1] / MB:>14.0f}{(lc[1] - floor) / MB:>13.0f}"
+    print(f"{'lossvista pca_directions (mmap)':<34}{lc[1] / MB:>14.0f}{(lc[1] - floor) / MB:>13.0f}"
           f"{lc[0]['seconds']:>10.1f}")
     print(f"{'scikit-learn PCA (' + sk[0]['solver'] + ')':<34}{sk[1] / MB:>14.0f}{(sk[1] - floor) / MB:>13.0f}"
           f"{sk[0]['seconds']:>10.1f}")
     ratio = lc[1] / sk[1]
-    print(f"\nlosscape / scikit-learn peak RSS: {ratio:.3f}  (target <= 0.25); losscape <= 1 GB: "
+    print(f"\nlossvista / scikit-learn peak RSS: {ratio:.3f}  (target <= 0.25); lossvista <= 1 GB: "
           f"{'yes' if lc[1] <= GB else 'NO'}")
     print(f"agreement |cos|: PC1 {cos[0]:.6f}, PC2 {cos[1]:.6f}")
-    print(f"explained variance: losscape {[round(v, 6) for v in lc[0]['explained_variance']]}, "
+    print(f"explained variance: lossvista {[round(v, 6) for v in lc[0]['explained_variance']]}, "
           f"scikit-learn {[round(v, 6) for v in sk[0]['explained_variance']]}")
-    results = {"checkpoints": E, "parameters": P, "floor_rss": floor, "losscape_rss": lc[1], "sklearn_rss": sk[1],
-               "ratio": ratio, "cosine": cos, "losscape": lc[0], "sklearn": sk[0]}
+    results = {"checkpoints": E, "parameters": P, "floor_rss": floor, "lossvista_rss": lc[1], "sklearn_rss": sk[1],
+               "ratio": ratio, "cosine": cos, "lossvista": lc[0], "sklearn": sk[0]}
     out = ROOT / "benchmarks" / "results" / "pca_memory.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Scale-out and early exit of ``losscape surface`` on this machine (issue 6 "Must show").
+"""Scale-out and early exit of ``lossvista surface`` on this machine (issue 6 "Must show").
 
 1. **1 vs 2 processes.** The same digits-CNN plane (``--grid``, whole training split, fp32) by
    one process and by ``torchrun --standalone --nproc-per-node 2`` (gloo), one thread per
@@ -47,7 +47,7 @@ EVAL_RE = re.compile(r"evaluated (\d+) points in ([\d.]+) s")
 
 def prepare(work: Path) -> tuple[Path, Path]:
     """A trained digits run and its random filter-normalized directions (made once, reused)."""
-    from pipeline.checkpoints import RunDir
+    from pipeline.rundir import RunDir
     from pipeline.config import TrainConfig
     from pipeline.directions import random_directions
     from pipeline.train import train

@@ -3,8 +3,8 @@
 
 Issue 6 part 3. A CIFAR ResNet-56 (seeded initial weights) on 10,000 synthetic CIFAR-shaped
 samples, a 51x51 filter-normalized random plane, evaluated through the same path as
-``losscape surface`` (``pipeline.resilient.make_chunk_evaluator`` on
-``pipeline.landscape.evaluate_points``, data resident on the device), in each mode:
+``lossvista surface`` (``pipeline.surface.make_chunk_evaluator`` on
+``pipeline.engine.evaluate_points``, data resident on the device), in each mode:
 
 - ``fp32``: float32 with TF32 off (compared with the card's FP32 peak);
 - ``tf32``: float32 with TF32 tensor cores allowed (compared with the dense TF32 peak);
@@ -33,12 +33,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pipeline.config import Grid  # noqa: E402
+from pipeline.datamodel import Grid  # noqa: E402
 from pipeline.data import load_dataset  # noqa: E402
 from pipeline.directions import random_directions  # noqa: E402
-from pipeline.landscape import EvalConfig  # noqa: E402
+from pipeline.engine import EvalConfig  # noqa: E402
 from pipeline.models import build_model  # noqa: E402
-from pipeline.resilient import make_chunk_evaluator  # noqa: E402
+from pipeline.surface import make_chunk_evaluator  # noqa: E402
 
 # Dense (no structured sparsity) peak TFLOP/s from NVIDIA's datasheets. The first entry whose
 # name fragment is in torch.cuda.get_device_name() wins, so the specific names come first.

@@ -10,8 +10,8 @@ Python imports ``sitecustomize`` by itself at start-up when it is on ``sys.path`
 what makes this work for the GUI and for plugins auto-loaded from ``PV_PLUGIN_PATH``
 (before any of our code runs)::
 
-    PYTHONPATH=/path/to/losscape/paraview_plugins \\
-    PV_PLUGIN_PATH=/path/to/losscape/paraview_plugins paraview
+    PYTHONPATH=/path/to/lossvista/paraview_plugins \\
+    PV_PLUGIN_PATH=/path/to/lossvista/paraview_plugins paraview
 
 Scripts (``pvpython``/``pvbatch``) can instead set the alias themselves before
 ``LoadPlugin``, as ``states/*.py`` do.
@@ -42,7 +42,7 @@ def _run_next_sitecustomize() -> None:
         try:
             spec.loader.exec_module(importlib.util.module_from_spec(spec))
         except Exception as exc:  # a broken system hook must not stop ParaView from starting
-            sys.stderr.write(f"losscape sitecustomize: {candidate} failed: {exc}\n")
+            sys.stderr.write(f"lossvista sitecustomize: {candidate} failed: {exc}\n")
         return
 
 

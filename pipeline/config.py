@@ -1,4 +1,4 @@
-"""Typed configuration: the grid of a surface and the settings of a run.
+"""Typed configuration: the settings of a training and of a whole run, and the presets.
 
 Everything here is a frozen dataclass with commented defaults. ``cli.py`` turns
 command-line arguments into these objects; library functions take them as plain
@@ -15,100 +15,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-import numpy as np
+from .datamodel import Grid
+from .errors import ParameterError, param
 
-__all__ = ["Grid", "TrainConfig", "RunConfig", "load_preset", "preset_names", "parse_axis"]
-
-
-def parse_axis(spec: str, name: str = "axis") -> tuple[float, float, int]:
-    """Parse ``"xmin:xmax:n"`` (e.g. ``"-1:1:51"``) into ``(xmin, xmax, n)``.
-
-    Raises ``ValueError`` naming the parameter and what was received when the text
-    does not parse, ``n < 1``, the bounds are not finite, or ``xmin > xmax``.
-    """
-    parts = str(spec).split(":")
-    try:
-        if len(parts) != 3:
-            raise ValueError
-        lo, hi, n = float(parts[0]), float(parts[1]), int(parts[2])
-    except ValueError:
-        raise ValueError(f"{name} must look like 'min:max:n' (e.g. '-1:1:51'); got {spec!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise ValueError(f"{name} bounds must be finite; got {spec!r}")
-    if n < 1:
-        raise ValueError(f"{name} needs at least 1 point; got n={n} in {spec!r}")
-    if lo > hi or (n > 1 and lo == hi):
-        raise ValueError(f"{name} needs min < max; got {spec!r}")
-    return lo, hi, n
-
-
-@dataclass(frozen=True)
-class Grid:
-    """A rectangular grid of (alpha, beta) coefficients.
-
-    ``xs[i] = linspace(xmin, xmax, nx)[i]``; the surface value ``loss[i, j]`` is at
-    ``(xs[i], ys[j])``. A 1D slice has ``ny == 1`` and ``ys == [0.0]``.
-    """
-
-    xmin: float = -1.0
-    xmax: float = 1.0
-    nx: int = 51  # odd, so 0 is a grid point
-    ymin: float = -1.0
-    ymax: float = 1.0
-    ny: int = 51  # 1 for a 1D slice along the first direction
-
-    def __post_init__(self) -> None:
-        for name in ("nx", "ny"):
-            n = getattr(self, name)
-            if int(n) != n or n < 1:
-                raise ValueError(f"{name} must be a positive integer; got {n!r}")
-        if self.nx > 1 and not self.xmin < self.xmax:
-            raise ValueError(f"xmin must be < xmax; got {self.xmin} and {self.xmax}")
-        if self.ny > 1 and not self.ymin < self.ymax:
-            raise ValueError(f"ymin must be < ymax; got {self.ymin} and {self.ymax}")
-
-    @classmethod
-    def from_specs(cls, x: str = "-1:1:51", y: str | None = "-1:1:51") -> "Grid":
-        """Build from ``"min:max:n"`` strings; ``y=None`` gives a 1D grid."""
-        xmin, xmax, nx = parse_axis(x, "--x")
-        if y is None:
-            return cls(xmin, xmax, nx, 0.0, 0.0, 1)
-        ymin, ymax, ny = parse_axis(y, "--y")
-        return cls(xmin, xmax, nx, ymin, ymax, ny)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return (self.nx, self.ny)
-
-    @property
-    def size(self) -> int:
-        return self.nx * self.ny
-
-    @property
-    def ndim(self) -> int:
-        return 1 if self.ny == 1 else 2
-
-    @property
-    def xs(self) -> np.ndarray:
-        """(nx,) float64 coefficients along the first direction."""
-        return np.linspace(self.xmin, self.xmax, self.nx) if self.nx > 1 else np.array([self.xmin], float)
-
-    @property
-    def ys(self) -> np.ndarray:
-        """(ny,) float64 coefficients along the second direction."""
-        return np.linspace(self.ymin, self.ymax, self.ny) if self.ny > 1 else np.array([self.ymin], float)
-
-    def coords(self) -> np.ndarray:
-        """(nx * ny, 2) float64 ``(alpha, beta)`` in C order of ``(i, j)``: flat ``k = i * ny + j``."""
-        a, b = np.meshgrid(self.xs, self.ys, indexing="ij")  # (nx, ny) each
-        return np.stack([a.ravel(), b.ravel()], axis=1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Grid":
-        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls)})
+__all__ = ["TrainConfig", "RunConfig", "load_preset", "preset_names"]
 
 
 @dataclass(frozen=True)
@@ -142,7 +52,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole ``losscape run``: training plus the surfaces to evaluate."""
+    """A whole ``lossvista run``: training plus the surfaces to evaluate."""
 
     name: str = "digits"
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -154,6 +64,13 @@ class RunConfig:
     eval_batch_size: int | None = None  # None: chosen by the engine
     split: str = "train"  # train | test | both
     description: str = ""
+
+    def with_grid_points(self, n: int) -> "RunConfig":
+        """This config with ``n`` points per axis on the random plane (odd, so 0 is a grid point)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 3 or n % 2 == 0:
+            raise ParameterError(f"{param('grid')} must be an odd integer >= 3 (so 0 is a grid point); got {n!r}")
+        g = self.random_grid
+        return dataclasses.replace(self, random_grid=Grid(g.xmin, g.xmax, n, g.ymin, g.ymax, n))
 
 
 def preset_names() -> list[str]:

@@ -7,7 +7,7 @@ Names (``load_dataset(name, ...)``):
 - ``fashion-mnist``: the idx files (``*-idx3-ubyte`` / ``*-idx1-ubyte``, plain or ``.gz``) under
   ``root`` (default ``/usr/share/datasets/fashion-mnist``, Debian's ``dataset-fashion-mnist``),
   read with torchvision's idx readers.
-- ``cifar10``: torchvision's CIFAR10 from a local ``root`` (default ``~/.cache/losscape/cifar10``),
+- ``cifar10``: torchvision's CIFAR10 from a local ``root`` (default ``~/.cache/lossvista/cifar10``),
   standard per-channel normalization; ``download=True`` only on a connected machine.
 - ``synthetic`` or ``synthetic:CxHxW[:N[:K]]``: seeded class prototypes plus noise, shape
   ``(C, H, W)`` (default 3x32x32), ``N`` training samples (default 1024, plus N/4 test), ``K``
@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import DataNotFoundError
+from .errors import DataNotFoundError, param
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ __all__ = ["Split", "Dataset", "load_dataset", "DATASETS", "FASHION_MNIST_ROOT",
 
 DATASETS = ("digits", "fashion-mnist", "cifar10", "synthetic")
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
-CIFAR10_ROOT = os.path.join("~", ".cache", "losscape", "cifar10")
+CIFAR10_ROOT = os.path.join("~", ".cache", "lossvista", "cifar10")
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 FASHION_MEAN, FASHION_STD = 0.2860, 0.3530
@@ -132,7 +132,7 @@ def _read_idx(path: Path, reader) -> torch.Tensor:
     if path.suffix != ".gz":
         return reader(str(path))
     # torchvision's idx readers take plain files: decompress into a temporary directory first.
-    with tempfile.TemporaryDirectory(prefix="losscape-idx-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="lossvista-idx-") as tmp:
         plain = Path(tmp) / path.stem
         with gzip.open(path, "rb") as src, open(plain, "wb") as dst:
             shutil.copyfileobj(src, dst)
@@ -149,7 +149,7 @@ def _fashion_mnist(root: Path) -> Dataset:
     if missing:
         raise DataNotFoundError(
             f"Fashion-MNIST idx files not found under {root} (missing {', '.join(missing)}); "
-            f"install Debian's dataset-fashion-mnist or pass --data-root DIR holding the idx files")
+            f"install Debian's dataset-fashion-mnist or pass {param('data_root')} DIR holding the idx files")
     try:
         tensors = {k: _read_idx(p, read_image_file if k.endswith("x") else read_label_file) for k, p in paths.items()}
     except (OSError, AssertionError, TypeError, ValueError, RuntimeError, EOFError) as exc:
@@ -173,8 +173,8 @@ def _cifar10(root: Path, download: bool) -> Dataset:
         if "not found" in str(exc).lower() or "corrupted" in str(exc).lower():
             raise DataNotFoundError(
                 f"CIFAR-10 not found under {root}: extract cifar-10-python.tar.gz there "
-                f"(so that {root / 'cifar-10-batches-py'} exists) and pass --data-root {root}, "
-                f"or pass --download on a machine with internet access") from None
+                f"(so that {root / 'cifar-10-batches-py'} exists) and pass {param('data_root')} {root}, "
+                f"or pass {param('download')} on a machine with internet access") from None
         raise
     except OSError as exc:  # download attempted without network
         raise DataNotFoundError(f"CIFAR-10 download to {root} failed ({exc}); copy the data there instead") from None

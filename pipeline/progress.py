@@ -1,7 +1,7 @@
 """Progress bars (tqdm) for long work; silent when stderr is not a terminal-like sink.
 
 Library code reports progress only through these bars and ``logging``. Bars are disabled
-when ``TQDM_DISABLE`` is set (``losscape -q`` sets it) and otherwise shown on stderr.
+when ``TQDM_DISABLE`` is set (``lossvista -q`` sets it) and otherwise shown on stderr.
 """
 from __future__ import annotations
 

@@ -22,28 +22,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import RunDir, load_checkpoint, load_state_into, save_checkpoint, write_json
+from . import software_versions
+from .atomic import write_json
+from .checkpoints import load_checkpoint, load_state_into, save_checkpoint
 from .config import TrainConfig
 from .data import Dataset, Split, load_dataset
-from .errors import LosscapeError
+from .engine.device import resolve_device
+from .errors import LossvistaError, param
 from .models import build_model, count_parameters
 from .progress import progress_bar
+from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["train", "eval_loss_accuracy", "make_model", "software_versions"]
+__all__ = ["train", "eval_loss_accuracy", "make_model"]
 
 EpochCallback = Callable[[int, dict[str, float]], None]
-
-
-def software_versions() -> dict[str, str]:
-    import numpy
-    import torchvision
-
-    from . import __version__
-
-    return {"losscape": __version__, "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "numpy": numpy.__version__}
 
 
 def _epoch_seed(seed: int, epoch: int) -> int:
@@ -77,8 +71,8 @@ def make_model(config: TrainConfig, data: Dataset) -> nn.Module:
             model.eval()(data.train.inputs[:2])
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
-            raise LosscapeError(f"model {config.model!r} does not accept {config.dataset!r} inputs of shape "
-                                f"{data.input_shape} ({first})") from None
+            raise LossvistaError(f"model {config.model!r} does not accept {config.dataset!r} inputs of shape "
+                                 f"{data.input_shape} ({first})") from None
     return model.train()
 
 
@@ -111,7 +105,7 @@ def _train_epoch(model: nn.Module, opt: torch.optim.Optimizer, split: Split, con
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             if not torch.isfinite(loss):
-                raise LosscapeError(f"training diverged at epoch {epoch} (loss {loss.item()}); lower --lr")
+                raise LossvistaError(f"training diverged at epoch {epoch} (loss {loss.item()}); lower {param('lr')}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -152,14 +146,12 @@ def train(config: TrainConfig, out: str | Path, *, restart: bool = False, name: 
         elif info.get("identity") != _identity(config):
             old, new = info.get("identity") or {}, _identity(config)
             diff = [k for k in new if old.get(k) != new[k]]
-            raise LosscapeError(f"{run.root} holds a training with another configuration "
-                                f"({', '.join(f'{k}: {old.get(k)!r} vs {new[k]!r}' for k in diff[:3])}); "
-                                f"pass --restart to start over or choose another --out")
+            raise LossvistaError(f"{run.root} holds a training with another configuration "
+                                 f"({', '.join(f'{k}: {old.get(k)!r} vs {new[k]!r}' for k in diff[:3])}); "
+                                 f"pass {param('restart')} to start over or choose another {param('out')}")
     elif run.root.exists() and any(run.root.iterdir()) and not run.checkpoints_dir.exists():
-        raise LosscapeError(f"{run.root} exists and is not a losscape run directory; choose another --out")
-    device = torch.device(config.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LosscapeError("device 'cuda' was asked for but CUDA is not available; use --device cpu")
+        raise LossvistaError(f"{run.root} exists and is not a lossvista run directory; choose another {param('out')}")
+    device = resolve_device(config.device)
     # Everything that can fail on bad input happens before the first file is written.
     data = data or load_dataset(config.dataset, root=config.data_root, download=config.download, seed=config.seed)
     train_split = data.train.subset(config.max_train_samples, seed=config.seed).to(device)
@@ -170,8 +162,8 @@ def train(config: TrainConfig, out: str | Path, *, restart: bool = False, name: 
 
     start = _resume_point(run, info)
     if start is not None and start > config.epochs:
-        raise LosscapeError(f"{run.root} already holds {start} trained epochs; ask for --epochs {start} or more, "
-                            f"or pass --restart")
+        raise LossvistaError(f"{run.root} already holds {start} trained epochs; ask for {param('epochs')} {start} or "
+                             f"more, or pass {param('restart')}")
     history: list[dict[str, Any]] = []
     if start is not None:
         load_state_into(model, load_checkpoint(run.checkpoint(start), map_location=device),

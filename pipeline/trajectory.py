@@ -13,7 +13,7 @@ directions' ``dir_type``: all parameters for ``weights`` (also those a direction
 as biases under ``ignore='biasbn'``, so their drift shows in the residual), parameters and
 BatchNorm running statistics for ``states``. Integer buffers never count.
 
-``pca_grid`` turns a trajectory's extent into a :class:`~pipeline.config.Grid` on which
+``pca_grid`` turns a trajectory's extent into a :class:`~pipeline.datamodel.Grid` on which
 ``(0, 0)`` is exactly a grid point.
 """
 from __future__ import annotations
@@ -29,12 +29,12 @@ import torch
 from torch import nn
 
 from .checkpoints import load_state_into
-from .config import Grid
+from .datamodel import Grid
 from .data import Split
 from .directions.base import Directions, StateLike, StateSource, in_space, tensor_roles
 from .directions.stream import DEFAULT_MEMORY_BUDGET, plan_chunks, stream_differences, unique_sources
 from .progress import progress_bar
-from .surface import Trajectory
+from .datamodel import Trajectory
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, int] = 51, margin: floa
         extent (all coordinates 0) gets the other axis's step, centred on 0.
     """
     if not isinstance(trajectory, Trajectory):
-        raise ValueError(f"trajectory must be a pipeline.surface.Trajectory; got {type(trajectory).__name__}")
+        raise ValueError(f"trajectory must be a pipeline.datamodel.Trajectory; got {type(trajectory).__name__}")
     nx, ny = (n, n) if isinstance(n, (int, np.integer)) else tuple(n)
     for name, v in (("nx", nx), ("ny", ny)):
         if isinstance(v, bool) or int(v) != v or v < 3:

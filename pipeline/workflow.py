@@ -1,12 +1,16 @@
-"""Stages on a run directory, and ``run_pipeline``: the whole ``losscape run``.
+"""The stages of a run, one function each, and ``run_pipeline``: the whole ``lossvista run``.
 
-Each stage reads and writes files in the run directory (DESIGN.md "Data flow"), so any stage
-can be rerun alone:
+Each stage reads and writes files in the run directory (:class:`~pipeline.rundir.RunDir`), so
+any stage can be rerun alone. ``lossvista run`` and the subcommands call the same functions:
 
 =========================  ===================================================================
-``make_directions``        RUN's checkpoints -> ``Directions`` (random / pca / interp)
-``make_trajectory``        checkpoints + directions -> ``Trajectory`` (with losses on a split)
-``run_pipeline``           train -> directions -> trajectories -> surfaces -> analysis -> pictures
+train                      :func:`pipeline.train.train`
+directions                 :func:`make_directions`: RUN's checkpoints -> ``directions/<kind>.pt``
+trajectory                 :func:`make_trajectory`: checkpoints + directions -> ``trajectory_<kind>.vtp``
+surface                    :func:`pipeline.surface.compute_surface` (resumable, distributed)
+analysis                   :func:`pipeline.analyze.analyze_file`
+pictures                   :func:`render_pictures`: ParaView views and/or quick looks
+the whole run              :func:`run_pipeline`
 =========================  ===================================================================
 """
 from __future__ import annotations
@@ -15,51 +19,57 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
-from .checkpoints import RunDir
-from .config import Grid, RunConfig
-from .errors import LosscapeError
+from .config import RunConfig
+from .datamodel import Grid
+from .display import PLANES, QUICKLOOK_VIEWS
+from .errors import LossvistaError, ParameterError, param
+from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_directions", "make_trajectory", "RunOptions", "RunResult", "run_pipeline", "DIRECTION_KINDS"]
+__all__ = ["make_directions", "make_trajectory", "render_pictures", "RunOptions", "RunResult", "run_pipeline",
+           "DIRECTION_KINDS", "BACKENDS"]
 
 DIRECTION_KINDS = ("random", "pca", "interp")
 BACKENDS = ("auto", "paraview", "pyvista", "none")
+Notice = Callable[[str], None]
 
 
 def _epochs(run: RunDir) -> list[int]:
     epochs = run.epochs()
     if not epochs:
-        raise LosscapeError(f"{run.checkpoints_dir} holds no epoch_*.pt checkpoints; train first")
+        raise LossvistaError(f"{run.checkpoints_dir} holds no epoch_*.pt checkpoints; train first")
     return epochs
 
 
-def _epoch(run: RunDir, value: int | None, flag: str, default: int) -> int:
+def _epoch(run: RunDir, value: int | None, name: str, default: int) -> int:
     epochs = _epochs(run)
     e = default if value is None else value
     if e not in epochs:
-        raise ValueError(f"{flag} must be one of the epochs {epochs[0]}..{epochs[-1]} in {run.checkpoints_dir}; "
-                         f"got {e}")
+        raise ParameterError(f"{param(name)} must be one of the epochs {epochs[0]}..{epochs[-1]} in "
+                             f"{run.checkpoints_dir}; got {e}")
     return e
 
 
 def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: str | None = None,
                     dir_type: str | None = None, seed: int = 0, ndim: int = 2, epoch: int | None = None,
-                    from_epoch: int | None = None, to_epoch: int | None = None):
-    """Directions of ``kind`` for ``run`` (not saved; call ``.save``).
+                    from_epoch: int | None = None, to_epoch: int | None = None,
+                    out: str | Path | None = None) -> tuple[Any, Path]:
+    """Directions of ``kind`` for ``run``, saved to ``out`` (default ``RUN/directions/<kind>.pt``).
 
     random: Gaussian directions around checkpoint ``epoch`` (default the last), ``norm`` (default
     filter), ``ignore`` (default biasbn), ``dir_type`` (default weights), ``seed``, ``ndim``.
     pca: the top two principal components of the checkpoints up to ``epoch`` minus that checkpoint.
     interp: the 1D direction from ``from_epoch`` (default 0) to ``to_epoch`` (default the last).
+    Returns ``(directions, path)``.
     """
     from .directions import interpolation_direction, pca_directions, random_directions
     from .models import build_model
 
     if kind not in DIRECTION_KINDS:
-        raise ValueError(f"kind must be one of {', '.join(map(repr, DIRECTION_KINDS))}; got {kind!r}")
+        raise ParameterError(f"{param('kind')} must be one of {', '.join(map(repr, DIRECTION_KINDS))}; got {kind!r}")
     info = run.read_run()
     epochs = _epochs(run)
     model_name = info["config"]["model"]
@@ -69,68 +79,128 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
         return build_model(model_name, num_classes=info["num_classes"], in_channels=info["input_shape"][0])
 
     if kind == "random":
-        model, centre = run.build_model(_epoch(run, epoch, "--epoch", epochs[-1]))
-        return random_directions(model, norm=norm or "filter", ignore=ignore, dir_type=dir_type or "weights",
-                                 seed=seed, ndim=ndim, centre=run.checkpoint(centre), model_name=model_name)
-    if kind == "pca":
-        centre = _epoch(run, epoch, "--epoch", epochs[-1])
+        model, centre = run.build_model(_epoch(run, epoch, "epoch", epochs[-1]))
+        d = random_directions(model, norm=norm or "filter", ignore=ignore, dir_type=dir_type or "weights",
+                              seed=seed, ndim=ndim, centre=run.checkpoint(centre), model_name=model_name)
+    elif kind == "pca":
+        centre = _epoch(run, epoch, "epoch", epochs[-1])
         path = [run.checkpoint(e) for e in epochs if e <= centre]
-        return pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=dir_type or "weights",
-                              model=skeleton(), model_name=model_name)
-    e1 = _epoch(run, from_epoch, "--from", epochs[0])
-    e2 = _epoch(run, to_epoch, "--to", epochs[-1])
-    if e1 == e2:
-        raise ValueError(f"--from and --to must be different epochs; got {e1} for both")
-    return interpolation_direction(run.checkpoint(e1), run.checkpoint(e2), dir_type=dir_type or "states",
-                                   model=skeleton(), model_name=model_name)
+        d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=dir_type or "weights",
+                           model=skeleton(), model_name=model_name)
+    else:
+        e1 = _epoch(run, from_epoch, "from_epoch", epochs[0])
+        e2 = _epoch(run, to_epoch, "to_epoch", epochs[-1])
+        if e1 == e2:
+            raise ParameterError(f"{param('from_epoch')} and {param('to_epoch')} must be different epochs; "
+                                 f"got {e1} for both")
+        d = interpolation_direction(run.checkpoint(e1), run.checkpoint(e2), dir_type=dir_type or "states",
+                                    model=skeleton(), model_name=model_name)
+    return d, d.save(out or run.directions(kind))
 
 
-def make_trajectory(run: RunDir, directions, *, directions_file: str | Path | None = None, split: str = "train",
+def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "train",
                     max_samples: int | None = None, sample_seed: int = 0, epoch: int | None = None,
-                    device: str = "cpu", with_loss: bool = True):
-    """Project ``run``'s checkpoints onto ``directions`` around the centre checkpoint.
+                    device: str | None = "cpu", with_loss: bool = True,
+                    out: str | Path | None = None) -> tuple[Any, Path]:
+    """Project ``run``'s checkpoints onto the directions of ``directions_file`` around the centre
+    checkpoint and write the path to ``out`` (default ``RUN/trajectory_<kind>.vtp``).
 
     The centre is ``epoch``, else the directions' centre, else the last epoch. With ``with_loss``
     each checkpoint's loss and the loss at its projected point are evaluated on ``split`` (or its
-    seeded subset of ``max_samples``).
+    seeded subset of ``max_samples``). Returns ``(trajectory, path)``.
     """
     from .data import load_dataset
+    from .directions import Directions
+    from .engine import resolve_device
     from .trajectory import project_trajectory
+    from .vtkio import write_trajectory
 
     if split not in ("train", "test"):
-        raise ValueError(f"split must be one of 'train', 'test'; got {split!r}")
+        raise ParameterError(f"{param('split')} must be one of 'train', 'test'; got {split!r}")
     if max_samples is not None and max_samples < 1:
-        raise ValueError(f"max_samples must be a positive integer; got {max_samples}")
+        raise ParameterError(f"{param('max_samples')} must be a positive integer; got {max_samples}")
+    directions = Directions.load(directions_file)
     info = run.read_run()
     epochs = _epochs(run)
     centre = epoch if epoch is not None else directions.centre_epoch
     centre = epochs[-1] if centre is None else centre
     if centre not in epochs:
-        raise LosscapeError(f"centre epoch {centre} ({'--epoch' if epoch is not None else 'from the directions'}) "
-                            f"is not among the epochs {epochs[0]}..{epochs[-1]} in {run.checkpoints_dir}")
+        source = param("epoch") if epoch is not None else "from the directions"
+        raise LossvistaError(f"centre epoch {centre} ({source}) is not among the epochs {epochs[0]}..{epochs[-1]} "
+                             f"in {run.checkpoints_dir}")
     model = data = None
     if with_loss:
-        import torch
-
-        if str(device).startswith("cuda") and not torch.cuda.is_available():
-            raise LosscapeError(f"device {device!r} was asked for but CUDA is not available; use --device cpu")
+        dev = resolve_device(device)
         cfg = info["config"]
         dataset = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
         data = dataset.split(split).subset(max_samples, seed=sample_seed)
-        model, _ = run.build_model(centre, device=device)
+        model, _ = run.build_model(centre, device=dev)
     traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=data)
     traj.meta.update({"run": str(run.root), "split": split if with_loss else None,
                       "num_samples": None if data is None else len(data), "max_samples": max_samples,
-                      "sample_seed": sample_seed, "directions_file": str(directions_file) if directions_file else None,
+                      "sample_seed": sample_seed, "directions_file": str(directions_file),
                       "dataset": info["config"]["dataset"]})
-    return traj
+    return traj, write_trajectory(out or run.trajectory(directions.kind), traj)
+
+
+def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str] | None = None,
+                    views: Sequence[str] | None = None, out: str | Path | None = None,
+                    size: tuple[int, int] = (1200, 900), with_quicklooks: bool = False,
+                    notice: Notice | None = None) -> list[Path]:
+    """The pictures of a run's planes.
+
+    ``backend``: ``paraview`` (pvbatch and the saved states), ``pyvista`` (the matplotlib and
+    pyvista quick looks), ``auto`` (ParaView when pvbatch can render here, else the quick looks
+    with a notice), ``none``. ``with_quicklooks``: the quick looks too, beside ParaView's views
+    (what ``lossvista run`` makes). ``planes``: default every plane whose surface exists; then
+    ParaView skips, with a notice, the planes without a trajectory (its states draw the path).
+    ``views``: default all; the quick looks have no ``3d_contours``. ``out``: the pictures'
+    folder (default ``RUN/renders``; quick looks beside ParaView's go to ``RUN/renders/quicklook``).
+    """
+    from .render import pvbatch
+    from .render.quicklook import render_run_quicklook
+
+    say = notice or (lambda msg: log.warning("%s", msg))
+    if backend not in BACKENDS:
+        raise ParameterError(f"{param('backend')} must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if backend == "none":
+        return []
+    if not run.root.is_dir():
+        raise LossvistaError(f"run directory not found: {str(run.root)!r}")
+    chosen = list(dict.fromkeys(planes)) if planes else [k for k in PLANES if run.surface(k).is_file()]
+    if not chosen:
+        raise LossvistaError(f"{str(run.root)!r} has no {run.surface('random').name} or {run.surface('pca').name}; "
+                             f"compute them first (lossvista run, or lossvista surface)")
+    use_paraview = backend == "paraview" or (backend == "auto" and pvbatch.paraview_available())
+    if backend == "auto" and not use_paraview:
+        say("ParaView (pvbatch, and xvfb-run without a display) not found: rendering the pyvista/matplotlib quick "
+            "looks only; install Debian's paraview and xvfb for the ParaView views")
+    pictures: list[Path] = []
+    if with_quicklooks or not use_paraview:
+        quick = [v for v in (views or QUICKLOOK_VIEWS) if v in QUICKLOOK_VIEWS]
+        skipped = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS]
+        if skipped:
+            say(f"the quick looks have no {', '.join(skipped)} view; skipped")
+        folder = out if (out and not use_paraview) else run.quicklooks
+        for plane in (chosen if quick else []):
+            pictures += render_run_quicklook(run.root, plane, quick, folder)
+    if use_paraview:
+        ready = chosen
+        if not planes:  # default planes: skip, with a notice, those the states cannot draw
+            ready = [p for p in chosen if run.trajectory(p).is_file()]
+            for p in chosen:
+                if p not in ready:
+                    say(f"the {p} plane has no {run.trajectory(p).name} (lossvista trajectory --run RUN "
+                        f"--directions RUN/directions/{p}.pt); not rendered with ParaView")
+        pictures += pvbatch.render_paraview(run.root, ready or chosen, views, out or run.renders, size=size)
+    return pictures
 
 
 @dataclass(frozen=True)
 class RunOptions:
-    """How ``losscape run`` does its work (the preset says what)."""
+    """How ``lossvista run`` does its work (the preset says what)."""
 
-    planes: tuple[str, ...] = ("random", "pca")
+    planes: tuple[str, ...] = PLANES
     backend: str = "auto"  # auto: ParaView when pvbatch is found, else pyvista quick looks only
     max_samples: int | None = None  # evaluate surfaces and path losses on a seeded subset
     device: str | None = None  # surfaces: None = cuda when available
@@ -140,11 +210,13 @@ class RunOptions:
     pca_points: int = 51  # per axis on the PCA plane
 
     def __post_init__(self) -> None:
-        bad = [p for p in self.planes if p not in ("random", "pca")]
+        bad = [p for p in self.planes if p not in PLANES]
         if bad or not self.planes:
-            raise ValueError(f"planes must be among 'random', 'pca'; got {list(self.planes)}")
+            raise ParameterError(f"{param('planes')} must be among {', '.join(map(repr, PLANES))}; "
+                                 f"got {list(self.planes)}")
         if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {self.backend!r}")
+            raise ParameterError(f"{param('backend')} must be one of {', '.join(map(repr, BACKENDS))}; "
+                                 f"got {self.backend!r}")
 
 
 @dataclass
@@ -152,29 +224,25 @@ class RunResult:
     root: Path
     files: dict[str, list[Path]] = field(default_factory=dict)
     pictures: list[Path] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptions(),
-                 notice: Callable[[str], None] | None = None) -> RunResult:
-    """Train (or resume), then for each plane: directions, trajectory, surface, analysis, pictures.
+                 notice: Notice | None = None) -> RunResult:
+    """Train (or resume), then for each plane: directions, trajectory, surface, analysis; then pictures.
 
     Every stage writes its files into ``out`` atomically; the surfaces are resumable (rerunning
     after an interruption continues where it stopped). ``notice`` receives user-facing notices
     (e.g. the fallback to pyvista when ParaView is missing).
     """
-    from .analysis import analyze_file
-    from .landscape import EvalConfig
-    from .render.quicklook import render_run_quicklook
-    from .resilient import ResumeOptions, SurfaceRequest, compute_surface
+    from .analyze import analyze_file
+    from .engine import EvalConfig
+    from .surface import ResumeOptions, SurfaceRequest, compute_surface
     from .train import train
-    from .vtkio import write_trajectory
 
     run = RunDir(out)
     result = RunResult(run.root)
-    say = notice or (lambda msg: log.warning("%s", msg))
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -189,11 +257,9 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     lap("train")
     split = "train" if cfg.split == "both" else cfg.split
     for plane in options.planes:
-        d = make_directions(run, plane, norm=cfg.norm, ignore=cfg.ignore, seed=cfg.direction_seed)
-        dfile = d.save(run.directions(plane))
+        d, dfile = make_directions(run, plane, norm=cfg.norm, ignore=cfg.ignore, seed=cfg.direction_seed)
         lap("directions")
-        traj = make_trajectory(run, d, directions_file=dfile, split=split, max_samples=options.max_samples)
-        tfile = write_trajectory(run.trajectory(plane), traj)
+        traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples)
         lap("trajectory")
         grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid
         if grid is None and plane == "pca":
@@ -215,24 +281,7 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
                                  "explained_variance": d.meta.get("explained_variance")}
         result.files[plane] = [dfile, tfile, outcome.out, afiles.critical_points, afiles.topology]
         lap("analysis")
-    result.pictures += _pictures(run, options, say, render_run_quicklook)
+    result.pictures += render_pictures(run, backend=options.backend, planes=options.planes, with_quicklooks=True,
+                                       notice=notice)
     lap("pictures")
     return result
-
-
-def _pictures(run: RunDir, options: RunOptions, say: Callable[[str], None], quicklook) -> list[Path]:
-    """Quick looks (matplotlib 2D, pyvista 3D) always; ParaView's views when pvbatch is present."""
-    from .render import pvbatch
-
-    pictures: list[Path] = []
-    if options.backend == "none":
-        return pictures
-    for plane in options.planes:
-        pictures += quicklook(run.root, plane, None, run.renders / "quicklook")
-    use_paraview = options.backend == "paraview" or (options.backend == "auto" and pvbatch.paraview_available())
-    if use_paraview:
-        pictures += pvbatch.render_paraview(run.root, list(options.planes), None, run.renders)
-    elif options.backend == "auto":
-        say("ParaView (pvbatch, and xvfb-run without a display) not found: only the pyvista/matplotlib quick "
-            "looks were rendered; install Debian's paraview and xvfb for the ParaView views")
-    return pictures

@@ -1,8 +1,8 @@
 #!/bin/sh
-# Install the Debian packages losscape uses outside its venv, when they are missing and we can:
+# Install the Debian packages lossvista uses outside its venv, when they are missing and we can:
 # ParaView 5.11 (pvbatch, pvpython), Xvfb (ParaView renders through GLX only) and Fashion-MNIST.
 # Never fails the build: without root or apt, the ParaView tests skip and say why
-# (unless LOSSCAPE_REQUIRE_PARAVIEW=1, as in CI).
+# (unless LOSSVISTA_REQUIRE_PARAVIEW=1, as in CI).
 need=""
 command -v pvbatch >/dev/null 2>&1 || need="$need paraview python3-paraview"
 command -v xvfb-run >/dev/null 2>&1 || need="$need xvfb"

@@ -1,8 +1,8 @@
-"""Build losscape's ParaView state files from a run directory (a pvbatch/pvpython script).
+"""Build lossvista's ParaView state files from a run directory (a pvbatch/pvpython script).
 
     xvfb-run -a pvbatch states/build_states.py RUN [--plane random] [--out states] [--preview DIR]
 
-RUN holds ``surface_<plane>.vts`` and ``trajectory_<plane>.vtp`` (what ``losscape run``
+RUN holds ``surface_<plane>.vts`` and ``trajectory_<plane>.vtp`` (what ``lossvista run``
 writes). One state per view is written to ``--out`` (default: this folder):
 
 landscape_2d_contours.pvsm
@@ -28,8 +28,10 @@ other source is derived from them, so a state loads on any run:
 (any plane; ``states/render_state.py`` does this and also fits the camera, the colour
 ranges and the axis titles to the run).
 
-The plugin ``paraview_plugins/losscape_filters.py`` must be loaded before a state is (a
+The plugin ``paraview_plugins/lossvista_filters.py`` must be loaded before a state is (a
 state names the filters but not the plugin); this script and ``render_state.py`` do it.
+Loading the plugin also makes lossvista's ``pipeline`` package importable, whose display rules
+(:mod:`pipeline.display`: colours, views) the states share with the quick-look pictures.
 """
 import argparse
 import inspect
@@ -41,29 +43,40 @@ if not hasattr(inspect, "getargspec"):  # Debian ParaView 5.11 + Python 3.11 (pa
     inspect.getargspec = inspect.getfullargspec
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
-PLUGIN = os.path.join(REPO, "paraview_plugins", "losscape_filters.py")
+# the plugin sits in paraview_plugins/ beside this folder, in a checkout and in an installed package
+PLUGIN = os.path.join(os.path.dirname(HERE), "paraview_plugins", "lossvista_filters.py")
 
-VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")
+
+def _import_plugin_module(path):
+    """Run the plugin file as a module: it makes ``pipeline`` importable (see its ``_import_pipeline``)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lossvista_filters_module", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_import_plugin_module(PLUGIN)
+from pipeline import display  # noqa: E402
+from pipeline.rundir import RunDir  # noqa: E402
+
+VIEWS = display.VIEWS
 STATE_NAME = "landscape_{view}.pvsm"
 
-# Colours shared with pipeline/render/quicklook.py (the pyvista/matplotlib pictures).
-PATH_RGB = [0.894, 0.102, 0.110]  # #e41a1c: not in viridis
-START_RGB = [0.08, 0.08, 0.08]
-END_RGB = [1.0, 0.83, 0.0]
-CRITICAL = [  # TTK code, label, colour
-    (0, "minimum", [0.0, 0.706, 1.0]),  # #00b4ff
-    (1, "saddle", [1.0, 0.624, 0.110]),  # #ff9f1c
-    (3, "maximum", [1.0, 0.239, 0.949]),  # #ff3df2
-    (4, "degenerate saddle", [0.55, 0.55, 0.55]),
-]
+# Colours of pipeline.display, shared with the quick looks (the pyvista/matplotlib pictures).
+PATH_RGB = display.rgb(display.PATH_COLOR)
+START_RGB = display.rgb(display.START_COLOR)
+END_RGB = display.rgb(display.END_COLOR)
+CRITICAL = [(code, label, display.rgb(color))  # TTK code, label, colour; code 2 is drawn as 1
+            for code, (label, color, _) in display.CRITICAL_STYLE.items() if code != 2]
 CRITICAL_PERSISTENCE = 0.01  # shown: features above 1 % of the loss range from minimum to cap
 TEXT_RGB = [0.1, 0.1, 0.1]
 BACKGROUND_RGB = [1.0, 1.0, 1.0]
 LOSS_PRESET = "Viridis (matplotlib)"
 # ASCII: ParaView's bundled fonts have no Greek letters
 RANDOM_TITLES = ("alpha (direction 1)", "beta (direction 2)")
-ABOVE_CAP_RGB = [0.72, 0.72, 0.72]  # above the cap (the clamped plateau): the quick-look "divergent" grey
+ABOVE_CAP_RGB = display.rgb(display.DIVERGENT_COLOR)  # above the cap (the clamped plateau)
 
 # Rendering sizes, in pixels (independent of the plane's extent).
 SIZE = {"path": 6.0, "marker": 26.0, "critical": 13.0, "contour": 2.0, "contour_on_surface": 1.5, "mesh": 1.0}
@@ -73,8 +86,8 @@ CAMERA_3D = {"direction": (-0.55, -0.85, 0.62), "view_up": (0.0, 0.0, 1.0)}
 CAMERA_2D = {"direction": (0.0, 0.0, 1.0), "view_up": (0.0, 1.0, 0.0)}
 
 
-def load_plugin(simple):
-    simple.LoadPlugin(PLUGIN, remote=False)  # adds the filters to paraview.simple
+def load_plugin(simple, plugin=PLUGIN):
+    simple.LoadPlugin(plugin, remote=False)  # adds the filters to paraview.simple
 
 
 def _loss_lut(simple):
@@ -82,7 +95,7 @@ def _loss_lut(simple):
     lut.ApplyPreset(LOSS_PRESET, True)
     lut.UseLogScale = 1  # losses are positive; levels are log-spaced
     lut.AutomaticRescaleRangeMode = "Grow and update on 'Apply'"
-    lut.NanColor = [0.75, 0.75, 0.75]
+    lut.NanColor = display.rgb(display.DIVERGENT_COLOR)
     return lut
 
 
@@ -300,7 +313,7 @@ def fit_colours(simple, view):
     capped = simple.FindSource("Loss Threshold")
     if capped is None or "loss" not in capped.PointData.keys():
         return
-    record = field_record(simple, capped, "losscape_threshold")
+    record = field_record(simple, capped, "lossvista_threshold")
     lo, hi = capped.PointData["loss"].GetRange()
     hi = record.get("cap", hi)
     if not hi > lo:
@@ -347,8 +360,6 @@ def fit_camera(simple, view, three_d, legend_room=0.22):
     The picture's right ``legend_room`` is left to the colour bars; the scene is scaled and
     centred in the rest, with margins for the axis labels and titles.
     """
-    import math
-
     cam = CAMERA_3D if three_d else CAMERA_2D
     width, height = view.ViewSize
     camera = view.GetActiveCamera()
@@ -458,7 +469,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     run = os.path.abspath(args.run)
-    files = [os.path.join(run, f"surface_{args.plane}.vts"), os.path.join(run, f"trajectory_{args.plane}.vtp")]
+    files = [str(RunDir(run).surface(args.plane)), str(RunDir(run).trajectory(args.plane))]
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         sys.exit(f"build_states: missing {', '.join(missing)}")
@@ -476,7 +487,7 @@ def main(argv=None):
         print(f"wrote {target}")
         if args.preview:
             os.makedirs(args.preview, exist_ok=True)
-            png = os.path.join(args.preview, f"{args.plane}_{name}.png")
+            png = str(RunDir.picture(args.preview, args.plane, name))
             simple.SaveScreenshot(png, view, ImageResolution=list(view.ViewSize))
             print(f"wrote {png}")
         clear_session(simple)

@@ -1,4 +1,4 @@
-"""Render losscape's ParaView states on a run's files (a pvbatch script).
+"""Render lossvista's ParaView states on a run's files (a pvbatch script).
 
     xvfb-run -a pvbatch states/render_state.py RUN [--plane random pca] [--views ...] [--out RUN/renders]
 
@@ -24,7 +24,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import build_states as common  # noqa: E402  (shim, plugin path, view names, camera, colours)
 
-READERS = {"surface": "surface_{plane}.vts", "trajectory": "trajectory_{plane}.vtp"}
+READERS = {"surface": common.RunDir.surface, "trajectory": common.RunDir.trajectory}  # reader -> file of a plane
 
 
 def fail(message):
@@ -49,8 +49,8 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
         fail(f"no state file {state}")
     ids = reader_ids(state)
     filenames = []
-    for name, pattern in READERS.items():
-        path = os.path.join(run, pattern.format(plane=plane))
+    for name, path_of in READERS.items():
+        path = str(path_of(common.RunDir(run), plane))
         if not os.path.isfile(path):
             fail(f"{path} not found (needed by {os.path.basename(state)})")
         if name not in ids:
@@ -70,7 +70,7 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
     view = views[0]
     view.ViewSize = list(size)
     common.fit_to_data(simple, view, view_name)
-    target = os.path.join(out_dir, f"{plane}_{view_name}.png")
+    target = str(common.RunDir.picture(out_dir, plane, view_name))
     simple.SaveScreenshot(target, view, ImageResolution=list(size), TransparentBackground=0)
     if not os.path.isfile(target):
         fail(f"ParaView wrote no picture at {target}")
@@ -86,18 +86,19 @@ def main(argv=None):
     parser.add_argument("--views", nargs="+", default=list(common.VIEWS), choices=common.VIEWS)
     parser.add_argument("--out", help="output folder (default: RUN/renders)")
     parser.add_argument("--states", default=HERE, help="folder of the .pvsm files (default: states/)")
+    parser.add_argument("--plugin", default=common.PLUGIN, help="the lossvista plugin file (default: beside states/)")
     parser.add_argument("--size", nargs=2, type=int, default=[1200, 900], metavar=("W", "H"))
     args = parser.parse_args(argv)
 
     run = os.path.abspath(args.run)
     if not os.path.isdir(run):
         fail(f"run directory {run} not found")
-    out_dir = os.path.abspath(args.out or os.path.join(run, "renders"))
+    out_dir = os.path.abspath(args.out or str(common.RunDir(run).renders))
     os.makedirs(out_dir, exist_ok=True)
 
     from paraview import simple
 
-    common.load_plugin(simple)
+    common.load_plugin(simple, args.plugin)
     for plane in args.plane:
         for name in args.views:
             render_one(simple, name, run, plane, out_dir, os.path.abspath(args.states), args.size)

@@ -23,6 +23,17 @@ def digits_run(tmp_path_factory) -> Path:
     return out
 
 
+def as_cli(exc: BaseException) -> str:
+    """``exc``'s message as the CLI shows it: every parameter the library names (``shard``,
+    ``from_epoch``) spelled as a flag (``--shard``, ``--from-epoch``)."""
+    from pipeline.errors import LossvistaError, render
+
+    if not isinstance(exc, LossvistaError):
+        return str(exc)
+    marks = __import__("re").findall("\x1f(\\w+)\x1f", exc.template)
+    return render(exc.template, {m: "--" + m.replace("_", "-") for m in marks})
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
             ) -> subprocess.CompletedProcess:
     """Run ``python -m pipeline ARGS`` in a subprocess (a real exit status and real stderr)."""
@@ -32,11 +43,11 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
-    """Non-zero exit, exactly one line on stderr starting 'losscape', no traceback, containing fragments."""
+    """Non-zero exit, exactly one line on stderr starting 'lossvista', no traceback, containing fragments."""
     assert proc.returncode != 0, proc
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("losscape"), lines[0]
+    assert lines[0].startswith("lossvista"), lines[0]
     assert "Traceback" not in proc.stderr
     for f in fragments:
         assert f.lower() in lines[0].lower(), (f, lines[0])

@@ -1,4 +1,4 @@
-"""`losscape analyze` and `losscape compare` on surface files with known topology.
+"""`lossvista analyze` and `lossvista compare` on surface files with known topology.
 
 Fields: a tilted double well (two minima, minima and saddle from the roots of a cubic) and
 a bowl (one minimum, Hessian known); real subprocesses for exit codes and stderr.
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from pipeline import vtkio
-from pipeline.analysis import analyze_file, compare_runs, surface_values
-from pipeline.config import Grid
-from pipeline.surface import Surface
+from pipeline.analyze import analyze_file
+from pipeline.compare import compare_runs
+from pipeline.datamodel import Grid
+from pipeline.datamodel import Surface
 
 from .conftest import assert_one_line_error, run_cli
 
@@ -95,7 +96,7 @@ def test_bounded_losses_are_treated_as_divergent():
     loss = np.full(g.shape, 1.0)
     bounded = np.zeros(g.shape, bool)
     bounded[0, 0] = True
-    values = surface_values(Surface(g, loss, loss, bounded=bounded))
+    values = Surface(g, loss, loss, bounded=bounded).values("loss", masked=True)
     assert np.isnan(values[0, 0]) and np.isfinite(values).sum() == 24
 
 
@@ -176,6 +177,18 @@ def test_compare_default_cap_follows_the_pictures(tmp_path):
     assert s[0].divergent_fraction == pytest.approx(
         float((np.outer(*(np.r_[0.5, np.ones(19), 0.5],) * 2) * (loss > cap)).sum() / 400))
     assert compare_runs(runs, cap=None, cap_factor=10)[0].cap == pytest.approx(2 * cap)
+
+
+def test_compare_cap_of_one_reference_loss(tmp_path):
+    """``--cap 1x``: the cap is the reference loss itself (one definition of the cap rule, factor >= 1)."""
+    g = Grid(-1, 1, 21, -1, 1, 21)
+    a, b = np.meshgrid(g.xs, g.ys, indexing="ij")
+    loss = 0.5 + 20 * (a**2 + b**2)
+    runs = [make_run(tmp_path, n, loss, g, num_classes=10) for n in ("a", "b")]
+    proc = run_cli("compare", *map(str, runs), "--cap", "1x", "--out", str(tmp_path / "cmp"))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads((tmp_path / "cmp" / "compare_random.json").read_text())
+    assert got["runs"][0]["cap"] == pytest.approx(math.log(10))  # 1 x max(centre 0.5, ln 10)
 
 
 def test_compare_bad_input(tmp_path):

@@ -7,6 +7,7 @@ import torch
 
 from pipeline.data import FASHION_MNIST_ROOT, load_dataset
 from pipeline.errors import DataNotFoundError
+from .conftest import as_cli
 
 from pathlib import Path
 
@@ -56,8 +57,9 @@ def test_unknown_dataset():
 def test_missing_roots(tmp_path):
     with pytest.raises(DataNotFoundError, match="Fashion-MNIST idx files not found under"):
         load_dataset("fashion-mnist", root=tmp_path)
-    with pytest.raises(DataNotFoundError, match="CIFAR-10 not found under .*--download"):
+    with pytest.raises(DataNotFoundError, match="CIFAR-10 not found under .*pass download") as e:
         load_dataset("cifar10", root=tmp_path)
+    assert "pass --data-root" in as_cli(e.value) and "pass --download" in as_cli(e.value)
 
 
 @pytest.mark.skipif(not HAVE_FASHION, reason="Debian's dataset-fashion-mnist is not installed")

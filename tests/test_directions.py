@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.checkpoints import RunDir, load_checkpoint, save_checkpoint
+from pipeline.checkpoints import load_checkpoint, save_checkpoint
+from pipeline.rundir import RunDir
 from pipeline.cli import main
 from pipeline.directions import Directions, interpolation_direction, pca_directions, random_directions
 from pipeline.directions.stream import plan_chunks
@@ -203,7 +204,7 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     with pytest.raises(CheckpointError, match="truncated or corrupted"):
         Directions.load(tmp_path / "trunc.pt")
     save_checkpoint(tiny_model().state_dict(), tmp_path / "state.pt")
-    with pytest.raises(CheckpointError, match="not a losscape directions file"):
+    with pytest.raises(CheckpointError, match="not a lossvista directions file"):
         Directions.load(tmp_path / "state.pt")
     other = nn.Linear(3, 2).state_dict()
     with pytest.raises(CheckpointError, match=r"do not fit .*2 keys missing.*unexpected") as exc:
@@ -411,7 +412,7 @@ def test_cli_directions_errors_are_one_line(digits_run, tmp_path, capsys, args, 
     code = main(["directions", "--run", str(digits_run), *args, "--out", str(tmp_path / "x.pt")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1, err
-    assert err[0].startswith("losscape directions: error:") and fragment in err[0]
+    assert err[0].startswith("lossvista directions: error:") and fragment in err[0]
     assert not (tmp_path / "x.pt").exists()
 
 

@@ -1,12 +1,12 @@
-"""`losscape export`: a real subprocess, real exit codes and stderr."""
+"""`lossvista export`: a real subprocess, real exit codes and stderr."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from pipeline import vtkio
-from pipeline.config import Grid
-from pipeline.surface import Surface
+from pipeline.datamodel import Grid
+from pipeline.datamodel import Surface
 
 from .conftest import assert_one_line_error, run_cli
 

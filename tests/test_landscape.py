@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import Grid
+from pipeline.datamodel import Grid
 from pipeline.data import Split, load_dataset
 from pipeline.directions import Directions, random_directions
 from pipeline.errors import CheckpointError
-from pipeline.landscape import EvalConfig, PointResult, Surface, evaluate, evaluate_points
+from pipeline.datamodel import Surface
+from pipeline.engine import EvalConfig, PointResult, evaluate_points
+from pipeline.surface import evaluate
 from pipeline.models import build_model
 
 
@@ -375,8 +377,8 @@ def test_bad_coords_and_data(cnn, digits):
 
 def test_lanes_that_interact_are_detected_and_not_used(cnn, digits, monkeypatch):
     """If vmapped lanes ever depended on their companions, the engine must fall back to one point."""
-    from pipeline.landscape import runner as runner_mod
-    from pipeline.landscape import plane as plane_mod
+    from pipeline.engine import lanes as runner_mod
+    from pipeline.engine import plane as plane_mod
 
     build = plane_mod.Plane.build
     monkeypatch.setattr(runner_mod, "_PROBE_CACHE", {})  # verdicts of earlier tests do not apply
@@ -396,7 +398,7 @@ def test_lanes_that_interact_are_detected_and_not_used(cnn, digits, monkeypatch)
 
 def test_private_copy_and_functional_call_give_the_same_bits(cnn, digits, resnet, monkeypatch):
     """One point per forward: the private model copy must see exactly what functional_call passes."""
-    from pipeline.landscape import runner as runner_mod
+    from pipeline.engine import lanes as runner_mod
 
     cases = [(cnn, digits, _directions(cnn)), (resnet[0], resnet[1], _directions(resnet[0], scale=0.3))]
     coords = [[0.0, 0.0], [0.7, -0.4]]

@@ -7,12 +7,14 @@ import sys
 import numpy as np
 import pytest
 
-from pipeline.config import Grid
-from pipeline.surface import Surface, Trajectory
+from pipeline.datamodel import Grid
+from pipeline.datamodel import Surface, Trajectory
 
 mpl_image = pytest.importorskip("matplotlib.image")
 pytest.importorskip("pyvista")
 
+from pipeline import display  # noqa: E402
+from pipeline.render import field  # noqa: E402
 from pipeline.render import quicklook as ql  # noqa: E402
 
 
@@ -77,8 +79,8 @@ def test_files_written_and_not_blank(pictures):
 @pytest.mark.parametrize("view", ["2d", "3d", "mesh"])
 def test_path_colour_present(pictures, view):
     with_path, without = pictures
-    n_with = count_near(load_rgb(with_path[view]), ql.PATH_COLOR)
-    n_without = count_near(load_rgb(without[view]), ql.PATH_COLOR)
+    n_with = count_near(load_rgb(with_path[view]), display.PATH_COLOR)
+    n_without = count_near(load_rgb(without[view]), display.PATH_COLOR)
     assert n_with > 300, f"path colour barely present in {view}: {n_with} pixels"
     assert n_without < 0.05 * n_with, f"path colour appears without a path in {view}: {n_without} pixels"
 
@@ -86,7 +88,7 @@ def test_path_colour_present(pictures, view):
 @pytest.mark.parametrize("code", [0, 1, 3])
 def test_critical_point_colours_in_2d(pictures, code):
     with_path, without = pictures
-    color = ql.CRITICAL_STYLE[code][1]
+    color = display.CRITICAL_STYLE[code][1]
     assert count_near(load_rgb(with_path["2d"]), color, 30) > 40
     assert count_near(load_rgb(without["2d"]), color, 30) < 10
 
@@ -131,45 +133,45 @@ def test_line_plot_for_1d_surface(tmp_path):
 def test_display_field_cap_and_invalid_never_zero():
     s = landscape(nan_edge=True)
     s.loss[5, 5] = 1e9
-    f = ql.display_field(s)
+    f = field.display_field(s)
     # default cap: 5 x max(centre loss, floor 1.0 when num_classes is unknown)
     assert f.cap == pytest.approx(5 * max(s.loss[20, 15], 1.0))
     assert f.divergent[0].all() and f.divergent[5, 5]
     assert np.isnan(f.values[f.divergent]).all()
     assert (f.capped()[f.divergent] == f.vmax).all() and f.vmax > 0  # drawn at the cap, never 0
     assert f.vmax == f.cap  # some valid values exceed the cap: the colour range ends at the cap
-    g = ql.display_field(s, cap=2e9)
+    g = field.display_field(s, cap=2e9)
     assert g.vmax == pytest.approx(np.nanmax(s.loss)) and g.vmax < g.cap  # none do: it ends at the largest value
     assert f.log and len(f.levels) == 20 and f.levels[-1] == pytest.approx(f.vmax)
     ratios = f.levels[1:] / f.levels[:-1]
     np.testing.assert_allclose(ratios, ratios[0])  # log-spaced
-    assert ql.display_field(s, cap=2.0).cap == 2.0
+    assert field.display_field(s, cap=2.0).cap == 2.0
 
 
 def test_default_cap_uses_centre_and_chance_floor():
     s = landscape(meta={"num_classes": 10})
     s.loss[20, 15] = 3.0  # centre worse than chance
-    assert ql.default_cap(s) == pytest.approx(15.0)
+    assert display.surface_cap(s) == pytest.approx(15.0)
     s.loss[20, 15] = 1e-4  # a well-trained centre: the floor ln(10) decides
-    assert ql.default_cap(s) == pytest.approx(5 * np.log(10))
-    assert ql.default_cap(s, cap_factor=3, floor=0) == pytest.approx(3e-4)
-    with pytest.raises(ValueError, match="cap_factor must be a finite number > 1; got 0.5"):
-        ql.default_cap(s, cap_factor=0.5)
+    assert display.surface_cap(s) == pytest.approx(5 * np.log(10))
+    assert display.surface_cap(s, cap_factor=3, floor=0) == pytest.approx(3e-4)
+    with pytest.raises(ValueError, match="cap_factor must be a finite number >= 1; got 0.5"):
+        display.surface_cap(s, cap_factor=0.5)
 
 
 def test_linear_levels_for_non_positive_values():
     s = landscape()
     s.loss -= 1.0
-    f = ql.display_field(s, cap=1.0)
+    f = field.display_field(s, cap=1.0)
     assert not f.log
     np.testing.assert_allclose(np.diff(f.levels), np.diff(f.levels)[0])
 
 
 def test_axis_labels():
-    assert ql.axis_labels({"explained_variance": [0.8123, 0.0951]}) == ("PC1 (81.2%)", "PC2 (9.5%)")
-    assert ql.axis_labels({"directions": {"explained_variance": [0.5, 0.25]}})[1] == "PC2 (25.0%)"
-    assert ql.axis_labels({}) == ("α (direction 1)", "β (direction 2)")
-    assert ql.axis_labels({}, unicode=False)[0].startswith("alpha")
+    assert display.axis_labels({"explained_variance": [0.8123, 0.0951]}) == ("PC1 (81.2%)", "PC2 (9.5%)")
+    assert display.axis_labels({"directions": {"explained_variance": [0.5, 0.25]}})[1] == "PC2 (25.0%)"
+    assert display.axis_labels({}) == ("α (direction 1)", "β (direction 2)")
+    assert display.axis_labels({}, unicode=False)[0].startswith("alpha")
 
 
 def test_bad_inputs(tmp_path):
@@ -183,9 +185,9 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(ValueError, match=r"views must be among .* got \['4d'\]"):
         ql.render_quicklook(s, out_dir=tmp_path, views=["4d"])
     with pytest.raises(ValueError, match="array must be one of 'loss', 'accuracy'; got 'energy'"):
-        ql.display_field(s, "energy")
+        field.display_field(s, "energy")
     with pytest.raises(ValueError, match="cap must be above the smallest valid loss"):
-        ql.display_field(s, cap=0.01)
+        field.display_field(s, cap=0.01)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -195,7 +197,7 @@ def test_read_points_tuple_accepted(tmp_path):
     p = vtkio.write_points(tmp_path / "critical_points_random.vtp", CRITICAL[0],
                            {"CriticalType": CRITICAL[1].astype(np.int32)})
     out = ql.plot_contours_2d(landscape(), tmp_path / "c.png", critical=vtkio.read_points(p))
-    assert count_near(load_rgb(out), ql.CRITICAL_STYLE[0][1], 30) > 40
+    assert count_near(load_rgb(out), display.CRITICAL_STYLE[0][1], 30) > 40
 
 
 def test_import_is_light():

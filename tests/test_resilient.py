@@ -1,4 +1,4 @@
-"""Chunk store, resume, shards/merge and fault handling of pipeline.resilient.
+"""Chunk store, resume, shards/merge and fault handling of the surface stage (pipeline.surface).
 
 These tests drive the real store and runner with a cheap deterministic evaluator (a closed-form
 "loss" of the coordinates), so every fault can be provoked exactly; tests/test_surface_cli.py
@@ -14,13 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import Grid
-from pipeline.errors import LosscapeError
-from pipeline.resilient import (ChunkPlan, ChunkStore, ConfigMismatchError, CorruptChunkError, ResumeOptions, Shard,
-                                auto_chunk_size, evaluate_surface, merge_surface, parts_dir)
-from pipeline.resilient import store as store_mod
-from pipeline.resilient.store import fingerprint_of
+from pipeline.datamodel import Grid
+from pipeline.errors import LossvistaError
+from pipeline.surface import (ChunkPlan, ChunkStore, ConfigMismatchError, CorruptChunkError, ResumeOptions, Shard,
+                              auto_chunk_size, evaluate_surface, merge_surface, parts_dir)
+from pipeline.surface import store as store_mod
+from pipeline.surface.store import fingerprint_of
 from pipeline.vtkio import read_surface
+from .conftest import as_cli
 
 GRID = Grid(-1.0, 1.0, 9, -0.5, 1.5, 7)
 IDENTITY = {"directions_sha256": "abc", "grid": GRID.to_dict(), "eval": {"cap": None}}
@@ -78,8 +79,9 @@ def test_auto_chunk_size_depends_on_grid_size_only():
 
 @pytest.mark.parametrize("spec", ["1", "2/2", "-1/3", "a/b", "1/0", "0/1/2"])
 def test_shard_spec_errors_name_the_option(spec):
-    with pytest.raises(ValueError, match="--shard must look like 'i/k'"):
+    with pytest.raises(ValueError, match="shard must look like 'i/k'") as info:
         Shard.parse(spec)
+    assert as_cli(info.value).startswith("--shard must look like 'i/k'")
 
 
 def test_shards_interleave_and_partition():
@@ -124,8 +126,9 @@ def test_changed_configuration_is_refused_unless_restart(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         evaluate_surface(Evaluator(fail_after=3), GRID, out, identity=IDENTITY, options=OPTS)
     other = {**IDENTITY, "eval": {"cap": 2.0}}
-    with pytest.raises(ConfigMismatchError, match=r"another configuration \(eval.cap: null vs 2.0\); pass --restart"):
+    with pytest.raises(ConfigMismatchError, match=r"another configuration \(eval.cap: null vs 2.0\); pass restart") as e:
         evaluate_surface(Evaluator(), GRID, out, identity=other, options=OPTS)
+    assert "pass --restart to discard them, or choose another --out" in as_cli(e.value)
     with pytest.raises(ConfigMismatchError, match="chunks"):  # another chunk size is another plan
         evaluate_surface(Evaluator(), GRID, out, identity=IDENTITY, options=ResumeOptions(chunk_size=5))
     assert ChunkStore(parts_dir(out)).chunk_ids() == [0, 1, 2]  # refused: nothing touched
@@ -152,7 +155,7 @@ def _garbage(p: Path) -> None:
 
 
 @pytest.mark.parametrize("damage,reason", [(_flip_payload_byte, "checksum mismatch"), (_truncate, "truncated"),
-                                           (_garbage, "not a losscape chunk")])
+                                           (_garbage, "not a lossvista chunk")])
 def test_corrupted_chunk_is_detected_moved_aside_and_recomputed(tmp_path, damage, reason, caplog):
     ref = _reference(tmp_path)
     out = tmp_path / "s.vts"
@@ -214,27 +217,29 @@ def test_merge_names_missing_chunks_and_the_shards_to_rerun(tmp_path):
     out = tmp_path / "s.vts"
     for i in (0, 2):
         evaluate_surface(Evaluator(), GRID, out, identity=IDENTITY, options=ResumeOptions(chunk_size=4, shard=Shard(i, 3)))
-    with pytest.raises(LosscapeError) as info:
+    with pytest.raises(LossvistaError) as info:
         merge_surface(GRID, out, identity=IDENTITY, options=OPTS)
-    msg = str(info.value)
+    msg = as_cli(info.value)
     assert "5 of 16 chunks missing (1, 4, 7, 10, 13)" in msg and "--shard 1/3" in msg and "\n" not in msg
     assert not out.exists() and parts_dir(out).is_dir()  # nothing written, nothing lost
     _flip_payload_byte(ChunkStore(parts_dir(out)).chunk_path(3))
-    with pytest.raises(LosscapeError, match=r"1 corrupted \(3: checksum mismatch\).*--shard 0/3, --shard 1/3"):
+    with pytest.raises(LossvistaError, match=r"1 corrupted \(3: checksum mismatch\).*shard 0/3, shard 1/3") as e:
         merge_surface(GRID, out, identity=IDENTITY, options=OPTS)
+    assert "--shard 0/3, --shard 1/3" in as_cli(e.value)
     with pytest.raises(ConfigMismatchError):
         merge_surface(GRID, out, identity={**IDENTITY, "split": "test"}, options=OPTS)
 
 
 def test_merge_without_shards_says_so(tmp_path):
-    with pytest.raises(LosscapeError, match="nothing to merge: .* holds no manifest; run the shards first"):
+    with pytest.raises(LossvistaError, match="nothing to merge: .* holds no manifest; run the shards first"):
         merge_surface(GRID, tmp_path / "s.vts", identity=IDENTITY, options=OPTS)
 
 
 def test_restart_with_shard_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="--restart cannot be combined with --shard"):
+    with pytest.raises(ValueError, match="restart cannot be combined with shard") as e:
         evaluate_surface(Evaluator(), GRID, tmp_path / "s.vts", identity=IDENTITY,
                          options=ResumeOptions(shard=Shard(0, 2), restart=True))
+    assert as_cli(e.value).startswith("--restart cannot be combined with --shard")
 
 
 # -- faults ---------------------------------------------------------------------------------------
@@ -250,7 +255,7 @@ def test_disk_full_while_writing_a_chunk_keeps_finished_chunks(tmp_path, monkeyp
         return real_fsync(fd)
 
     monkeypatch.setattr(store_mod.os, "fsync", fsync)
-    with pytest.raises(LosscapeError) as info:
+    with pytest.raises(LossvistaError) as info:
         evaluate_surface(Evaluator(), GRID, out, identity=IDENTITY, options=OPTS)
     msg = str(info.value)
     assert "cannot write chunk 4" in msg and "No space left on device" in msg and "4 chunk(s)" in msg
@@ -268,7 +273,7 @@ def test_unwritable_output_directory_is_refused_before_any_work(tmp_path):
         target = Path("/sys") / "s.vts"
         if os.access("/sys", os.W_OK) and Path("/sys").is_dir():
             try:
-                (Path("/sys") / ".losscape-probe").touch()
+                (Path("/sys") / ".lossvista-probe").touch()
                 pytest.skip("/sys is writable here")
             except OSError:
                 pass
@@ -278,12 +283,12 @@ def test_unwritable_output_directory_is_refused_before_any_work(tmp_path):
         ro.chmod(0o555)
         target = ro / "s.vts"
     ev = Evaluator()
-    with pytest.raises(LosscapeError, match=f"output directory {target.parent} is not writable"):
+    with pytest.raises(LossvistaError, match=f"output directory {target.parent} is not writable"):
         evaluate_surface(ev, GRID, target, identity=IDENTITY, options=OPTS)
     assert ev.calls == 0
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(LosscapeError, match="is not writable"):
+    with pytest.raises(LossvistaError, match="is not writable"):
         evaluate_surface(ev, GRID, blocker / "s.vts", identity=IDENTITY, options=OPTS)
     assert ev.calls == 0
 
@@ -380,7 +385,7 @@ def test_disk_full_while_writing_the_vts_keeps_every_chunk(tmp_path, monkeypatch
         return real_fsync(fd)
 
     monkeypatch.setattr(store_mod.os, "fsync", fsync)
-    with pytest.raises(LosscapeError, match=r"cannot write .*s\.vts \(No space left on device\); all 16 chunks "
+    with pytest.raises(LossvistaError, match=r"cannot write .*s\.vts \(No space left on device\); all 16 chunks "
                                             r"are kept in .*; rerun the same command to write it"):
         evaluate_surface(Evaluator(), GRID, out, identity=IDENTITY, options=OPTS)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

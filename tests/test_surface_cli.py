@@ -1,4 +1,4 @@
-"""`losscape surface` end to end on a trained digits run: resume after SIGKILL, torchrun, shards/merge,
+"""`lossvista surface` end to end on a trained digits run: resume after SIGKILL, torchrun, shards/merge,
 refused configurations and every fault of issue 6, each compared with an uninterrupted run.
 
 Every run here uses one thread per process (OMP_NUM_THREADS=1), as torchrun does, so that
@@ -19,9 +19,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.checkpoints import RunDir
+from pipeline.rundir import RunDir
 from pipeline.directions import Directions, random_directions
-from pipeline.resilient import ChunkStore, parts_dir
+from pipeline.surface import ChunkStore, parts_dir
 from pipeline.vtkio import read_surface
 
 from .conftest import ROOT, assert_one_line_error
@@ -32,7 +32,7 @@ TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 
 def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """``losscape surface ARGS`` in a subprocess: a real exit status, real signals, real stderr."""
+    """``lossvista surface ARGS`` in a subprocess: a real exit status, real signals, real stderr."""
     return subprocess.run([sys.executable, "-m", "pipeline", "surface", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **ENV, **(env or {})})
 
@@ -44,7 +44,7 @@ class Result:
 
 @pytest.fixture
 def run_main(capsys):
-    """``losscape surface ARGS`` in this process (no import cost), one thread like the subprocesses."""
+    """``lossvista surface ARGS`` in this process (no import cost), one thread like the subprocesses."""
     from pipeline.cli import main
 
     def call(*args: str) -> Result:
@@ -250,6 +250,25 @@ def test_torchrun_two_processes_equal_one(setup, tmp_path):
 
 
 @pytest.mark.slow
+def test_nproc_per_node_two_processes_equal_one(setup, tmp_path):
+    """``--nproc-per-node 2`` starts two ranks through torch's launcher (no torchrun line)."""
+    out = tmp_path / "s.vts"
+    proc = cli(*base(setup, out), "--nproc-per-node", "2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == str(out)  # rank 0 prints where the file is
+    assert "by 2 processes" in proc.stderr
+    same_grid(read_surface(out), setup["ref"])
+    assert not parts_dir(out).exists()
+
+
+def test_nproc_per_node_refuses_bad_input_before_starting_workers(setup, tmp_path):
+    proc = cli(*base(setup, tmp_path / "s.vts"), "--x", "1:-1:5", "--nproc-per-node", "2")
+    assert_one_line_error(proc, "--x needs min < max")
+    proc = cli(*base(setup, tmp_path / "s.vts"), "--nproc-per-node", "0")
+    assert_one_line_error(proc, "--nproc-per-node must be a positive integer")
+
+
+@pytest.mark.slow
 def test_torchrun_rank_killed_keeps_the_others_chunks_and_resumes(big, tmp_path):
     import psutil
 
@@ -275,7 +294,7 @@ def test_torchrun_rank_killed_keeps_the_others_chunks_and_resumes(big, tmp_path)
     assert len(done) >= 6 and len(done) < 65
     assert any(c % 2 == 0 for c in done)  # rank 0's share survived the death of rank 1
     # rank 0 was stopped by torchrun and said, in one line, what it kept
-    assert "losscape surface: error: stopped by SIGTERM" in stderr and "rerun the same command to resume" in stderr
+    assert "lossvista surface: error: stopped by SIGTERM" in stderr and "rerun the same command to resume" in stderr
     rerun = cli(*args, "--out", str(out))
     assert rerun.returncode == 0, rerun.stderr
     assert f"resumed: {len(done)} of 65 chunks" in rerun.stderr
@@ -358,7 +377,7 @@ def test_unwritable_output_directory(setup, tmp_path, run_main):
 
 def test_disk_full_while_writing_a_chunk(setup, tmp_path, monkeypatch, run_main):
     """In process, so that the chunk write itself can be made to fail with ENOSPC."""
-    from pipeline.resilient import store as store_mod
+    from pipeline.surface import store as store_mod
 
     real_fsync = os.fsync
 
@@ -370,7 +389,7 @@ def test_disk_full_while_writing_a_chunk(setup, tmp_path, monkeypatch, run_main)
     monkeypatch.setattr(store_mod.os, "fsync", fsync)
     out = tmp_path / "s.vts"
     proc = run_main(*base(setup, out))
-    assert_one_line_error(proc, "losscape surface: error: cannot write chunk 5", "No space left on device",
+    assert_one_line_error(proc, "lossvista surface: error: cannot write chunk 5", "No space left on device",
                           "5 chunk(s) finished by this process are kept", "rerun the same command to resume")
     store = ChunkStore(parts_dir(out))
     assert store.chunk_ids() == [0, 1, 2, 3, 4] and not out.exists()
@@ -410,19 +429,15 @@ def test_cap_bounds_divergent_points_and_leaves_the_rest_identical(setup, tmp_pa
 
 def test_pca_directions_default_to_the_trajectory_extent(setup, tmp_path):
     """No --y for a PCA plane: the axis comes from pipeline.trajectory.pca_grid of the projected run."""
-    import argparse
-
-    from pipeline.cli.surface_cmd import _grid
     from pipeline.directions import pca_directions
-    from pipeline.resilient import default_grid
+    from pipeline.surface import complete_grid, default_grid
     from pipeline.trajectory import pca_grid, project_trajectory
 
     run = RunDir(setup["run"])
     d = pca_directions(run.checkpoints())
     d.save(tmp_path / "pca.pt")
     expected = pca_grid(project_trajectory(run.checkpoints(), d, run.checkpoint(run.epochs()[-1])))
-    args = argparse.Namespace(x="-1:1:5", y=None, directions=str(tmp_path / "pca.pt"), epoch=None, run=str(run.root))
-    grid = _grid(args)
+    grid = complete_grid(run, d, "-1:1:5", None)
     assert (grid.nx, grid.xmin, grid.xmax) == (5, -1.0, 1.0)
     assert np.array_equal(grid.ys, expected.ys)  # exactly: 0 stays a grid point
     assert default_grid(run, d) == expected

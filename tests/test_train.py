@@ -4,12 +4,13 @@ import os
 import pytest
 import torch
 
-from pipeline.checkpoints import RunDir, load_checkpoint
+from pipeline.checkpoints import load_checkpoint
+from pipeline.rundir import RunDir
 from pipeline.config import TrainConfig, load_preset
-from pipeline.errors import LosscapeError
+from pipeline.errors import LossvistaError
 from pipeline.train import train
 
-from .conftest import assert_one_line_error, run_cli
+from .conftest import as_cli, assert_one_line_error, run_cli
 
 
 class Interrupt(Exception):
@@ -73,14 +74,15 @@ def test_more_epochs_continue_and_fewer_are_refused(tmp_path):
     train(TrainConfig(epochs=2), tmp_path / "r")
     info = train(TrainConfig(epochs=3), tmp_path / "r")
     assert RunDir(tmp_path / "r").epochs() == [0, 1, 2, 3] and info["history"][-1]["epoch"] == 3
-    with pytest.raises(LosscapeError, match="already holds 3 trained epochs"):
+    with pytest.raises(LossvistaError, match="already holds 3 trained epochs"):
         train(TrainConfig(epochs=1), tmp_path / "r")
 
 
 def test_other_config_refused_unless_restart(tmp_path):
     train(TrainConfig(epochs=1), tmp_path / "r")
-    with pytest.raises(LosscapeError, match="another configuration.*lr: 0.05 vs 0.01.*--restart"):
+    with pytest.raises(LossvistaError, match="another configuration.*lr: 0.05 vs 0.01.*restart") as e:
         train(TrainConfig(epochs=1, lr=0.01), tmp_path / "r")
+    assert "pass --restart to start over or choose another --out" in as_cli(e.value)
     info = train(TrainConfig(epochs=1, lr=0.01), tmp_path / "r", restart=True)
     assert info["config"]["lr"] == 0.01
 

@@ -8,13 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.checkpoints import RunDir, load_checkpoint, save_checkpoint
+from pipeline.checkpoints import load_checkpoint, save_checkpoint
+from pipeline.rundir import RunDir
 from pipeline.cli import main
-from pipeline.config import Grid
+from pipeline.datamodel import Grid
 from pipeline.data import Split, load_dataset
 from pipeline.directions import Directions, pca_directions, random_directions
 from pipeline.errors import CheckpointError
-from pipeline.surface import Trajectory
+from pipeline.datamodel import Trajectory
 from pipeline.trajectory import pca_grid, project_trajectory
 
 
@@ -156,7 +157,7 @@ def test_losses_match_an_independent_loop(run, centre):
 
 def test_surface_loss_lies_on_the_engines_surface(run, centre):
     """The warped path lies on the warped surface: surface_loss equals the evaluation engine's loss there."""
-    from pipeline.landscape import evaluate_points
+    from pipeline.engine import evaluate_points
 
     split = load_dataset("digits").train
     model, _ = run.build_model()
@@ -306,6 +307,6 @@ def test_cli_trajectory_errors_are_one_line(digits_run, tmp_path, capsys):
     for args, fragment in cases:
         code = main(["trajectory", "--run", str(digits_run), *args, "--out", str(tmp_path / "t.vtp")])
         err = capsys.readouterr().err.strip().splitlines()
-        assert code == 1 and len(err) == 1 and err[0].startswith("losscape trajectory: error:"), err
+        assert code == 1 and len(err) == 1 and err[0].startswith("lossvista trajectory: error:"), err
         assert fragment in err[0], (fragment, err[0])
     assert not (tmp_path / "t.vtp").exists()

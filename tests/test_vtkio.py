@@ -19,9 +19,9 @@ from vtkmodules.vtkIOXML import (
 )
 
 from pipeline import vtkio
-from pipeline.config import Grid
-from pipeline.errors import LosscapeError
-from pipeline.surface import Surface, Trajectory
+from pipeline.datamodel import Grid
+from pipeline.errors import LossvistaError
+from pipeline.datamodel import Surface, Trajectory
 
 SHAPES = [(7, 4), (3, 9), (6, 1)]  # non-square both ways, and a 1D slice
 
@@ -110,7 +110,7 @@ def test_surface_file_read_by_plain_vtk_reader(tmp_path, shape):
     meta = json.loads(data.GetFieldData().GetAbstractArray("losscape_meta").GetValue(0))
     assert meta["model"] == "tiny-cnn" and meta["note"] == "Ω µ"
     assert meta["format_version"] == 1 and meta["content"] == "surface"
-    assert {"losscape", "vtk", "numpy"} <= set(meta["software"]) and "created" in meta
+    assert {"lossvista", "vtk", "numpy"} <= set(meta["software"]) and "created" in meta
     assert Grid.from_dict(meta["grid"]) == s.grid
 
 
@@ -208,11 +208,11 @@ def test_read_errors(tmp_path):
         vtkio.read_surface(tmp_path / "text.vts")
     t = Trajectory(np.zeros((2, 2)), [0, 1], [1.0, 2.0], [1.0, 2.0], [0.0, 0.0])
     vtkio.write_trajectory(tmp_path / "t.vtp", t)
-    with pytest.raises(vtkio.VTKFileError, match="not a losscape surface file.*PolyData"):
+    with pytest.raises(vtkio.VTKFileError, match="not a lossvista surface file.*PolyData"):
         vtkio.read_surface(tmp_path / "t.vtp")
     s = make_surface()
     vtkio.write_surface(tmp_path / "s.vts", s)
-    with pytest.raises(vtkio.VTKFileError, match="not a losscape trajectory"):
+    with pytest.raises(vtkio.VTKFileError, match="not a lossvista trajectory"):
         vtkio.read_trajectory(tmp_path / "s.vts")
     with pytest.raises(vtkio.VTKFileError, match="not a file"):
         vtkio.read_surface(tmp_path)
@@ -220,8 +220,8 @@ def test_read_errors(tmp_path):
     (tmp_path / "cut.vts").write_bytes(raw[: int(len(raw) * 0.9)])
     with pytest.raises(vtkio.VTKFileError, match="damaged or truncated"):
         vtkio.read_surface(tmp_path / "cut.vts")
-    # errors are both LosscapeError and the standard type the CLI expects
-    assert issubclass(vtkio.VTKFileError, LosscapeError) and issubclass(vtkio.VTKFileError, ValueError)
+    # errors are both LossvistaError and the standard type the CLI expects
+    assert issubclass(vtkio.VTKFileError, LossvistaError) and issubclass(vtkio.VTKFileError, ValueError)
     assert issubclass(vtkio.VTKFileNotFoundError, FileNotFoundError)
 
 

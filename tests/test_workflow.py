@@ -1,10 +1,10 @@
-"""`losscape run` end to end on digits (small grids), and the stage functions it is made of."""
+"""`lossvista run` end to end on digits (small grids), and the stage functions it is made of."""
 import json
 
 import numpy as np
 import pytest
 
-from pipeline.checkpoints import RunDir
+from pipeline.rundir import RunDir
 from pipeline.config import load_preset
 from pipeline.vtkio import read_points, read_surface, read_trajectory
 from pipeline.workflow import RunOptions
@@ -79,10 +79,10 @@ def test_run_options_validate():
 
 
 def test_interpolation_grid_keeps_batchnorm_variances_valid():
-    from pipeline.config import Grid
+    from pipeline.datamodel import Grid
     from pipeline.directions import Directions
-    from pipeline.resilient import default_grid
-    from pipeline.resilient.job import check_variances
+    from pipeline.surface import default_grid
+    from pipeline.surface import check_grid as check_variances
 
     d = Directions({}, None, {"kind": "interp", "variance_valid_range": [-0.3, None]})
     g = default_grid(None, d)

@@ -12,7 +12,7 @@ def add_train_options(p: argparse.ArgumentParser, *, preset_default: str | None 
     g = p.add_argument_group("training (override the preset)")
     g.add_argument("--preset", default=preset_default, metavar="NAME",
                    help=f"bundled preset ({', '.join(preset_names())}) or a .toml file (default: %(default)s)")
-    g.add_argument("--model", help="registry name (see 'losscape train --list-models') or package.module:factory")
+    g.add_argument("--model", help="registry name (see 'lossvista train --list-models') or package.module:factory")
     g.add_argument("--dataset", help="digits | fashion-mnist | cifar10 | synthetic[:CxHxW[:N[:K]]]")
     g.add_argument("--data-root", metavar="DIR", help="where the dataset's files are (fashion-mnist, cifar10)")
     g.add_argument("--download", action="store_true", default=None,

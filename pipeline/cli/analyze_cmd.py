@@ -1,4 +1,4 @@
-"""`losscape analyze`: critical points, persistence and basins of a surface file."""
+"""`lossvista analyze`: critical points, persistence and basins of a surface file."""
 from __future__ import annotations
 
 import argparse
@@ -6,15 +6,15 @@ from pathlib import Path
 
 EPILOG = """\
 examples:
-  losscape analyze runs/digits/surface_random.vts
-  losscape analyze surface_pca.vts --persistence 0.05 --relative
-  losscape analyze surface_random.vts --array test_loss
+  lossvista analyze runs/digits/surface_random.vts
+  lossvista analyze surface_pca.vts --persistence 0.05 --relative
+  lossvista analyze surface_random.vts --array test_loss
 
 Writes beside FILE: critical_points_<kind>.vtp (CriticalType in TTK codes 0 min, 1 saddle,
 3 max, 4 degenerate; persistence; loss; vertex_id = i + nx*j), topology_<kind>.json, and
 adds the int32 array 'basin' (-1 where none) to FILE. <kind> comes from the file name
-surface_<kind>.vts (else the metadata's direction kind). Conventions: DESIGN.md, "Topology
-conventions"; basins and widths: 'python -c "import pipeline.topology; help(pipeline.topology)"'."""
+surface_<kind>.vts (else the metadata's direction kind). Conventions: docs/topology.md;
+basins and widths: 'python -c "import pipeline.topology; help(pipeline.topology)"'."""
 
 
 def register(sub) -> None:
@@ -23,7 +23,7 @@ def register(sub) -> None:
         description="Classify the PL critical points of the surface's loss, pair them by persistence, "
         "simplify below a threshold and label the basins of the surviving minima.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", metavar="FILE.vts", help="surface file ('losscape surface')")
+    p.add_argument("file", metavar="FILE.vts", help="surface file ('lossvista surface')")
     p.add_argument("--persistence", type=float, default=0.0, metavar="P",
                    help="keep features whose persistence exceeds P (loss units; default: %(default)s, "
                    "which drops only ties)")
@@ -37,7 +37,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_file
+    from ..analyze import analyze_file
 
     if args.max_rows < 0:
         raise ValueError(f"--max-rows must be >= 0; got {args.max_rows}")

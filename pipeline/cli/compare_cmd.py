@@ -1,4 +1,4 @@
-"""`losscape compare`: the landscapes of several runs on the same kind of plane, side by side."""
+"""`lossvista compare`: the landscapes of several runs on the same kind of plane, side by side."""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +7,9 @@ from pathlib import Path
 
 EPILOG = """\
 examples:
-  losscape compare runs/resnet56 runs/resnet56-noshort
-  losscape compare runs/a runs/b runs/c --plane pca --cap 10 --out reports/
-  losscape compare runs/a/surface_random.vts runs/b/surface_random.vts --persistence 0.02
+  lossvista compare runs/resnet56 runs/resnet56-noshort
+  lossvista compare runs/a runs/b runs/c --plane pca --cap 10 --out reports/
+  lossvista compare runs/a/surface_random.vts runs/b/surface_random.vts --persistence 0.02
 
 Each run's RUN/surface_<plane>.vts is analysed afresh with the same settings. Reported per
 run: minima whose persistence exceeds the threshold and their persistence, the global
@@ -55,7 +55,7 @@ def parse_cap(text: str | None) -> tuple[float | None, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import compare_runs, comparison_markdown, write_comparison
+    from ..compare import compare_runs, comparison_markdown, write_comparison
 
     cap, factor = parse_cap(args.cap)
     summaries = compare_runs(args.runs, plane=args.plane, persistence=args.persistence, relative=args.relative,

@@ -1,11 +1,8 @@
-"""`losscape directions`: random, PCA or interpolation directions for a run, saved as .pt."""
+"""`lossvista directions`: random, PCA or interpolation directions for a run, saved as .pt."""
 from __future__ import annotations
 
 import argparse
 import sys
-
-KINDS = ("random", "pca", "interp")
-
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -41,17 +38,17 @@ def _only(args: argparse.Namespace, kinds: tuple[str, ...], *options: str) -> No
 
 
 def _directions(args: argparse.Namespace) -> int:
-    from ..checkpoints import RunDir
-    from ..workflow import make_directions
+    from ..rundir import RunDir
+    from ..workflow import DIRECTION_KINDS, make_directions
 
-    if args.kind not in KINDS:
-        raise ValueError(f"--kind must be one of {', '.join(map(repr, KINDS))}; got {args.kind!r}")
+    if args.kind not in DIRECTION_KINDS:
+        raise ValueError(f"--kind must be one of {', '.join(map(repr, DIRECTION_KINDS))}; got {args.kind!r}")
     _only(args, ("random",), "norm", "seed", "ndim")
     _only(args, ("random", "pca"), "ignore", "epoch")
     _only(args, ("interp",), "from_epoch", "to_epoch")
-    run = RunDir(args.run)
-    d = make_directions(run, args.kind, norm=args.norm, ignore=args.ignore, dir_type=args.dir_type, seed=args.seed,
-                        ndim=args.ndim, epoch=args.epoch, from_epoch=args.from_epoch, to_epoch=args.to_epoch)
+    d, out = make_directions(RunDir(args.run), args.kind, norm=args.norm, ignore=args.ignore, dir_type=args.dir_type,
+                             seed=args.seed, ndim=args.ndim, epoch=args.epoch, from_epoch=args.from_epoch,
+                             to_epoch=args.to_epoch, out=args.out)
     m = d.meta
     if args.kind == "random":
         summary = (f"random directions ({m['norm']}, ignore {m.get('ignore')}, seed {args.seed})"
@@ -61,8 +58,8 @@ def _directions(args: argparse.Namespace) -> int:
         summary = (f"PCA directions of {m.get('num_checkpoints', '?')} checkpoints: explained variance "
                    f"{100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%")
     else:
-        summary = f"interpolation from epoch {m.get('from_epoch', '?')} to {m.get('to_epoch', '?')}: distance {m['distance']:.4g}"
-    out = d.save(args.out or run.directions(args.kind))
+        summary = (f"interpolation from epoch {m.get('from_epoch', '?')} to {m.get('to_epoch', '?')}: distance "
+                   f"{m['distance']:.4g}")
     print(f"{summary} -> {out}", file=sys.stderr)
     print(out)
     return 0

@@ -1,13 +1,12 @@
-"""`losscape export`: the warped surface of a .vts as a PLY/OBJ/STL triangle mesh."""
+"""`lossvista export`: the warped surface of a .vts as a PLY/OBJ/STL triangle mesh."""
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 EPILOG = """\
 examples:
-  losscape export runs/digits/surface_random.vts --format ply
-  losscape export surface_pca.vts --format stl --out pca.stl --scale 0.2 --log
+  lossvista export runs/digits/surface_random.vts --format ply
+  lossvista export surface_pca.vts --format stl --out pca.stl --scale 0.2 --log
 
 Heights are z = scale * loss (or scale * log10(loss) with --log). Points whose loss is not
 finite or not exact (valid == 0) are left out with their triangles; they are never written
@@ -19,7 +18,7 @@ def register(sub) -> None:
         "export", help="write the warped surface as a PLY/OBJ/STL mesh",
         description="Triangulate the surface in FILE.vts, lift it to z = scale * loss and write it through meshio.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", metavar="FILE.vts", help="surface file ('losscape surface')")
+    p.add_argument("file", metavar="FILE.vts", help="surface file ('lossvista surface')")
     # validated by export_mesh (not argparse choices) so a bad value is a one-line error
     p.add_argument("--format", required=True, metavar="ply|obj|stl", help="mesh format")
     p.add_argument("--out", metavar="PATH", help="output file (default: FILE with the format's suffix)")
@@ -32,16 +31,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..vtkio import EXPORT_FORMATS, export_mesh, read_surface
+    from ..vtkio import export_file
 
-    src = Path(args.file)
-    fmt = args.format.lower()
-    if fmt not in EXPORT_FORMATS:  # before reading the file: the cheaper mistake first
-        raise ValueError(f"--format must be one of {', '.join(EXPORT_FORMATS)}; got {args.format!r}")
-    out = Path(args.out) if args.out else src.with_suffix(f".{fmt}")
-    if out.resolve() == src.resolve():
-        raise ValueError(f"--out must differ from the input file; got {str(out)!r}")
-    surface = read_surface(src)
-    path = export_mesh(surface, out, fmt, array=args.array, scale=args.scale, log=args.log)
-    print(path)
+    print(export_file(args.file, args.format, out=args.out, array=args.array, scale=args.scale, log=args.log))
     return 0

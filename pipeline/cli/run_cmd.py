@@ -1,4 +1,4 @@
-"""`losscape run`: the whole pipeline on a preset (train -> directions -> surfaces -> analysis -> pictures)."""
+"""`lossvista run`: the whole pipeline on a preset (train -> directions -> surfaces -> analysis -> pictures)."""
 from __future__ import annotations
 
 import argparse
@@ -36,24 +36,18 @@ def register(sub) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from ..config import Grid
     from ..workflow import RunOptions, run_pipeline
 
     cfg = run_config_from_args(args)
     if args.grid is not None:
-        if args.grid < 3 or args.grid % 2 == 0:
-            raise ValueError(f"--grid must be an odd integer >= 3 (so 0 is a grid point); got {args.grid}")
-        g = cfg.random_grid
-        cfg = dataclasses.replace(cfg, random_grid=Grid(g.xmin, g.xmax, args.grid, g.ymin, g.ymax, args.grid))
+        cfg = cfg.with_grid_points(args.grid)
     options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,
                          max_samples=args.max_samples, device=args.surface_device, precision=args.precision,
                          persistence=args.persistence, restart_training=args.restart,
                          pca_points=args.grid or 51)
     out = args.out or f"runs/{cfg.name}"
     t0 = time.perf_counter()
-    result = run_pipeline(cfg, out, options, notice=lambda m: print(f"losscape run: notice: {m}", file=sys.stderr))
+    result = run_pipeline(cfg, out, options, notice=lambda m: print(f"lossvista run: notice: {m}", file=sys.stderr))
     _print_summary(result, time.perf_counter() - t0)
     return 0
 
@@ -64,7 +58,7 @@ def _count(n: int, one: str, many: str) -> str:
 
 def _print_summary(result, seconds: float) -> None:
     err = sys.stderr
-    print(f"\nlosscape run finished in {seconds:.0f} s: {result.root}/  (test accuracy "
+    print(f"\nlossvista run finished in {seconds:.0f} s: {result.root}/  (test accuracy "
           f"{result.summary['test_accuracy']:.3f})", file=err)
     for plane in ("random", "pca"):
         s = result.summary.get(plane)

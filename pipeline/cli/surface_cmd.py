@@ -1,8 +1,8 @@
-"""`losscape surface`: evaluate the loss on a plane (or line) of weight space and write a .vts.
+"""`lossvista surface`: evaluate the loss on a plane (or line) of weight space and write a .vts.
 
-Resumable (finished chunks of points persist in ``OUT.parts/``), distributed under
-``torchrun --standalone --nproc-per-node K -m pipeline -- surface ...``, and splittable into array-job shards
-(``--shard i/k`` on each job, then ``--merge``). See docs/scaling.md.
+Resumable (finished chunks of points persist in ``OUT.parts/``), distributed over the processes
+of one machine (``--nproc-per-node K``) or of several (``torchrun``), and splittable into
+array-job shards (``--shard i/k`` on each job, then ``--merge``). See docs/scaling.md.
 """
 from __future__ import annotations
 
@@ -17,10 +17,11 @@ from typing import Any, Iterator
 
 EPILOG = """\
 examples:
-  losscape surface --run runs/digits --directions runs/digits/directions/random.pt
-  torchrun --standalone --nproc-per-node 4 -m pipeline -- surface --run RUN --directions FILE.pt
-  losscape surface --run RUN --directions FILE.pt --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
-  losscape surface --run RUN --directions FILE.pt --merge
+  lossvista surface --run runs/digits --directions runs/digits/directions/random.pt
+  lossvista surface --run RUN --directions FILE.pt --nproc-per-node 4
+  torchrun --nnodes 2 --nproc-per-node 4 ... -m pipeline -- surface --run RUN --directions FILE.pt
+  lossvista surface --run RUN --directions FILE.pt --shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT
+  lossvista surface --run RUN --directions FILE.pt --merge
 
 Rerunning an interrupted command continues where it stopped (same options: a changed
 configuration is refused unless --restart). Under torchrun the "--" keeps torchrun from taking
@@ -33,11 +34,11 @@ def register(sub) -> None:
         description="Evaluate loss and accuracy at theta + a*x + b*y on a grid and write RUN/surface_<kind>.vts. "
         "Finished points are kept in OUT.parts/ while running, so an interrupted run resumes when rerun.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # Let "--x -1:1:51" (DESIGN.md's spelling) through: argparse takes a value starting with "-" for an
+    # Let "--x -1:1:51" (the documented spelling) through: argparse takes a value starting with "-" for an
     # option unless it looks like a negative number; grid specs "-1:1:51" and "-0.5:.5:11" are values too.
     p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(e-?\d+)?:")
     p.add_argument("--run", required=True, metavar="RUN", help="run directory (checkpoints/, run.json)")
-    p.add_argument("--directions", required=True, metavar="FILE.pt", help="directions file ('losscape directions')")
+    p.add_argument("--directions", required=True, metavar="FILE.pt", help="directions file ('lossvista directions')")
     p.add_argument("--x", metavar="MIN:MAX:N", help="first axis (default -1:1:51)")
     p.add_argument("--y", metavar="MIN:MAX:N", help="second axis (default -1:1:51; not for a 1D direction)")
     p.add_argument("--split", choices=["train", "test", "both"], default="train",
@@ -63,6 +64,9 @@ def register(sub) -> None:
     e.add_argument("--cap", type=float, metavar="C",
                    help="stop a point's evaluation once its mean loss provably exceeds C (stored as >= C)")
     r = p.add_argument_group("resilience and scale")
+    r.add_argument("--nproc-per-node", type=int, metavar="K",
+                   help="evaluate with K processes on this machine (started through torch's launcher; gloo on the "
+                   "CPU, one GPU each on CUDA); the grid is bitwise the one of one process")
     r.add_argument("--chunk-size", type=int, metavar="N", help="points per persisted chunk (default: about 64 "
                    "chunks per grid)")
     r.add_argument("--restart", action="store_true", help="discard partial results in OUT.parts/ and start over")
@@ -74,7 +78,7 @@ def register(sub) -> None:
 
 def _dist_env():
     """torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK), read here, not in the library."""
-    from ..resilient import DistEnv
+    from ..surface import DistEnv
 
     def get(name: str, default: int) -> int:
         raw = os.environ.get(name, "")
@@ -90,7 +94,7 @@ def _dist_env():
 def _stop_on_signals() -> Iterator[None]:
     """SIGTERM (a scheduler's preemption, torchrun stopping the survivors of a dead rank) and SIGINT
     stop the run through an exception, so the library reports what it keeps and exits cleanly."""
-    from ..resilient import StoppedBySignal
+    from ..surface import StoppedBySignal
 
     def handler(signum: int, frame: Any) -> None:
         raise StoppedBySignal(f"stopped by {signal.Signals(signum).name}")
@@ -103,58 +107,55 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def _grid(args: argparse.Namespace):
-    """The grid from --x/--y, or None for the request's default (PCA planes: the trajectory's extent)."""
-    from ..config import Grid, parse_axis
-
-    if args.x is None and args.y is None:
-        return None
+def _request(args: argparse.Namespace):
     from ..directions import Directions
+    from ..engine import EvalConfig
+    from ..rundir import RunDir
+    from ..surface import SurfaceRequest, complete_grid
 
-    directions = Directions.load(args.directions)
-    if directions.ndim == 1:
-        if args.y is not None:
-            raise ValueError(f"--y does not apply: {args.directions} holds a 1D direction (kind "
-                             f"{directions.kind!r}); give only --x")
-        return Grid.from_specs(args.x, None)
-    if args.x is not None and args.y is not None:
-        return Grid.from_specs(args.x, args.y)
-    # one axis given: the other from the default grid of this plane
-    from ..checkpoints import RunDir
-    from ..resilient import default_grid
-
-    d = default_grid(RunDir(args.run), directions, args.epoch)
-    x = parse_axis(args.x, "--x") if args.x is not None else (d.xmin, d.xmax, d.nx)
-    y = parse_axis(args.y, "--y") if args.y is not None else (d.ymin, d.ymax, d.ny)
-    return Grid(*x, *y)
-
-
-def _surface(args: argparse.Namespace) -> int:
-    from ..landscape import EvalConfig
-    from ..resilient import ResumeOptions, Shard, SurfaceRequest, compute_surface, merge_shards
-
-    env = _dist_env()
-    shard = Shard.parse(args.shard) if args.shard is not None else None
-    if args.merge and (shard is not None or env.world_size > 1):
-        raise ValueError("--merge assembles the shards' chunks in one process: drop --shard and run it without "
-                         "torchrun")
-    if args.restart and shard is not None:
-        raise ValueError("--restart cannot be combined with --shard (concurrent shards would delete each other's "
-                         "chunks); delete the OUT.parts directory instead")
-    if args.out and Path(args.out).suffix != ".vts":
-        raise ValueError(f"--out must end in .vts; got {args.out!r}")
-    for name in ("max_samples", "batch_size", "points_per_batch", "chunk_size"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive integer; got {v}")
+    grid = None
+    if args.x is not None or args.y is not None:
+        grid = complete_grid(RunDir(args.run), Directions.load(args.directions), args.x, args.y, args.epoch)
     engine = {"batch_size": args.batch_size, "points_per_batch": args.points_per_batch, "device": args.device,
               "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
               "sample_seed": args.sample_seed, "deterministic": args.deterministic}
-    request = SurfaceRequest(run=Path(args.run), directions=Path(args.directions), grid=_grid(args),
-                             split=args.split, epoch=args.epoch, out=Path(args.out) if args.out else None,
-                             eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
+    return SurfaceRequest(run=Path(args.run), directions=Path(args.directions), grid=grid, split=args.split,
+                          epoch=args.epoch, out=Path(args.out) if args.out else None,
+                          eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """The command line for each worker: this one without ``--nproc-per-node K``."""
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc-per-node":
+            skip = True
+        elif not a.startswith("--nproc-per-node="):
+            out.append(a)
+    return out
+
+
+def _surface(args: argparse.Namespace) -> int:
+    from ..surface import ResumeOptions, Shard, SurfaceJob, compute_surface, launch_local, merge_shards
+
+    env = _dist_env()
+    shard = Shard.parse(args.shard) if args.shard is not None else None
+    if args.merge and (shard is not None or env.world_size > 1 or args.nproc_per_node):
+        raise ValueError("--merge assembles the shards' chunks in one process: drop --shard and --nproc-per-node, "
+                         "and run it without torchrun")
+    if args.nproc_per_node is not None and (args.nproc_per_node < 1 or env.world_size > 1):
+        raise ValueError(f"--nproc-per-node must be a positive integer, and not given under torchrun; got "
+                         f"{args.nproc_per_node}")
+    request = _request(args)
     options = ResumeOptions(chunk_size=args.chunk_size, shard=shard, restart=args.restart,
                             keep_parts=args.keep_parts, vti=args.vti)
+    if args.nproc_per_node and args.nproc_per_node > 1:
+        SurfaceJob(request, chunk_size=args.chunk_size, evaluates=False)  # bad input: one line, before any worker
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: one thread per worker unless set
+        launch_local(args.nproc_per_node, _without_nproc(args.argv))
+        return 0
     with _stop_on_signals():
         if args.merge:
             _report(merge_shards(request, options))

@@ -1,4 +1,4 @@
-"""`losscape train`: train a model and write a run directory with a checkpoint per epoch."""
+"""`lossvista train`: train a model and write a run directory with a checkpoint per epoch."""
 from __future__ import annotations
 
 import argparse

@@ -1,4 +1,4 @@
-"""`losscape trajectory`: project a run's checkpoints onto a directions file, write a .vtp."""
+"""`lossvista trajectory`: project a run's checkpoints onto a directions file, write a .vtp."""
 from __future__ import annotations
 
 import argparse
@@ -13,10 +13,10 @@ def register(sub) -> None:
         "point, and write RUN/trajectory_<kind>.vtp (points (alpha, beta, 0); arrays epoch, loss, "
         "surface_loss, residual).")
     p.add_argument("--run", required=True, metavar="RUN", help="run directory (checkpoints/, run.json)")
-    p.add_argument("--directions", required=True, metavar="FILE.pt", help="a file from 'losscape directions'")
+    p.add_argument("--directions", required=True, metavar="FILE.pt", help="a file from 'lossvista directions'")
     p.add_argument("--split", default="train", metavar="SPLIT", help="train (default) | test: data of the losses")
     p.add_argument("--max-samples", type=int, metavar="N", help="evaluate on a fixed seeded subset of N samples "
-                   "(use the same as for 'losscape surface' so surface_loss matches the surface)")
+                   "(use the same as for 'lossvista surface' so surface_loss matches the surface)")
     p.add_argument("--sample-seed", type=int, default=0, metavar="S", help="seed of that subset (default: 0)")
     p.add_argument("--epoch", type=int, metavar="E", help="centre checkpoint (default: the one the directions were "
                    "made around, else the last epoch)")
@@ -29,19 +29,15 @@ def register(sub) -> None:
 def _trajectory(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from ..checkpoints import RunDir
-    from ..directions import Directions
-    from ..vtkio import write_trajectory
+    from ..rundir import RunDir
     from ..workflow import make_trajectory
 
-    run = RunDir(args.run)
-    directions = Directions.load(args.directions)
-    traj = make_trajectory(run, directions, directions_file=args.directions, split=args.split,
-                           max_samples=args.max_samples, sample_seed=args.sample_seed, epoch=args.epoch,
-                           device=args.device, with_loss=not args.no_loss)
-    out = write_trajectory(args.out or run.trajectory(directions.kind), traj)
+    traj, out = make_trajectory(RunDir(args.run), args.directions, split=args.split, max_samples=args.max_samples,
+                                sample_seed=args.sample_seed, epoch=args.epoch, device=args.device,
+                                with_loss=not args.no_loss, out=args.out)
     end = traj.coords[np.argmax(traj.epoch)]
-    print(f"{len(traj.epoch)} checkpoints projected onto the {directions.kind} plane (epoch {traj.epoch[0]} at "
+    kind = traj.meta.get("kind", "?")
+    print(f"{len(traj.epoch)} checkpoints projected onto the {kind} plane (epoch {traj.epoch[0]} at "
           f"({traj.coords[0, 0]:.3g}, {traj.coords[0, 1]:.3g}), epoch {traj.epoch[-1]} at ({end[0]:.3g}, {end[1]:.3g}); "
           f"max residual {np.nanmax(traj.residual):.3g}) -> {out}", file=sys.stderr)
     print(out)

@@ -20,9 +20,9 @@ counts as a parameter; pass the model when it has other buffers.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
-import re
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +34,7 @@ from torch import nn
 
 from ..checkpoints import load_checkpoint, mismatch, save_checkpoint
 from ..errors import CheckpointError
+from ..rundir import epoch_of
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ IGNORES = ("biasbn", "none")
 DIR_TYPES = ("weights", "states")
 
 StateLike = Union[str, os.PathLike, Mapping[str, torch.Tensor]]
-_EPOCH_RE = re.compile(r"epoch_(\d+)")
 
 
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
@@ -54,12 +54,6 @@ def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
     return value
-
-
-def epoch_of(path: str | os.PathLike) -> int | None:
-    """The epoch number in a checkpoint file name (``epoch_007.pt`` -> 7), or None."""
-    m = _EPOCH_RE.search(Path(path).name)
-    return int(m.group(1)) if m else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,6 +196,13 @@ class Directions:
     def ndim(self) -> int:
         return 1 if self.y is None else 2
 
+    def alpha_range(self) -> tuple[float, float]:
+        """The range of the first coefficient in which every BatchNorm running variance these
+        directions move stays non-negative (``meta['variance_valid_range']``; unbounded ends
+        are infinite, and directions that move no variance are unbounded)."""
+        lo, hi = self.meta.get("variance_valid_range") or [None, None]
+        return (-math.inf if lo is None else float(lo)), (math.inf if hi is None else float(hi))
+
     @property
     def centre_epoch(self) -> int | None:
         """Epoch of the checkpoint at (0, 0), when the directions were made from a run."""
@@ -219,7 +220,7 @@ class Directions:
         """Load a file written by :meth:`save` (``weights_only=True``); one-line errors otherwise."""
         obj = load_checkpoint(path)
         if not (isinstance(obj, dict) and isinstance(obj.get("x"), dict) and "meta" in obj):
-            raise CheckpointError(f"{path} is not a losscape directions file (make one with 'losscape directions')")
+            raise CheckpointError(f"{path} is not a lossvista directions file (make one with 'lossvista directions')")
         x, y = obj["x"], obj.get("y")
         for name, d in (("x", x), ("y", y)):
             if d is not None and not (isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values())):
@@ -237,7 +238,7 @@ class Directions:
         problem = mismatch(state, self.x, "direction")
         if problem:
             raise CheckpointError(f"directions ({self.kind}) do not fit {source}: {problem}; "
-                                  f"make directions for this model with 'losscape directions'")
+                                  f"make directions for this model with 'lossvista directions'")
 
     def point(self, centre: Mapping[str, torch.Tensor], a: float, b: float = 0.0) -> dict[str, torch.Tensor]:
         """The state ``centre + a * x + b * y`` (floating tensors; others are the centre's).

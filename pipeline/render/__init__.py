@@ -3,7 +3,7 @@
 Light on purpose: importing ``pipeline.render`` loads neither matplotlib nor pyvista nor
 ParaView. Import the submodule you need:
 
-- :mod:`pipeline.render.quicklook`: PNGs from a :class:`~pipeline.surface.Surface` with
+- :mod:`pipeline.render.quicklook`: PNGs from a :class:`~pipeline.datamodel.Surface` with
   matplotlib (2D contour lines, 1D line plot) and off-screen pyvista (3D surface, 3D mesh);
   entry point :func:`pipeline.render.quicklook.render_quicklook`.
 - ``pipeline.render.pvbatch``: the ParaView state-file driver.

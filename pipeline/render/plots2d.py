@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from ..surface import Surface, Trajectory
-from .field import (CRITICAL_STYLE, DIVERGENT_COLOR, PATH_COLOR, _cap_note, _epoch_labels, _title, axis_labels,
-                    display_field, parse_critical)
+from ..datamodel import Surface, Trajectory
+from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
+from .field import _cap_note, _epoch_labels, _title, display_field, parse_critical
 
 __all__ = ["plot_contours_2d", "plot_line_1d"]
 
@@ -80,9 +80,9 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
         c = trajectory.coords
         ax.plot(c[:, 0], c[:, 1], "-", color=PATH_COLOR, lw=2.2, zorder=7, label="descent path")
         ax.plot(c[:, 0], c[:, 1], "o", color=PATH_COLOR, ms=4, mec="white", mew=0.6, zorder=8)
-        ax.plot(*c[0], "s", color="white", mec=PATH_COLOR, mew=2, ms=9, zorder=9,
+        ax.plot(*c[0], "s", color=START_COLOR, mec=PATH_COLOR, mew=2, ms=9, zorder=9,
                 label=f"start (epoch {int(trajectory.epoch[0])})")
-        ax.plot(*c[-1], "*", color=PATH_COLOR, mec="black", mew=0.8, ms=15, zorder=9,
+        ax.plot(*c[-1], "*", color=END_COLOR, mec="black", mew=0.8, ms=15, zorder=9,
                 label=f"end (epoch {int(trajectory.epoch[-1])})")
         for k in _epoch_labels(len(c))[1:-1]:
             if k == len(c) - 2:

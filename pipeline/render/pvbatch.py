@@ -3,14 +3,15 @@
 :func:`render_paraview` runs ``pvbatch states/render_state.py`` once per call (all the views
 of one plane in one process), under ``xvfb-run -a`` when there is no ``DISPLAY`` (Debian's
 ParaView renders through GLX only), and returns ``RUN/renders/<plane>_<view>.png``.
-The states and the plugin live in the repository (``states/``, ``paraview_plugins/``), not in
-the installed package, so this works from a checkout (``pip install -e .``).
+The states and the plugin ship with the package (:func:`paraview_files`): in a checkout they
+are the repository's ``states/`` and ``paraview_plugins/``, in an installed wheel the package
+data ``pipeline/states/`` and ``pipeline/paraview_plugins/``; either works from any directory.
 
 pvbatch runs on the system's Python with ParaView's own VTK; the child gets an environment
 without this process's ``PYTHONPATH``, ``PYTHONHOME`` and ``VIRTUAL_ENV`` so that the
 virtual environment's pip ``vtk`` never mixes with it. Running a program is this module's
 whole job, the one exception to "library code never shells out". Nothing is printed: the
-child's output goes to the log (``logging``), its failure into a :class:`LosscapeError`
+child's output goes to the log (``logging``), its failure into a :class:`LossvistaError`
 carrying the last line of its stderr.
 """
 from __future__ import annotations
@@ -24,15 +25,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import LosscapeError
+from ..display import VIEWS
+from ..errors import LossvistaError, param
+from ..rundir import RunDir
 
-__all__ = ["VIEWS", "PLANES", "REPO_ROOT", "find_pvbatch", "paraview_available", "render_paraview"]
+__all__ = ["VIEWS", "find_pvbatch", "paraview_available", "paraview_files", "render_paraview"]
 
 logger = logging.getLogger(__name__)
 
-VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # states/landscape_<view>.pvsm
-PLANES = ("random", "pca")
-REPO_ROOT = Path(__file__).resolve().parents[2]
+STATE_FILE = "landscape_{view}.pvsm"  # one saved state per view in the states folder
+PLUGIN_FILE = "lossvista_filters.py"
 XVFB_SCREEN = "-screen 0 1920x1200x24"  # 24-bit colour: GLX needs a true-colour visual
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _XVFB_CLEANUP = "problem while cleaning up temporary directory"
@@ -46,6 +48,19 @@ def find_pvbatch(pvbatch: str | os.PathLike | None = None) -> str | None:
         found = str(p) if p.is_file() and os.access(p, os.X_OK) else shutil.which(str(pvbatch))
         return found
     return shutil.which("pvbatch")
+
+
+def paraview_files() -> tuple[Path, Path]:
+    """``(states folder, plugin file)``: the package's own copies (an installed wheel holds them as
+    ``pipeline/states`` and ``pipeline/paraview_plugins``), else a checkout's ``states/`` and
+    ``paraview_plugins/`` beside the package."""
+    package = Path(__file__).resolve().parents[1]
+    for base in (package, package.parent):
+        states, plugin = base / "states", base / "paraview_plugins" / PLUGIN_FILE
+        if (states / "render_state.py").is_file() and plugin.is_file():
+            return states, plugin
+    raise LossvistaError(f"the ParaView state files and plugin are missing from this installation of lossvista "
+                         f"(looked in {package} and {package.parent}); reinstall it")
 
 
 def _needs_xvfb() -> bool:
@@ -86,7 +101,7 @@ def render_paraview(
 
     Parameters
     ----------
-    run_dir : run directory holding ``surface_<plane>.vts`` and ``trajectory_<plane>.vtp``.
+    run_dir : run directory holding each plane's surface and trajectory.
     plane : str or sequence of str, default "random"
         ``"random"``, ``"pca"`` or both (any name with files ``surface_<plane>.vts`` etc.
         works). Several planes are rendered in the same pvbatch process.
@@ -94,8 +109,8 @@ def render_paraview(
     out_dir : default ``run_dir/renders``. Pictures are ``<out_dir>/<plane>_<view>.png``
         (returned as absolute paths, planes in the order given, then views).
     pvbatch : path or name of the executable; default: ``pvbatch`` on ``PATH``.
-    states_dir : folder of the ``landscape_<view>.pvsm`` files; default: the repository's
-        ``states/``.
+    states_dir : folder of the ``landscape_<view>.pvsm`` files; default: the package's
+        (:func:`paraview_files`).
     size : (width, height) in pixels.
     timeout : seconds for the whole pvbatch run.
 
@@ -103,7 +118,7 @@ def render_paraview(
     ------
     ValueError
         Unknown view, bad plane name or size.
-    LosscapeError
+    LossvistaError
         pvbatch (or, without a display, xvfb-run) missing; input files or states missing;
         pvbatch failed (the message ends with the last line of its stderr) or timed out.
     """
@@ -118,34 +133,34 @@ def render_paraview(
     if w < 64 or h < 64:
         raise ValueError(f"size must be at least 64 x 64 pixels; got {size!r}")
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise LosscapeError(f"run directory not found: {str(run_dir)!r}")
+    run = RunDir(run_dir)
+    if not run.root.is_dir():
+        raise LossvistaError(f"run directory not found: {str(run.root)!r}")
     for p in planes:
-        for name in (f"surface_{p}.vts", f"trajectory_{p}.vtp"):
-            if not (run_dir / name).is_file():
-                raise LosscapeError(f"{str(run_dir / name)!r} not found: the {p} plane of this run has not been "
-                                    f"computed (losscape surface / losscape trajectory)")
-    states_dir = Path(states_dir) if states_dir is not None else REPO_ROOT / "states"
-    script = REPO_ROOT / "states" / "render_state.py"
-    missing = [p for p in [script, *(states_dir / f"landscape_{v}.pvsm" for v in views)] if not p.is_file()]
+        for path in (run.surface(p), run.trajectory(p)):
+            if not path.is_file():
+                raise LossvistaError(f"{str(path)!r} not found: the {p} plane of this run has not been "
+                                     f"computed (lossvista surface / lossvista trajectory)")
+    package_states, plugin = paraview_files()
+    states_dir = Path(states_dir) if states_dir is not None else package_states
+    script = package_states / "render_state.py"
+    missing = [p for p in (states_dir / STATE_FILE.format(view=v) for v in views) if not p.is_file()]
     if missing:
-        raise LosscapeError(f"ParaView state files not found ({', '.join(map(str, missing))}); they ship with the "
-                            f"losscape repository (states/), which an installed wheel does not include")
+        raise LossvistaError(f"ParaView state files not found ({', '.join(map(str, missing))})")
 
-    out_dir = Path(out_dir or run_dir / "renders").resolve()
+    out_dir = Path(out_dir or run.renders).resolve()
     exe = find_pvbatch(pvbatch)
     if exe is None:
-        raise LosscapeError(f"pvbatch not found ({'no ' + str(pvbatch) if pvbatch else 'not on PATH'}): install "
-                            f"ParaView (Debian: apt install paraview python3-paraview) or use --backend pyvista")
-    cmd = [exe, str(script), str(run_dir.resolve()), "--plane", *planes, "--views", *views,
-           "--out", str(out_dir), "--states", str(states_dir.resolve()),
+        raise LossvistaError(f"pvbatch not found ({'no ' + str(pvbatch) if pvbatch else 'not on PATH'}): install "
+                             f"ParaView (Debian: apt install paraview python3-paraview) or use {param('backend')} pyvista")
+    cmd = [exe, str(script), str(run.root.resolve()), "--plane", *planes, "--views", *views,
+           "--out", str(out_dir), "--states", str(states_dir.resolve()), "--plugin", str(plugin),
            "--size", str(w), str(h)]
     if _needs_xvfb():
         xvfb = shutil.which("xvfb-run")
         if xvfb is None:
-            raise LosscapeError("no DISPLAY and xvfb-run not found: Debian's ParaView renders through GLX only; "
-                                "install xvfb (apt install xvfb) or run with a display")
+            raise LossvistaError("no DISPLAY and xvfb-run not found: Debian's ParaView renders through GLX only; "
+                                 "install xvfb (apt install xvfb) or run with a display")
         cmd = [xvfb, "-a", "-s", XVFB_SCREEN, *cmd]
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -156,11 +171,11 @@ def render_paraview(
     for attempt in (1, 2):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
-                                  cwd=str(REPO_ROOT))
+                                  cwd=str(out_dir))
         except subprocess.TimeoutExpired:
-            raise LosscapeError(f"pvbatch did not finish rendering the {what} views within {timeout:g} s") from None
+            raise LossvistaError(f"pvbatch did not finish rendering the {what} views within {timeout:g} s") from None
         except OSError as exc:
-            raise LosscapeError(f"cannot run pvbatch ({exe}): {exc}") from None
+            raise LossvistaError(f"cannot run pvbatch ({exe}): {exc}") from None
         # OpenGL under Xvfb now and then dies on a busy machine (SIGABRT/SIGSEGV, or Xvfb does
         # not start): one more try; a crash that repeats is reported
         crashed = proc.returncode < 0 or proc.returncode in (134, 139) or _XVFB_START in proc.stderr
@@ -171,16 +186,16 @@ def render_paraview(
     for line in proc.stderr.splitlines():
         if line.strip():
             logger.debug("pvbatch: %s", _ANSI.sub("", line))
-    paths = [out_dir / f"{p}_{v}.png" for p in planes for v in views]
+    paths = [RunDir.picture(out_dir, p, v) for p in planes for v in views]
     absent = [str(p) for p in paths if not (p.is_file() and f"wrote {p}" in proc.stdout)]
     done = not absent
     if proc.returncode == 5 and done and _XVFB_CLEANUP in proc.stderr:
         # xvfb-run's own clean-up raced with xauth (exit 5) after pvbatch had finished
         logger.warning("xvfb-run: %s (ignored: every picture was written)", _XVFB_CLEANUP)
     elif proc.returncode != 0:
-        raise LosscapeError(f"pvbatch failed (exit status {proc.returncode}) rendering the {what} views: "
-                            f"{_last_line(proc.stderr)}")
+        raise LossvistaError(f"pvbatch failed (exit status {proc.returncode}) rendering the {what} views: "
+                             f"{_last_line(proc.stderr)}")
     if absent:
-        raise LosscapeError(f"pvbatch exited normally but wrote no {', '.join(absent)}: {_last_line(proc.stderr)}")
+        raise LossvistaError(f"pvbatch exited normally but wrote no {', '.join(absent)}: {_last_line(proc.stderr)}")
     logger.info("rendered %d ParaView pictures in %.1f s", len(paths), time.perf_counter() - start)
     return paths

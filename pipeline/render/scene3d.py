@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .. import fields
-from ..surface import Surface, Trajectory
+from .. import geometry
+from ..datamodel import Surface, Trajectory
+from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
 from ..vtkio import to_vtk_order
-from .field import (CRITICAL_STYLE, DIVERGENT_COLOR, PATH_COLOR, _cap_note, _title, axis_labels, display_field,
-                    parse_critical)
+from .field import _cap_note, _title, display_field, parse_critical
 
 __all__ = ["render_surface_3d", "VIEWS_3D"]
 
@@ -72,8 +72,8 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
     nx, ny = surface.grid.shape
     A, B = np.meshgrid(xs, ys, indexing="ij")  # (nx, ny)
     sides = (xs[-1] - xs[0], ys[-1] - ys[0])
-    extent = fields.plane_size(sides, "larger")
-    zscale = fields.relief_scale([field.vmin, field.vmax], sides, height_ratio, size="larger")
+    extent = geometry.plane_size(sides, "larger")
+    zscale = geometry.relief_scale([field.vmin, field.vmax], sides, height_ratio, size="larger")
 
     def height(v):  # value -> scene z; the axes are labelled with values, not z
         return (np.asarray(v, dtype=np.float64) - field.vmin) * zscale
@@ -115,7 +115,7 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
                     lines.points[:, 2] += 0.2 * lift
                     pl.add_mesh(lines, color="black", line_width=1.2, opacity=0.7)
             if crit is not None and len(crit[0]):
-                at = fields.fill_heights(np.full(len(crit[0]), np.nan), crit[0], (xs, ys, field.capped()),
+                at = geometry.fill_heights(np.full(len(crit[0]), np.nan), crit[0], (xs, ys, field.capped()),
                                          top=field.vmax, method="bilinear")
                 z = height(at) + 1.5 * lift
                 for code in sorted(set(crit[1].tolist())):
@@ -125,7 +125,7 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
                                   render_points_as_spheres=True)
             if trajectory is not None and len(trajectory.coords):
                 c = trajectory.coords
-                v = fields.fill_heights(trajectory.surface_loss, c, (xs, ys, field.capped()), top=field.vmax,
+                v = geometry.fill_heights(trajectory.surface_loss, c, (xs, ys, field.capped()), top=field.vmax,
                                         method="bilinear")
                 v = np.clip(v, field.vmin, field.vmax)
                 pts = np.column_stack([c, height(v) + lift])
@@ -133,8 +133,8 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
                     pl.add_mesh(pv.lines_from_points(pts), color=PATH_COLOR, line_width=6,
                                 render_lines_as_tubes=True, lighting=False)
                 pl.add_points(pts, color=PATH_COLOR, point_size=11, render_points_as_spheres=True, lighting=False)
-                pl.add_points(pts[:1], color="white", point_size=19, render_points_as_spheres=True)
-                pl.add_points(pts[-1:], color="black", point_size=19, render_points_as_spheres=True)
+                pl.add_points(pts[:1], color=START_COLOR, point_size=19, render_points_as_spheres=True)
+                pl.add_points(pts[-1:], color=END_COLOR, point_size=19, render_points_as_spheres=True)
                 e0, e1 = int(trajectory.epoch[0]), int(trajectory.epoch[-1])
                 if np.linalg.norm(c[-1] - c[0]) > 0.04 * extent:
                     ends, labels = pts[[0, -1]], [f"start (epoch {e0})", f"end (epoch {e1})"]

@@ -5,7 +5,7 @@ numpy only (no scipy, torch or vtk), so ParaView's own Python can import it.
 Layout: ``values[i, j]`` is the value at ``(xs[i], ys[j])``, shape ``(nx, ny)``; the
 vertex id of ``(i, j)`` is ``i + nx * j`` (as in ``critical_points_<kind>.vtp``).
 
-Conventions (DESIGN.md "Topology conventions", the same as TTK's):
+Conventions (docs/architecture.md "Topology conventions", the same as TTK's):
 
 * Triangulation: every grid cell is split along its (i+1, j)-(i, j+1) diagonal, so an
   interior vertex has the 6 neighbours (i±1, j), (i, j±1), (i+1, j-1), (i-1, j+1).

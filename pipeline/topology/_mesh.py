@@ -1,7 +1,7 @@
 """The triangulated grid: total order, links, link components and steepest neighbours.
 
 Internally every per-vertex array is laid out ``(ny, nx)`` so that the C-order flat index
-of ``[j, i]`` is the vertex id ``i + nx * j`` of DESIGN.md. Only ``analyze`` transposes,
+of ``[j, i]`` is the vertex id ``i + nx * j`` (docs/architecture.md). Only ``analyze`` transposes,
 once on the way in and once on the way out.
 """
 from __future__ import annotations

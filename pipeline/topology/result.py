@@ -286,7 +286,7 @@ class Topology:
                 "multiplicity": cps.multiplicity.astype(np.int32)}
 
     def to_dict(self) -> dict[str, Any]:
-        """The ``topology_<kind>.json`` document (DESIGN.md schema, extended).
+        """The ``topology_<kind>.json`` document (schema: docs/architecture.md).
 
         ``critical_points`` and ``minima`` are the survivors, ``pairs`` the surviving pairs
         (plus the min-max pair); ``merge_tree.arcs`` are ``[lower, upper]`` node ids.

@@ -1,6 +1,6 @@
 """VTK files of a run: surfaces (.vts/.vti), trajectories and point sets (.vtp), collections (.pvd).
 
-The one I/O module of the pipeline (DESIGN.md, "File schemas"). It imports VTK only through
+The one I/O module of the pipeline (docs/architecture.md, "File schemas"). It imports VTK only through
 ``vtkmodules.*`` and never torch or pyvista at module level, so the same code runs in the
 project's virtual environment and inside ParaView's ``pvpython``/``pvbatch`` (Debian ParaView
 5.11: VTK 9.2, numpy 1.24). ``export_mesh`` imports meshio lazily (not in ParaView's Python).
@@ -28,7 +28,7 @@ reads either.
 
 Field data of every file: ``losscape_meta``, a vtkStringArray with one JSON string. The
 writers add ``format_version``, ``content`` (``"surface"``, ``"trajectory"`` or
-``"points"``), ``software`` (losscape, VTK, numpy, Python versions) and ``created`` (UTC,
+``"points"``), ``software`` (lossvista, VTK, numpy, Python versions) and ``created`` (UTC,
 ISO 8601) when absent; surfaces always record ``grid``. Non-finite floats in the metadata
 are written as JSON's ``NaN``/``Infinity`` (Python's json reads them back).
 
@@ -45,7 +45,7 @@ from __future__ import annotations
 from ._core import META_NAME, VTKFileError, VTKFileNotFoundError, from_vtk_order, to_vtk_order
 from .collection import read_meta, write_pvd
 from .grids import read_surface, write_surface
-from .mesh import EXPORT_FORMATS, export_mesh, triangulate_grid
+from .mesh import EXPORT_FORMATS, export_file, export_mesh, triangulate_grid
 from .polydata import read_points, read_trajectory, write_points, write_trajectory
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "write_pvd",
     "read_meta",
     "export_mesh",
+    "export_file",
     "triangulate_grid",
     "EXPORT_FORMATS",
 ]

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import platform
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,10 +21,10 @@ from vtkmodules.vtkIOXML import (
     vtkXMLStructuredGridReader,
 )
 
-from .. import __version__
+from .. import software_versions
 from ..atomic import atomic_path
-from ..errors import LosscapeError
-from ..surface import FORMAT_VERSION
+from ..errors import LossvistaError
+from ..datamodel import FORMAT_VERSION
 
 
 META_NAME = "losscape_meta"  # field-data array holding the JSON metadata
@@ -39,11 +38,11 @@ _TRAJECTORY_ARRAYS = ("epoch", "loss", "surface_loss", "residual")
 _TYPE_OF_SUFFIX = {".vts": "StructuredGrid", ".vtp": "PolyData", ".vti": "ImageData"}
 
 
-class VTKFileError(LosscapeError, ValueError):
-    """A file that cannot be read as the losscape file asked for (wrong type, missing array, ...)."""
+class VTKFileError(LossvistaError, ValueError):
+    """A file that cannot be read as the lossvista file asked for (wrong type, missing array, ...)."""
 
 
-class VTKFileNotFoundError(LosscapeError, FileNotFoundError):
+class VTKFileNotFoundError(LossvistaError, FileNotFoundError):
     """The file to read does not exist."""
 
 
@@ -74,13 +73,8 @@ def from_vtk_order(flat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 # small helpers
 
 
-def _software() -> dict[str, str]:
-    return {
-        "losscape": __version__,
-        "vtk": vtkVersion.GetVTKVersion(),
-        "numpy": np.__version__,
-        "python": platform.python_version(),
-    }
+def _software() -> dict[str, str | None]:
+    return {**software_versions(), "vtk": vtkVersion.GetVTKVersion()}
 
 
 def _json_default(obj: Any) -> Any:
@@ -172,7 +166,7 @@ def _run_writer(writer) -> None:
     ok = writer.Write()
     if ok != 1 or errors.messages:
         detail = "; ".join(errors.messages) or "writer returned failure"
-        raise LosscapeError(f"VTK could not write {writer.GetFileName()!r}: {detail}")
+        raise LossvistaError(f"VTK could not write {writer.GetFileName()!r}: {detail}")
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -214,7 +208,7 @@ def _read_xml(path: Path, expected: tuple[str, ...], what: str) -> vtkDataObject
     kind = _file_type(path)
     if kind not in expected:
         raise VTKFileError(
-            f"{str(path)!r} is not a losscape {what} file: it holds VTK {kind or 'unknown'} data, "
+            f"{str(path)!r} is not a lossvista {what} file: it holds VTK {kind or 'unknown'} data, "
             f"expected {' or '.join(expected)}"
         )
     reader = {

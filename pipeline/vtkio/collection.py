@@ -1,4 +1,4 @@
-"""``.pvd`` collections and metadata of any losscape VTK file."""
+"""``.pvd`` collections and metadata of any lossvista VTK file."""
 from __future__ import annotations
 
 import os

@@ -11,8 +11,8 @@ import numpy as np
 from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkStructuredGrid
 from vtkmodules.vtkIOXML import vtkXMLImageDataWriter, vtkXMLStructuredGridWriter
 
-from ..config import Grid
-from ..surface import Surface
+from ..datamodel import Grid
+from ..datamodel import Surface
 from ._core import (
     META_NAME,
     _SURFACE_RESERVED,
@@ -117,7 +117,7 @@ def write_surface(path: str | os.PathLike, surface: Surface, *, vti: bool = Fals
     path = Path(path)
     _check_suffix(path, (".vts",), "surface")
     if not isinstance(surface, Surface):
-        raise ValueError(f"surface must be a pipeline.surface.Surface; got {type(surface).__name__}")
+        raise ValueError(f"surface must be a pipeline.datamodel.Surface; got {type(surface).__name__}")
     sg = _structured_grid(surface)
     _write_xml(vtkXMLStructuredGridWriter, sg, path)
     if vti:
@@ -132,7 +132,7 @@ def _axis_values(values: np.ndarray, name: str, path: Path) -> tuple[float, floa
     expected = np.linspace(lo, hi, n) if n > 1 else np.array([lo])
     scale = max(abs(lo), abs(hi), 1e-300)
     if not np.allclose(values, expected, rtol=0, atol=1e-9 * scale):
-        raise VTKFileError(f"{str(path)!r}: points along {name} are not evenly spaced; not a losscape surface grid")
+        raise VTKFileError(f"{str(path)!r}: points along {name} are not evenly spaced; not a lossvista surface grid")
     return lo, hi
 
 
@@ -141,7 +141,7 @@ def _grid_from_points(xyz: np.ndarray, shape: tuple[int, int], meta: Mapping[str
     ab = from_vtk_order(xyz[:, :2], shape)  # (nx, ny, 2)
     xs, ys = ab[:, 0, 0], ab[0, :, 1]
     if not (np.allclose(ab[..., 0], xs[:, None]) and np.allclose(ab[..., 1], ys[None, :])):
-        raise VTKFileError(f"{str(path)!r}: points are not a rectilinear (alpha, beta) grid; not a losscape surface")
+        raise VTKFileError(f"{str(path)!r}: points are not a rectilinear (alpha, beta) grid; not a lossvista surface")
     xmin, xmax = _axis_values(xs, "x (alpha)", path)
     ymin, ymax = _axis_values(ys, "y (beta)", path)
     if isinstance(meta.get("grid"), Mapping):
@@ -179,7 +179,7 @@ def read_surface(path: str | os.PathLike) -> Surface:
     dims = [0, 0, 0]
     data.GetDimensions(dims)  # the one-argument form exists in VTK 9.2 and 9.7
     if dims[2] != 1 or data.GetNumberOfPoints() == 0:
-        raise VTKFileError(f"{str(path)!r} is not a losscape surface: dimensions must be (nx, ny, 1); got {tuple(dims)}")
+        raise VTKFileError(f"{str(path)!r} is not a lossvista surface: dimensions must be (nx, ny, 1); got {tuple(dims)}")
     shape = (int(dims[0]), int(dims[1]))
     meta = _read_meta_of(data, path)
     if isinstance(data, vtkImageData):  # points from origin + spacing, in VTK order
@@ -193,7 +193,7 @@ def read_surface(path: str | os.PathLike) -> Surface:
     grid = _grid_from_points(xyz, shape, meta, path)
     arrays = {name: from_vtk_order(v, shape) for name, v in _point_arrays(data).items()}
     if "loss" not in arrays:
-        raise VTKFileError(f"{str(path)!r} is not a losscape surface: no 'loss' point array "
+        raise VTKFileError(f"{str(path)!r} is not a lossvista surface: no 'loss' point array "
                            f"(arrays: {sorted(arrays) or 'none'})")
     loss = arrays.pop("loss").astype(np.float64)
     accuracy = arrays.pop("accuracy", None)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import fields
-from ..surface import Surface
+from .. import geometry
+from ..errors import ParameterError, param
+from ..datamodel import Surface
 from ._core import _atomic_write
 
-__all__ = ["EXPORT_FORMATS", "export_mesh", "triangulate_grid"]
+__all__ = ["EXPORT_FORMATS", "export_mesh", "export_file", "triangulate_grid"]
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,8 @@ EXPORT_FORMATS = ("ply", "obj", "stl")
 def triangulate_grid(shape: tuple[int, int], keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Triangles of an ``(nx, ny)`` grid, each quad split along its (i+1, j)-(i, j+1) diagonal.
 
-    The split is the one of DESIGN.md's topology conventions (and TTK's), from
-    :func:`pipeline.fields.grid_triangles`. Triangles are counter-clockwise in the (alpha, beta)
+    The split is the one of the topology's conventions (and TTK's), from
+    :func:`pipeline.geometry.grid_triangles`. Triangles are counter-clockwise in the (alpha, beta)
     plane, so their normals point to +z.
 
     Parameters
@@ -44,7 +45,7 @@ def triangulate_grid(shape: tuple[int, int], keep: np.ndarray | None = None) -> 
         Indices into ``point_ids``.
     """
     nx, ny = shape
-    tri = fields.grid_triangles(nx, ny, keep)  # vertex ids i + nx * j
+    tri = geometry.grid_triangles(nx, ny, keep)  # vertex ids i + nx * j
     tri = (tri % nx) * ny + tri // nx  # -> numpy C order i * ny + j
     point_ids = np.unique(tri)
     remap = np.full(nx * ny, -1, dtype=np.int64)
@@ -77,8 +78,8 @@ def export_mesh(
     log : bool, default False
         Use ``log10(value)`` (non-positive values are then dropped).
 
-    Points whose value is not finite (and, for ``loss``, points with ``valid == 0``) are
-    dropped with every triangle that uses them; they are never written as 0. The PLY file
+    Points whose value is not usable (:meth:`pipeline.datamodel.Surface.usable`: non-finite,
+    or only bounded) are dropped with every triangle that uses them; they are never written as 0. The PLY file
     also carries the raw ``array`` value per vertex.
 
     Returns
@@ -91,25 +92,15 @@ def export_mesh(
         got = repr(format) if format else f"{fmt!r} (from the file name)"
         raise ValueError(f"format must be one of {', '.join(map(repr, EXPORT_FORMATS))}; got {got}")
     if not isinstance(surface, Surface):
-        raise ValueError(f"surface must be a pipeline.surface.Surface; got {type(surface).__name__}")
+        raise ValueError(f"surface must be a pipeline.datamodel.Surface; got {type(surface).__name__}")
     if surface.grid.nx < 2 or surface.grid.ny < 2:
         raise ValueError(f"export needs a 2D surface (nx >= 2 and ny >= 2); got grid shape {surface.grid.shape}")
-    if array in ("loss", "accuracy", "test_loss", "test_accuracy"):
-        values = getattr(surface, array)
-    else:
-        values = surface.extra.get(array)
-    if values is None or np.asarray(values).shape != surface.grid.shape:
-        names = ["loss", "accuracy"] + [n for n in ("test_loss", "test_accuracy") if getattr(surface, n) is not None]
-        names += [n for n, v in surface.extra.items() if np.asarray(v).shape == surface.grid.shape]
-        raise ValueError(f"array must be one of {', '.join(map(repr, names))}; got {array!r}")
     if scale is not None and not (np.isfinite(scale) and scale != 0):
         raise ValueError(f"scale must be a finite non-zero number; got {scale!r}")
-    values = np.asarray(values, dtype=np.float64)
+    values = surface.values(array)
     with np.errstate(divide="ignore", invalid="ignore"):
         h = np.log10(values) if log else values.copy()
-    keep = np.isfinite(h)
-    if array == "loss":
-        keep &= surface.valid.astype(bool)
+    keep = np.isfinite(h) & surface.usable(array)
     point_ids, triangles = triangulate_grid(surface.grid.shape, keep)
     if len(triangles) == 0:
         raise ValueError(f"nothing to export: no triangle of {array!r} has three finite{' positive' if log else ''} "
@@ -117,7 +108,7 @@ def export_mesh(
     a, b = np.meshgrid(surface.grid.xs, surface.grid.ys, indexing="ij")  # (nx, ny)
     hz = h.ravel()[point_ids]
     if scale is None:  # the height range as tall as the larger side of the plane
-        scale = fields.relief_scale(hz, (np.ptp(surface.grid.xs), np.ptp(surface.grid.ys)), 1.0, size="larger")
+        scale = geometry.relief_scale(hz, (np.ptp(surface.grid.xs), np.ptp(surface.grid.ys)), 1.0, size="larger")
     xyz = np.stack([a.ravel()[point_ids], b.ravel()[point_ids], scale * hz], axis=1)
 
     import meshio  # not in ParaView's Python; only export needs it
@@ -133,3 +124,19 @@ def export_mesh(
     logger.info("wrote %s: %d vertices, %d triangles, z = %.4g * %s%s", path, len(xyz), len(triangles), scale,
              "log10 " if log else "", array)
     return path
+
+
+def export_file(source: str | os.PathLike, format: str, *, out: str | os.PathLike | None = None, array: str = "loss",
+                scale: float | None = None, log: bool = False) -> Path:
+    """:func:`export_mesh` of the surface file ``source``; ``out`` defaults to ``source`` with the
+    format's suffix. The format is checked before the file is read (the cheaper mistake first)."""
+    from .grids import read_surface
+
+    src = Path(source)
+    fmt = str(format).lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ParameterError(f"{param('format')} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
+    out = Path(out) if out else src.with_suffix(f".{fmt}")
+    if out.resolve() == src.resolve():
+        raise ParameterError(f"{param('out')} must differ from the input file; got {str(out)!r}")
+    return export_mesh(read_surface(src), out, fmt, array=array, scale=scale, log=log)

@@ -10,7 +10,7 @@ import numpy as np
 from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkPolyData
 from vtkmodules.vtkIOXML import vtkXMLPolyDataWriter
 
-from ..surface import Trajectory
+from ..datamodel import Trajectory
 from ._core import (
     _TRAJECTORY_ARRAYS,
     VTKFileError,
@@ -69,7 +69,7 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
     path = Path(path)
     _check_suffix(path, (".vtp",), "trajectory")
     if not isinstance(trajectory, Trajectory):
-        raise ValueError(f"trajectory must be a pipeline.surface.Trajectory; got {type(trajectory).__name__}")
+        raise ValueError(f"trajectory must be a pipeline.datamodel.Trajectory; got {type(trajectory).__name__}")
     arrays = {name: getattr(trajectory, name) for name in _TRAJECTORY_ARRAYS}
     pd = _polydata(trajectory.coords, arrays, _complete_meta(trajectory.meta, "trajectory"), cells="line")
     return _write_xml(vtkXMLPolyDataWriter, pd, path)
@@ -87,7 +87,7 @@ def read_trajectory(path: str | os.PathLike) -> Trajectory:
     xyz = _numpy(data.GetPoints().GetData()).astype(np.float64) if n else np.zeros((0, 3))
     arrays = _point_arrays(data)
     if "epoch" not in arrays:
-        raise VTKFileError(f"{str(path)!r} is not a losscape trajectory: no 'epoch' point array "
+        raise VTKFileError(f"{str(path)!r} is not a lossvista trajectory: no 'epoch' point array "
                            f"(arrays: {sorted(arrays) or 'none'})")
     order = np.arange(n)
     lines = data.GetLines()
@@ -96,7 +96,7 @@ def read_trajectory(path: str | os.PathLike) -> Trajectory:
         if len(ids) == n and len(np.unique(ids)) == n:
             order = ids
     elif lines is not None and lines.GetNumberOfCells() > 1:
-        raise VTKFileError(f"{str(path)!r} is not a losscape trajectory: expected one polyline, "
+        raise VTKFileError(f"{str(path)!r} is not a lossvista trajectory: expected one polyline, "
                            f"got {lines.GetNumberOfCells()} line cells")
     nan = np.full(n, np.nan)
     return Trajectory(

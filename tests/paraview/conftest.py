@@ -2,7 +2,7 @@
 
 They need Debian's ParaView (``pvbatch``, ``pvpython``; ParaView 5.11 or newer) and, for
 pictures, ``xvfb-run`` (Debian's ParaView renders through GLX only). Without them every
-test here is skipped with the reason, unless ``LOSSCAPE_REQUIRE_PARAVIEW=1`` (CI): then
+test here is skipped with the reason, unless ``LOSSVISTA_REQUIRE_PARAVIEW=1`` (CI): then
 they fail. pvpython/pvbatch run on the system Python with ParaView's own VTK, in an
 environment without this venv's ``PYTHONPATH``/``VIRTUAL_ENV``.
 """
@@ -18,7 +18,7 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-PLUGIN = ROOT / "paraview_plugins" / "losscape_filters.py"
+PLUGIN = ROOT / "paraview_plugins" / "lossvista_filters.py"
 STATES = ROOT / "states"
 sys.path.insert(0, str(HERE))  # synthetic.py
 
@@ -29,13 +29,13 @@ def _missing_tools() -> list[str]:
 
 @pytest.fixture(autouse=True)
 def _paraview_required():
-    """Skip (or, with LOSSCAPE_REQUIRE_PARAVIEW=1, fail) when ParaView or Xvfb is missing."""
+    """Skip (or, with LOSSVISTA_REQUIRE_PARAVIEW=1, fail) when ParaView or Xvfb is missing."""
     missing = _missing_tools()
     if missing:
         reason = (f"ParaView tests need {', '.join(missing)} (Debian: apt install paraview python3-paraview xvfb; "
                   f"'make system' does it as root)")
-        if os.environ.get("LOSSCAPE_REQUIRE_PARAVIEW", "") not in ("", "0"):
-            pytest.fail(f"LOSSCAPE_REQUIRE_PARAVIEW=1 but {reason}", pytrace=False)
+        if os.environ.get("LOSSVISTA_REQUIRE_PARAVIEW", "") not in ("", "0"):
+            pytest.fail(f"LOSSVISTA_REQUIRE_PARAVIEW=1 but {reason}", pytrace=False)
         pytest.skip(reason)
 
 
@@ -71,7 +71,7 @@ def run_paraview(script: str, tmp_path: Path, *args: str, exe: str = "pvpython",
 
 
 def analyze_run(run_dir: Path) -> None:
-    """``losscape analyze`` on both planes (critical_points_*, topology_*, basin)."""
+    """``lossvista analyze`` on both planes (critical_points_*, topology_*, basin)."""
     for kind in ("random", "pca"):
         proc = subprocess.run([sys.executable, "-m", "pipeline", "-q", "analyze", str(run_dir / f"surface_{kind}.vts")],
                               capture_output=True, text=True, cwd=str(ROOT), timeout=300)
@@ -88,7 +88,7 @@ def run_a(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def run_b(tmp_path_factory) -> Path:
-    """Another synthetic run (variant 1: other extents, shapes, wells), analysed like `losscape run`."""
+    """Another synthetic run (variant 1: other extents, shapes, wells), analysed like `lossvista run`."""
     from synthetic import make_run
 
     run = make_run(tmp_path_factory.mktemp("run_b") / "run", variant=1)

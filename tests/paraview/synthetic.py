@@ -1,7 +1,7 @@
 """Synthetic run directories for the ParaView tests: analytic loss fields written with pipeline.vtkio.
 
-A run has what ``losscape run`` leaves for the ParaView side: ``surface_{random,pca}.vts``,
-``trajectory_{random,pca}.vtp`` and, after ``losscape analyze``, ``critical_points_*.vtp``,
+A run has what ``lossvista run`` leaves for the ParaView side: ``surface_{random,pca}.vts``,
+``trajectory_{random,pca}.vtp`` and, after ``lossvista analyze``, ``critical_points_*.vtp``,
 ``topology_*.json`` and a ``basin`` array in the surfaces. The fields are sums of Gaussian
 wells and bumps on a bowl that grows steeply towards the corners (a divergent region above
 any sensible cap), with a few invalid points (``valid == 0``: a NaN and an early-exit bound).
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.config import Grid
-from pipeline.surface import Surface, Trajectory
+from pipeline.datamodel import Grid
+from pipeline.datamodel import Surface, Trajectory
 from pipeline.vtkio import write_surface, write_trajectory
 
 # (centre a, centre b, depth (< 0: well, > 0: bump), width) in units of the plane's half-sides

@@ -3,7 +3,7 @@
 One pvpython process applies the filters to a synthetic run and writes every output to a
 VTK file; the tests read them back with the venv's VTK and compare with values computed
 independently (caps, levels, piecewise-linear interpolation, heights) or with
-``losscape analyze`` run on the same surface file.
+``lossvista analyze`` run on the same surface file.
 """
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ def outputs(tmp_path_factory):
     write_surface(run / "surface_b.vts", make_surface("random", variant=1))
     out = base / "out"
     out.mkdir()
-    # `losscape analyze` on a copy, so the plugin sees the surface as analyze did (no basin array yet)
+    # `lossvista analyze` on a copy, so the plugin sees the surface as analyze did (no basin array yet)
     shutil.copytree(run, base / "analyzed")
     proc = subprocess.run([sys.executable, "-m", "pipeline", "-q", "analyze",
                            str(base / "analyzed" / "surface_random.vts")], capture_output=True, text=True, cwd=ROOT)
@@ -151,7 +151,7 @@ def test_threshold_blank_hides_points_above_an_absolute_cap(outputs, surface):
     np.testing.assert_array_equal((a["vtkGhostType"] & HIDDEN) != 0, hidden)
     np.testing.assert_array_equal(a["loss"][~hidden], raw[~hidden])
     assert np.isnan(a["loss"][hidden]).all()
-    rec = _record(data, "losscape_threshold")
+    rec = _record(data, "lossvista_threshold")
     assert rec["mode"] == "blank" and rec["cap"] == 1.5 and rec["hidden_points"] == hidden.sum()
 
 
@@ -187,10 +187,10 @@ def test_threshold_caps_relative_to_the_centre(outputs, name, centre_loss, floor
     s = read_surface(src)
     i, j = s.centre_index()
     expected = factor * max(s.loss[i, j], floor)
-    rec = _record(_read(outputs[0] / name), "losscape_threshold")
+    rec = _record(_read(outputs[0] / name), "lossvista_threshold")
     assert rec["cap"] == pytest.approx(expected, rel=1e-12)
     if name != "thr_centre.vts":  # the default is the quick-look pictures' cap
-        from pipeline.render.field import default_cap
+        from pipeline.display import surface_cap as default_cap
 
         assert rec["cap"] == pytest.approx(default_cap(s), rel=1e-12)
 
@@ -208,7 +208,7 @@ def test_contours_automatic_log_levels_from_minimum_to_cap(outputs, surface):
     raw, valid = surface.loss, surface.valid.astype(bool)
     cap = 3.0 * raw[valid].min()
     expected = np.geomspace(raw[valid].min(), cap, 14)[1:-1]
-    np.testing.assert_allclose(_record(data, "losscape_contours")["levels"], expected, rtol=1e-12)
+    np.testing.assert_allclose(_record(data, "lossvista_contours")["levels"], expected, rtol=1e-12)
     np.testing.assert_allclose(_levels_of(data), expected, rtol=1e-12)  # every level has a line
     # every point lies on the piecewise-linear surface at its level
     shown = np.where(valid | (raw >= cap), np.minimum(raw, cap), np.nan)
@@ -221,7 +221,7 @@ def test_contours_automatic_log_levels_from_minimum_to_cap(outputs, surface):
 def test_contours_given_linear_levels_include_the_ends(outputs, surface):
     data = _read(outputs[0] / "contours_given_linear.vtp")
     expected = np.linspace(0.5, 2.0, 7)
-    np.testing.assert_allclose(_record(data, "losscape_contours")["levels"], expected, rtol=1e-12)
+    np.testing.assert_allclose(_record(data, "lossvista_contours")["levels"], expected, rtol=1e-12)
     np.testing.assert_allclose(_levels_of(data), expected, rtol=1e-12)
     values = np.where(surface.valid.astype(bool), surface.loss, np.nan)
     np.testing.assert_allclose(pl_interpolate(surface.xs, surface.ys, values, _points(data)[:, :2]),
@@ -231,7 +231,7 @@ def test_contours_given_linear_levels_include_the_ends(outputs, surface):
 # ----------------------------------------------------------------------------- Loss Critical Points
 
 
-def test_critical_points_equal_losscape_analyze(outputs):
+def test_critical_points_equal_lossvista_analyze(outputs):
     from pipeline.vtkio import read_points, read_surface
 
     coords, arrays, _ = read_points(outputs[2] / "critical_points_random.vtp")
@@ -249,7 +249,7 @@ def test_critical_points_equal_losscape_analyze(outputs):
 
 
 def test_critical_points_relative_threshold_equal_the_topology_module(outputs, surface):
-    from pipeline.analysis import analyze_surface
+    from pipeline.analyze import analyze_surface
 
     topo = analyze_surface(surface, persistence=RELATIVE, relative=True)
     expected = topo.critical_point_arrays()
@@ -284,7 +284,7 @@ def test_warp_surface_relief_is_the_chosen_fraction_of_the_plane(outputs, surfac
         s = scale * fraction / 0.5
         np.testing.assert_allclose(z[ok], s * _flat(values)[ok], rtol=1e-12)
         assert np.ptp(z[ok]) == pytest.approx(fraction * math.sqrt(np.ptp(surface.xs) * np.ptp(surface.ys)))
-        assert _record(data, "losscape_warp")["scale"] == pytest.approx(s, rel=1e-12)
+        assert _record(data, "lossvista_warp")["scale"] == pytest.approx(s, rel=1e-12)
         np.testing.assert_array_equal(_points(data)[:, :2], _points(_read(outputs[1] / "surface_random.vts"))[:, :2])
 
 
@@ -292,7 +292,7 @@ def test_warped_path_critical_points_and_contours_share_the_surface_scale(output
     from pipeline.vtkio import read_trajectory
 
     values, cap, scale = shown
-    scales = {n: _record(_read(outputs[0] / n), "losscape_warp")["scale"]
+    scales = {n: _record(_read(outputs[0] / n), "lossvista_warp")["scale"]
               for n in ("warp_surface.vts", "warp_path.vtp", "warp_critical.vtp", "warp_contours.vtp")}
     assert len(set(scales.values())) == 1, scales
 
@@ -318,7 +318,7 @@ def test_warp_explicit_scale_and_log_height(outputs, shown):
     data = _read(outputs[0] / "warp_explicit_log.vtp")
     np.testing.assert_allclose(_points(data)[:, 2], 2.0 * np.log10(np.minimum(traj.surface_loss, cap)), rtol=1e-12)
     np.testing.assert_allclose(_arrays(data)["height"], _points(data)[:, 2])
-    rec = _record(data, "losscape_warp")
+    rec = _record(data, "lossvista_warp")
     assert rec["scale"] == 2.0 and rec["height"] == "log10" and rec["scale_mode"] == "explicit"
 
 
@@ -351,7 +351,7 @@ def test_bad_input_gives_clear_errors_in_the_output_window(outputs, tmp_path):
     assert set(counts) == {"polydata", "volume", "no_array", "no_surface", "log_range", "twice"}
     assert all(v == "0" for v in counts.values()), counts  # no output on bad input
     for message in (
-        "Loss Threshold: the input must be a 2D grid (a losscape surface_*.vts: vtkStructuredGrid with "
+        "Loss Threshold: the input must be a 2D grid (a lossvista surface_*.vts: vtkStructuredGrid with "
         "dimensions (nx, ny, 1)); got a vtkPolyData",
         "Loss Contours: the input must be a 2D grid with dimensions (nx, ny, 1), nx and ny >= 2; "
         "got dimensions (21, 21, 21)",

@@ -77,7 +77,7 @@ def test_without_the_shim_python_311_cannot_load_it(tmp_path):
     if "TRAP True" not in probe.stdout:
         pytest.skip("this ParaView/Python pair loads Python plugins without the shim")
     script = ("from paraview import simple\n"
-              f"simple.LoadPlugin({str(ROOT / 'paraview_plugins' / 'losscape_filters.py')!r}, remote=False)\n"
+              f"simple.LoadPlugin({str(ROOT / 'paraview_plugins' / 'lossvista_filters.py')!r}, remote=False)\n"
               "print('LOADED', hasattr(simple, 'LossThreshold'))\n")
     proc = run_paraview(script, tmp_path, check=False)
     assert "LOADED True" not in proc.stdout

@@ -1,4 +1,4 @@
-"""`losscape render` and the pvbatch driver: real pvbatch, real failures, clear errors."""
+"""`lossvista render` and the pvbatch driver: real pvbatch, real failures, clear errors."""
 from __future__ import annotations
 
 import os
@@ -77,7 +77,7 @@ def test_cli_falls_back_to_pyvista_with_a_notice_when_pvbatch_is_missing(run_b, 
 def test_cli_error_is_one_line(tmp_path):
     proc = _cli("render", str(tmp_path / "nope"))
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"losscape render: error: run directory not found: "
+    assert proc.stderr.strip().splitlines() == [f"lossvista render: error: run directory not found: "
                                                 f"'{tmp_path / 'nope'}'"]
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -86,33 +86,33 @@ def test_cli_error_is_one_line(tmp_path):
 
 
 def test_driver_missing_pvbatch(run_b, tmp_path):
-    from pipeline.errors import LosscapeError
+    from pipeline.errors import LossvistaError
     from pipeline.render.pvbatch import render_paraview
 
-    with pytest.raises(LosscapeError, match=r"pvbatch not found .*no /nonexistent/pvbatch.*--backend pyvista"):
+    with pytest.raises(LossvistaError, match=r"pvbatch not found .*no /nonexistent/pvbatch.*--backend pyvista"):
         render_paraview(run_b, "random", ["2d_contours"], tmp_path, pvbatch="/nonexistent/pvbatch")
 
 
 def test_driver_without_display_needs_xvfb_run(run_b, tmp_path, monkeypatch):
-    from pipeline.errors import LosscapeError
+    from pipeline.errors import LossvistaError
     from pipeline.render.pvbatch import paraview_available, render_paraview
 
     pvbatch = shutil.which("pvbatch")
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))  # neither xvfb-run nor pvbatch on PATH
     assert not paraview_available()
-    with pytest.raises(LosscapeError, match="no DISPLAY and xvfb-run not found"):
+    with pytest.raises(LossvistaError, match="no DISPLAY and xvfb-run not found"):
         render_paraview(run_b, "random", ["2d_contours"], tmp_path, pvbatch=pvbatch)
 
 
 def test_driver_reports_the_last_line_of_pvbatch_stderr(run_b, tmp_path):
-    from pipeline.errors import LosscapeError
+    from pipeline.errors import LossvistaError
     from pipeline.render.pvbatch import render_paraview
 
     broken = tmp_path / "run"
     shutil.copytree(run_b, broken)
     (broken / "surface_random.vts").write_text("<VTKFile>this is not a structured grid</VTKFile>\n")
-    with pytest.raises(LosscapeError) as info:
+    with pytest.raises(LossvistaError) as info:
         render_paraview(broken, "random", ["2d_contours"], tmp_path / "out")
     msg = str(info.value)
     assert msg.startswith("pvbatch failed (exit status 2) rendering the random views: render_state: ")
@@ -132,8 +132,8 @@ def test_driver_bad_arguments(run_b, kwargs, message):
 
 
 def test_driver_missing_plane_files(run_b, tmp_path):
-    from pipeline.errors import LosscapeError
+    from pipeline.errors import LossvistaError
     from pipeline.render.pvbatch import render_paraview
 
-    with pytest.raises(LosscapeError, match=r"surface_interp.vts' not found: the interp plane"):
+    with pytest.raises(LossvistaError, match=r"surface_interp.vts' not found: the interp plane"):
         render_paraview(run_b, "interp")

@@ -1,4 +1,4 @@
-"""`losscape run` with ParaView: a real (small) digits run rendered through the states by pvbatch."""
+"""`lossvista run` with ParaView: a real (small) digits run rendered through the states by pvbatch."""
 import subprocess
 import sys
 

@@ -101,14 +101,14 @@ for plane in ("random", "pca"):
     view = simple.GetRenderViews()[0]
     build_states.fit_to_data(simple, view, "2d_contours")
     lut = simple.GetColorTransferFunction("loss")
-    rec = build_states.field_record(simple, simple.FindSource("Loss Threshold"), "losscape_threshold")
+    rec = build_states.field_record(simple, simple.FindSource("Loss Threshold"), "lossvista_threshold")
     print("RESULT", plane, view.AxesGrid.XTitle, "|", view.AxesGrid.YTitle, "|", lut.RGBPoints[0], rec["cap"])
     build_states.clear_session(simple)
 """
 
 
 def test_axis_titles_and_colours_follow_the_run(run_b, tmp_path):
-    from pipeline.render.field import default_cap
+    from pipeline.display import surface_cap as default_cap
     from pipeline.vtkio import read_surface
 
     proc = run_paraview(TITLES, tmp_path, str(STATES), str(run_b), exe="pvbatch", render=True)

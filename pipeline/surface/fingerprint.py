@@ -14,7 +14,7 @@ import hashlib
 import os
 from typing import Any, Mapping
 
-from ..config import Grid
+from ..datamodel import Grid
 
 __all__ = ["file_digest", "tensor_digest", "surface_identity"]
 

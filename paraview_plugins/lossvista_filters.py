@@ -1,4 +1,4 @@
-"""losscape's ParaView plugin: the filters of the "Loss Landscape" menu.
+"""lossvista's ParaView plugin: the filters of the "Loss Landscape" menu.
 
 Load it with Tools > Manage Plugins > Load New, ``LoadPlugin(path, remote=False)`` in
 pvpython, or ``PV_PLUGIN_PATH``. Debian's ParaView 5.11 on Python 3.11 needs the
@@ -7,16 +7,17 @@ pvpython, or ``PV_PLUGIN_PATH``. Debian's ParaView 5.11 on Python 3.11 needs the
 docs/paraview.md.
 
 The filters use numpy and ParaView's own vtkmodules only. The numbers are computed by this
-repository's numpy-only modules, imported inside ``RequestData``: ``pipeline.fields`` (cap,
-threshold, contour levels, triangulation, interpolation, relief scale: the code of the
-quick-look pictures and ``losscape export``) and ``pipeline.topology`` (the code of
-``losscape analyze``). This file holds the VTK plumbing and the properties only.
+package's numpy-only modules, imported inside ``RequestData``: ``pipeline.display`` (cap,
+threshold, contour levels), ``pipeline.geometry`` (triangulation, interpolation, relief scale),
+``pipeline.datamodel`` (which values are usable, the centre) -- the code of the quick-look
+pictures and ``lossvista export`` -- and ``pipeline.topology`` (the code of ``lossvista
+analyze``). This file holds the VTK plumbing and the properties only.
 
 Filters (each class's docstring is its help text in ParaView, each property's its tooltip):
 
 Loss Threshold          blank or clamp above a cap (default: the quick looks' cap), or log10;
-                        keeps the structured grid; settings in field data ``losscape_threshold``
-Loss Critical Points    minima, saddles, maxima with persistence, as ``losscape analyze``;
+                        keeps the structured grid; settings in field data ``lossvista_threshold``
+Loss Critical Points    minima, saddles, maxima with persistence, as ``lossvista analyze``;
                         second output: the ``basin`` labels on the grid
 Loss Contours           N contour lines of the piecewise-linear surface, linear or log levels,
                         each polyline with its ``level``
@@ -34,20 +35,44 @@ import sys
 if not hasattr(inspect, "getargspec"):  # ParaView 5.11 + Python 3.11 (see sitecustomize.py)
     inspect.getargspec = inspect.getfullargspec
 
-# The algorithms live in the repository's `pipeline` package (numpy only); make it importable
-# from wherever ParaView was started.
-_REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
+
+
+def _import_pipeline():
+    """Make lossvista's ``pipeline`` package (its numpy-only parts) importable in ParaView's Python.
+
+    It is this file's folder's neighbour in a checkout (``<repo>/paraview_plugins`` beside
+    ``<repo>/pipeline``) and its parent in an installed package (``pipeline/paraview_plugins``).
+    The package alone is loaded from there; the folder around it is not put on ``sys.path``, so
+    nothing else of the environment it was installed in (numpy, vtk) can shadow ParaView's own.
+    """
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    for root in (os.path.join(os.path.dirname(here), "pipeline"), os.path.dirname(here)):
+        init = os.path.join(root, "__init__.py")
+        if os.path.isfile(init) and os.path.isfile(os.path.join(root, "display.py")):
+            break
+    else:
+        raise ImportError(f"lossvista's pipeline package was not found beside {here}")
+    loaded = sys.modules.get("pipeline")
+    if loaded is not None and os.path.dirname(os.path.abspath(getattr(loaded, "__file__", "") or "")) == root:
+        return
+    spec = importlib.util.spec_from_file_location("pipeline", init, submodule_search_locations=[root])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["pipeline"] = module
+    spec.loader.exec_module(module)
+
+
+_import_pipeline()
 
 from paraview.util.vtkAlgorithm import VTKPythonAlgorithmBase, smdomain, smhint, smproperty, smproxy  # noqa: E402
 
-paraview_plugin_name = "losscape"
+paraview_plugin_name = "lossvista"
 paraview_plugin_version = "0.1.0"
 
 META_NAME = "losscape_meta"
-THRESHOLD_RECORD = "losscape_threshold"  # field data: JSON of the Loss Threshold settings
-WARP_RECORD = "losscape_warp"  # field data: JSON of the Warp By Loss scale
+THRESHOLD_RECORD = "lossvista_threshold"  # field data: JSON of the Loss Threshold settings
+WARP_RECORD = "lossvista_warp"  # field data: JSON of the Warp By Loss scale
 HIDDENPOINT = 2  # vtkDataSetAttributes::HIDDENPOINT bit of vtkGhostType
 CATEGORY = '<ShowInMenu category="Loss Landscape" />'
 
@@ -126,7 +151,7 @@ class _LossFilter(VTKPythonAlgorithmBase):
     request, not a traceback.
     """
 
-    LABEL = "losscape"
+    LABEL = "lossvista"
 
     def _set(self, attr, value):
         """Set ``attr``; Modified() only when the value changes."""
@@ -151,7 +176,7 @@ def _grid_shape(data, what="input"):
         raise InputError(f"no {what}")
     if not isinstance(data, (vtkStructuredGrid, vtkImageData, vtkRectilinearGrid)):
         raise InputError(
-            f"the {what} must be a 2D grid (a losscape surface_*.vts: vtkStructuredGrid with dimensions "
+            f"the {what} must be a 2D grid (a lossvista surface_*.vts: vtkStructuredGrid with dimensions "
             f"(nx, ny, 1)); got a {data.GetClassName()}")
     dims = [0, 0, 0]
     data.GetDimensions(dims)
@@ -177,7 +202,7 @@ def _values(data, name, what="input"):
     if arr is None:
         names = ", ".join(_point_names(data)) or "none"
         raise InputError(f"the {what} has no point array {name!r} (point arrays: {names}); "
-                         f"a losscape surface has 'loss'")
+                         f"a lossvista surface has 'loss'")
     if arr.GetNumberOfComponents() != 1:
         raise InputError(f"point array {name!r} must have 1 component; got {arr.GetNumberOfComponents()}")
     return np.array(vtk_to_numpy(arr), dtype=np.float64)
@@ -213,12 +238,21 @@ def _set_record(data, name, value):
     data.GetFieldData().AddArray(arr)
 
 
-def _missing(data, values):
+def _unusable(data, name, values):
+    """bool mask of the points whose raw value of array ``name`` is not usable: the data model's
+    rule (:func:`pipeline.datamodel.usable_mask`: non-finite, or bounded for loss and accuracy)."""
+    from pipeline.datamodel import usable_mask
+
+    bounded = _optional_values(data, "bounded")
+    return ~usable_mask(name, values, None if bounded is None else bounded != 0)
+
+
+def _missing(data, name, values):
     """bool mask of the points whose value is not to be used.
 
-    Hidden (blanked) points, non-finite values, and -- for data not yet thresholded -- points
-    with ``valid == 0``. After Loss Threshold, ``valid`` is already accounted for (Clamp
-    deliberately shows bounded points above the cap).
+    Hidden (blanked) points, non-finite values, and -- for data not yet thresholded -- values
+    that are not usable (:func:`_unusable`). After Loss Threshold, usability is already
+    accounted for (Clamp deliberately shows bounded points above the cap).
     """
     import numpy as np
 
@@ -226,9 +260,8 @@ def _missing(data, values):
     ghost = _optional_values(data, "vtkGhostType")
     if ghost is not None:
         out |= (np.asarray(ghost).astype(np.uint8) & HIDDENPOINT) != 0
-    valid = _optional_values(data, "valid")
-    if valid is not None and _record(data, THRESHOLD_RECORD) is None:
-        out |= np.asarray(valid) == 0
+    if _record(data, THRESHOLD_RECORD) is None:
+        out |= _unusable(data, name, values)
     return out
 
 
@@ -285,13 +318,13 @@ def _as_thresholded(values, record):
     Blank and Clamp: values above the cap become the cap (a path cannot be blanked point by
     point without breaking it, so it runs along the rim); Log10: log10, NaN where <= 0.
     """
-    from pipeline import fields
+    from pipeline import display
 
     if not record:
         return values
     if record.get("mode") == "log10":
-        return fields.threshold(values, "log10")[0]
-    return fields.threshold(values, "clamp", float(record["cap"]))[0]
+        return display.threshold(values, "log10")[0]
+    return display.threshold(values, "clamp", float(record["cap"]))[0]
 
 
 # ------------------------------------------------------------------------------------------
@@ -327,12 +360,12 @@ def _grid(flat, nx, ny):
 
 
 def _centre_id(data):
-    """Vertex id of the grid point (0, 0) (:func:`pipeline.fields.centre_index`), or None."""
-    from pipeline import fields
+    """Vertex id of the grid point (0, 0) (:func:`pipeline.datamodel.centre_index`), or None."""
+    from pipeline.datamodel import centre_index
 
     nx, ny = _grid_shape(data)
     axes = _axes(data, nx, ny)
-    ij = fields.centre_index(*axes) if axes is not None else None
+    ij = centre_index(*axes) if axes is not None else None
     return None if ij is None else ij[0] + nx * ij[1]
 
 
@@ -351,7 +384,7 @@ class LossThreshold(_LossFilter):
 
     Output: the input grid with the array replaced (NaN at hidden points), the original
     values as ``<array>_raw``, hidden points marked in ``vtkGhostType`` (HIDDENPOINT) and the
-    settings in the field data ``losscape_threshold`` (JSON: array, mode, cap, minimum, ...).
+    settings in the field data ``lossvista_threshold`` (JSON: array, mode, cap, minimum, ...).
     """
 
     LABEL = "Loss Threshold"
@@ -380,9 +413,9 @@ class LossThreshold(_LossFilter):
     def SetMode(self, value):
         """Blank above cap: hide the points above the cap (vtkGhostType HIDDENPOINT; their
         values become NaN). Clamp at cap: values above the cap become the cap. Log10: values
-        become their base-10 logarithm (non-positive ones are hidden); no cap. Points with an
-        unknown loss (valid = 0) are hidden in every mode, except that Clamp shows those known
-        to lie above the cap at the cap."""
+        become their base-10 logarithm (non-positive ones are hidden); no cap. Points whose value
+        is not usable (non-finite, or only bounded) are hidden in every mode, except that Clamp
+        shows those known to lie above the cap at the cap."""
         self._set("_mode", int(value))
 
     @smproperty.intvector(name="CapMode", label="Cap Mode", default_values=3)
@@ -419,10 +452,10 @@ class LossThreshold(_LossFilter):
         return _same_type_output(inInfo, outInfo)
 
     def _cap_value(self, data, v, usable, vmin):
-        """(cap, record entries) for Blank and Clamp; the rule is :func:`pipeline.fields.default_cap`."""
+        """(cap, record entries) for Blank and Clamp; the rule is :func:`pipeline.display.default_cap`."""
         import numpy as np
 
-        from pipeline import fields
+        from pipeline import display
 
         if self._cap_mode == 1:
             cap = self._cap
@@ -439,12 +472,12 @@ class LossThreshold(_LossFilter):
         if self._cap_mode == 2 and (centre is None or not usable[centre]):
             raise InputError("Cap Mode 'Multiple of centre value' needs a valid grid point at (0, 0); "
                              "this grid has none (use another Cap Mode)")
-        floor = fields.chance_loss(_record(data, META_NAME) or {}) if self._cap_mode == 3 else 0.0
-        ref = fields.cap_reference(v, usable, centre, floor)
+        floor = display.chance_loss(_record(data, META_NAME) or {}) if self._cap_mode == 3 else 0.0
+        ref = display.cap_reference(v, usable, centre, floor)
         if not ref > 0:
             raise InputError(f"a cap given as a multiple of the {what} needs a positive {what}; the {what} of "
                              f"{self._array!r} is {ref:g} (set Cap Mode to Absolute)")
-        cap = fields.default_cap(v, usable, centre=centre, cap_factor=self._cap_factor, floor=floor)
+        cap = display.default_cap(v, usable, centre=centre, cap_factor=self._cap_factor, floor=floor)
         return cap, {"cap_mode": self.CAP_MODES[self._cap_mode], "cap_factor": self._cap_factor,
                      "cap_reference": ref}
 
@@ -452,7 +485,7 @@ class LossThreshold(_LossFilter):
         import numpy as np
         from vtkmodules.vtkCommonDataModel import vtkDataSet
 
-        from pipeline import fields
+        from pipeline import display
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         out = vtkDataSet.GetData(outInfo, 0)
@@ -463,8 +496,7 @@ class LossThreshold(_LossFilter):
             raise InputError(f"Mode must be 0 (Blank), 1 (Clamp) or 2 (Log10); got {self._mode}")
         mode = self.MODES[self._mode]
         v = _values(inp, self._array)
-        valid = _optional_values(inp, "valid")
-        invalid = ~np.isfinite(v) | (np.asarray(valid) == 0 if valid is not None else False)
+        invalid = _unusable(inp, self._array, v)
         ghost = _optional_values(inp, "vtkGhostType")
         ghost = np.zeros(len(v), np.uint8) if ghost is None else np.array(ghost, dtype=np.uint8)
         hidden_before = (ghost & HIDDENPOINT) != 0
@@ -478,7 +510,7 @@ class LossThreshold(_LossFilter):
         if mode != "log10":
             cap, extra = self._cap_value(inp, v, usable, vmin)
             record.update(extra, cap=cap)
-        new, hidden = fields.threshold(v, mode, cap, invalid=invalid, hidden=hidden_before)
+        new, hidden = display.threshold(v, mode, cap, invalid=invalid, hidden=hidden_before)
         record["hidden_points"] = int(hidden.sum())
 
         out.ShallowCopy(inp)
@@ -504,11 +536,11 @@ class LossThreshold(_LossFilter):
 class LossContours(_LossFilter):
     """Contour lines of a loss surface, each polyline carrying its ``level``.
 
-    The grid is split into triangles as in DESIGN.md (the topology's triangulation), so the
+    The grid is split into triangles as the topology's triangulation (docs/architecture.md), so the
     lines are exact for the piecewise-linear surface that the critical points refer to.
     Triangles touching a hidden or invalid point are left out. Output: polylines with point
     and cell array ``level``, the input's other point arrays interpolated, the input's field
-    data, and ``losscape_contours`` (JSON: the levels).
+    data, and ``lossvista_contours`` (JSON: the levels).
     """
 
     LABEL = "Loss Contours"
@@ -561,9 +593,9 @@ class LossContours(_LossFilter):
         self._set("_range", (float(lo), float(hi)))
 
     def levels(self, data, v, missing):
-        """The levels (:func:`pipeline.fields.contour_levels`): Given range with both ends, or
+        """The levels (:func:`pipeline.display.contour_levels`): Given range with both ends, or
         the minimum to the cap (the maximum without one) strictly inside."""
-        from pipeline import fields
+        from pipeline import display
 
         log = self._spacing == 1
         if self._n < 1:
@@ -580,7 +612,7 @@ class LossContours(_LossFilter):
             lo, hi = float(good.min()), float(rec["cap"]) if capped else float(good.max())
             ends = False
         try:
-            return fields.contour_levels(lo, hi, self._n, log=log, lower=ends, upper=ends)
+            return display.contour_levels(lo, hi, self._n, log=log, lower=ends, upper=ends)
         except ValueError as exc:
             raise InputError(f"{exc} (check Spacing, Range Mode and Range)") from None
 
@@ -591,16 +623,16 @@ class LossContours(_LossFilter):
         from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkDataObject, vtkDataSet, vtkPolyData
         from vtkmodules.vtkFiltersCore import vtkAppendPolyData, vtkContourFilter, vtkStripper
 
-        from pipeline import fields
+        from pipeline import geometry
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         out = vtkPolyData.GetData(outInfo, 0)
         nx, ny = _grid_shape(inp)
         v = _values(inp, self._array)
-        missing = _missing(inp, v)
+        missing = _missing(inp, self._array, v)
         levels = self.levels(inp, v, missing)
 
-        tri = fields.grid_triangles(nx, ny, keep=_grid(~missing, nx, ny))  # (T, 3) VTK point ids
+        tri = geometry.grid_triangles(nx, ny, keep=_grid(~missing, nx, ny))  # (T, 3) VTK point ids
         mesh = vtkPolyData()
         pts = vtkPoints()
         pts.SetDataTypeToDouble()
@@ -640,7 +672,7 @@ class LossContours(_LossFilter):
             out.ShallowCopy(append.GetOutput())
         out.GetPointData().SetActiveScalars("level")
         _copy_field_data(inp, out)
-        _set_record(out, "losscape_contours", {"array": self._array, "levels": [float(x) for x in levels],
+        _set_record(out, "lossvista_contours", {"array": self._array, "levels": [float(x) for x in levels],
                                                "spacing": "log" if self._spacing == 1 else "linear"})
 
 
@@ -667,7 +699,7 @@ class WarpByLoss(_LossFilter):
     path or a critical point lies on the warped surface. Heights that are not finite are
     taken from the reference surface at the point (piecewise-linear); what is left is put at
     the top of the relief. Output: the input with new z, a point array ``height`` and the
-    field data ``losscape_warp`` (JSON: scale, array, ...).
+    field data ``lossvista_warp`` (JSON: scale, array, ...).
     """
 
     LABEL = "Warp By Loss"
@@ -739,16 +771,16 @@ class WarpByLoss(_LossFilter):
                          f"(point arrays: {', '.join(names) or 'none'}); set Height Array")
 
     def _heights(self, values):
-        from pipeline import fields
+        from pipeline import display
 
-        return values if self._height == 0 else fields.log10_or_nan(values)
+        return values if self._height == 0 else display.log10_or_nan(values)
 
     def _execute(self, inInfo, outInfo):
         import numpy as np
         from vtkmodules.vtkCommonCore import vtkPoints
         from vtkmodules.vtkCommonDataModel import vtkDataSet, vtkPointSet
 
-        from pipeline import fields
+        from pipeline import geometry
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         ref = vtkDataSet.GetData(inInfo[1], 0) if inInfo[1].GetNumberOfInformationObjects() else None
@@ -766,7 +798,7 @@ class WarpByLoss(_LossFilter):
         h = self._heights(_as_thresholded(raw, None if rec_in is not None else rec_ref))
         miss = ~np.isfinite(h)
         if inp_is_grid:
-            miss |= _missing(inp, raw)
+            miss |= _missing(inp, name, raw)
 
         href = ref_miss = None
         ref_name = None
@@ -778,7 +810,7 @@ class WarpByLoss(_LossFilter):
                 ref_name = (rec_ref or {}).get("array") or ("loss" if "loss" in ref_names else name)
                 vr = _values(ref, ref_name, "Surface input")
                 href = self._heights(vr)
-                ref_miss = _missing(ref, vr) | ~np.isfinite(href)
+                ref_miss = _missing(ref, ref_name, vr) | ~np.isfinite(href)
 
         xyz = _points_xyz(inp)
         extent = None
@@ -795,10 +827,10 @@ class WarpByLoss(_LossFilter):
                 raise InputError(f"the reference surface has no valid {ref_name!r} value")
             rxyz = xyz if ref is inp else _points_xyz(ref)
             sides = np.ptp(rxyz[:, :2], axis=0)  # (width, height) of the plane
-            extent = fields.plane_size(sides, "geometric")
+            extent = geometry.plane_size(sides, "geometric")
             if not (np.isfinite(self._fraction) and self._fraction >= 0):
                 raise InputError(f"Relief Fraction must be a finite number >= 0; got {self._fraction!r}")
-            scale = fields.relief_scale(good, sides, self._fraction, size="geometric")
+            scale = geometry.relief_scale(good, sides, self._fraction, size="geometric")
             if not np.ptp(good) > 0:
                 _report_warning(self.LABEL, f"the reference {ref_name!r} is constant; using scale 1")
         else:
@@ -811,7 +843,7 @@ class WarpByLoss(_LossFilter):
             if axes is not None:
                 surface = (*axes, _grid(np.where(ref_miss, np.nan, href), nxr, nyr))
         top = float(href[~ref_miss].max()) if ref is not None and (~ref_miss).any() else None
-        h = fields.fill_heights(np.where(miss, np.nan, h), xyz[:, :2], surface, top=top)
+        h = geometry.fill_heights(np.where(miss, np.nan, h), xyz[:, :2], surface, top=top)
         z = scale * h
 
         if isinstance(inp, vtkPointSet):
@@ -842,7 +874,7 @@ class WarpByLoss(_LossFilter):
 
 
 @smproxy.filter(name="LossCriticalPoints", label="Loss Critical Points")
-@_described('Minima, saddles, maxima with persistence (as losscape analyze); basins on output 2.')
+@_described('Minima, saddles, maxima with persistence (as lossvista analyze); basins on output 2.')
 @smhint.xml(CATEGORY)
 @smproperty.xml('<OutputPort name="Critical Points" index="0" />')
 @smproperty.xml('<OutputPort name="Basins" index="1" />')
@@ -853,13 +885,13 @@ class LossCriticalPoints(_LossFilter):
     """Minima, saddles and maxima of a loss surface, ranked by persistence (pipeline.topology).
 
     Output 0 (Critical Points): one vertex per critical point that survives the persistence
-    threshold, at ``(alpha, beta, 0)``, with the point arrays of ``losscape analyze``'s
+    threshold, at ``(alpha, beta, 0)``, with the point arrays of ``lossvista analyze``'s
     ``critical_points_<kind>.vtp``: ``CriticalType`` (TTK codes: 0 minimum, 1 saddle,
     3 maximum, 4 degenerate), ``persistence``, ``loss`` (the value), ``vertex_id``
     (``i + nx * j``), ``multiplicity``. Output 1 (Basins): the input grid with ``basin``
     (int32, the surviving minimum whose basin holds the point; -1 where the value is missing).
-    Hidden, invalid (``valid == 0``) and non-finite points count as above every value, as in
-    ``losscape analyze``.
+    Hidden points and values that are not usable (non-finite, or only bounded by an early exit)
+    count as above every value, as in ``lossvista analyze``.
     """
 
     LABEL = "Loss Critical Points"
@@ -867,7 +899,7 @@ class LossCriticalPoints(_LossFilter):
     def __init__(self):
         VTKPythonAlgorithmBase.__init__(self, nInputPorts=1, nOutputPorts=2, outputType="vtkPolyData")
         self._array = "loss"
-        self._persistence = 0.0  # the defaults of `losscape analyze`
+        self._persistence = 0.0  # the defaults of `lossvista analyze`
         self._relative = 0
 
     def FillOutputPortInformation(self, port, info):
@@ -889,7 +921,7 @@ class LossCriticalPoints(_LossFilter):
     def SetPersistenceThreshold(self, value):
         """Keep the features whose persistence exceeds this (the global minimum and maximum
         always stay). Value units, or a fraction of the value range (Threshold Mode). The
-        default, 0, drops only the zero-persistence pairs of ties, as `losscape analyze`."""
+        default, 0, drops only the zero-persistence pairs of ties, as `lossvista analyze`."""
         self._set("_persistence", float(value))
 
     @smproperty.intvector(name="ThresholdMode", label="Threshold Mode", default_values=0)
@@ -914,7 +946,7 @@ class LossCriticalPoints(_LossFilter):
         from vtkmodules.vtkCommonCore import vtkPoints
         from vtkmodules.vtkCommonDataModel import vtkCellArray, vtkDataSet, vtkPolyData
 
-        from pipeline.topology import analyze  # numpy only: the code of `losscape analyze`
+        from pipeline.topology import analyze  # numpy only: the code of `lossvista analyze`
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         points_out = vtkPolyData.GetData(outInfo, 0)
@@ -925,7 +957,7 @@ class LossCriticalPoints(_LossFilter):
             raise InputError("the grid must be axis-aligned (points (alpha, beta, 0) as in surface_*.vts); "
                              "apply Loss Critical Points before Warp By Loss")
         v = _values(inp, self._array)
-        missing = _missing(inp, v)
+        missing = _missing(inp, self._array, v)
         if missing.all():
             raise InputError(f"no point has a valid finite {self._array!r}")
         values = np.where(missing, np.nan, v).reshape(ny, nx).T  # (nx, ny): values[i, j] at (xs[i], ys[j])
@@ -950,7 +982,7 @@ class LossCriticalPoints(_LossFilter):
             points_out.GetPointData().AddArray(_numpy_to_vtk(values_k, name))
         points_out.GetPointData().SetActiveScalars("CriticalType")
         _copy_field_data(inp, points_out)
-        _set_record(points_out, "losscape_topology", {
+        _set_record(points_out, "lossvista_topology", {
             "array": self._array, "persistence": topo.persistence, "relative": topo.relative,
             "threshold": topo.threshold, "value_range": list(topo.value_range), "counts": topo.counts()})
 

@@ -1,11 +1,13 @@
-"""The little communication a distributed surface needs: who am I, agree on a list, wait for all.
+"""Distribution of a surface: the little communication its ranks need, and a local launcher.
 
 Only control messages travel between ranks (the list of chunks still to compute, and a barrier);
 results travel through the chunk files, so a rank that dies loses nothing the others finished.
 :class:`LocalComm` is the single-process case; :class:`TorchComm` wraps ``torch.distributed``
-(gloo on CPU, NCCL on CUDA) for ``torchrun``. The rank numbers are passed in by the caller (the
-CLI reads torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``); ``init_process_group`` itself reads
-``MASTER_ADDR``/``MASTER_PORT`` as torchrun sets them.
+(gloo on CPU, NCCL on CUDA). The rank numbers are passed in by the caller (the CLI reads
+``RANK``/``WORLD_SIZE``/``LOCAL_RANK``); ``init_process_group`` itself reads
+``MASTER_ADDR``/``MASTER_PORT``. Those variables are set by ``torchrun`` (several nodes, Slurm)
+or by :func:`launch_local`, which starts the workers of one machine through torch's own
+elastic launcher, so that one machine needs no torchrun line.
 """
 from __future__ import annotations
 
@@ -14,18 +16,18 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LosscapeError
+from ..errors import LossvistaError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Comm", "LocalComm", "TorchComm", "RankFailedError", "StoppedBySignal", "DistEnv"]
+__all__ = ["Comm", "LocalComm", "TorchComm", "RankFailedError", "StoppedBySignal", "DistEnv", "launch_local"]
 
 
-class RankFailedError(LosscapeError):
+class RankFailedError(LossvistaError):
     """Another rank stopped (crashed, killed) before the ranks met again."""
 
 
-class StoppedBySignal(LosscapeError):
+class StoppedBySignal(LossvistaError):
     """Raised by the CLI's SIGTERM/SIGINT handler so that the run stops cleanly, saying what is kept."""
 
 
@@ -90,7 +92,7 @@ class TorchComm(Comm):
         if backend not in ("gloo", "nccl"):
             raise ValueError(f"backend must be one of 'gloo', 'nccl'; got {backend!r}")
         if not dist.is_available():
-            raise LosscapeError("this PyTorch build has no torch.distributed; run without torchrun")
+            raise LossvistaError("this PyTorch build has no torch.distributed; run without torchrun")
         self._dist = dist
         self.rank, self.world_size, self.backend = env.rank, env.world_size, backend
         self._device = torch.device(device) if device is not None else None
@@ -102,8 +104,8 @@ class TorchComm(Comm):
         try:
             dist.init_process_group(**kwargs)
         except (RuntimeError, ValueError) as exc:
-            raise LosscapeError(f"cannot start the {backend} process group as rank {env.rank} of "
-                                f"{env.world_size} ({_first_line(exc)})") from None
+            raise LossvistaError(f"cannot start the {backend} process group as rank {env.rank} of "
+                                 f"{env.world_size} ({_first_line(exc)})") from None
         self._open = True
 
     def broadcast(self, obj: Any) -> Any:
@@ -133,3 +135,33 @@ class TorchComm(Comm):
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def launch_local(nproc: int, argv: list[str]) -> None:
+    """Run ``python -m pipeline ARGV`` as ``nproc`` ranks of one job on this machine and wait.
+
+    The workers are started by torch's elastic launcher (what ``torchrun --standalone`` uses):
+    a c10d rendezvous on a free local port, ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` and
+    ``MASTER_ADDR``/``MASTER_PORT`` set for each, no restarts. Running programs is this
+    function's whole job. Each worker prints its own messages; a failed worker becomes one
+    :class:`RankFailedError` naming the rank and its exit code.
+    """
+    import sys
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be a positive integer; got {nproc!r}")
+    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
+                          start_method="spawn")
+    try:
+        elastic_launch(config, entrypoint=sys.executable)("-m", "pipeline", *argv)
+    except ChildFailedError as exc:
+        rank, failure = exc.get_first_failure()
+        code = failure.exitcode
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        raise RankFailedError(f"rank {rank} of {nproc} {how}; the chunks finished by every rank are kept, rerun "
+                              f"the same command to resume") from None

@@ -1,28 +1,15 @@
-"""Topology of surface files: ``surface_<kind>.vts`` in, critical points, summary and basins out.
+"""The comparison of runs: the landscapes of several runs on the same kind of plane, side by side.
 
-Glue between :mod:`pipeline.vtkio` and :mod:`pipeline.topology` (no torch), used by
-``losscape analyze`` and ``losscape compare``.
-
-Files written by :func:`analyze_file` beside ``surface_<kind>.vts`` (each atomically):
-
-* ``critical_points_<kind>.vtp``: the surviving critical points (DESIGN.md schema, plus
-  ``multiplicity``);
-* ``topology_<kind>.json``: ``Topology.to_dict()`` plus ``meta`` (source file, array, kind,
-  model, dataset);
-* the surface itself, rewritten with the int32 point array ``basin`` (-1 where none), and
-  its ``.vti`` twin when one exists.
-
-For an array other than ``loss`` the names get a suffix (``topology_<kind>_<array>.json``,
-``basin_<array>``), so analysing ``test_loss`` does not overwrite the analysis of ``loss``.
-Loss values at points with ``valid == 0`` (non-finite, or only a lower bound after an early
-exit) are treated as non-finite: above every finite value, no basin.
+For each run's ``surface_<plane>.vts`` (or a ``.vts`` file): the minima above a persistence
+threshold and their persistence, the global minimum's basin, width and curvature, and the
+share of the plane that diverges (above the cap of :func:`pipeline.display.surface_cap`, or not
+usable); written as Markdown, JSON and persistence diagrams (``lossvista compare``).
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,105 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from .analyze import SUMMARY_KEYS, analyze_surface
 from .atomic import atomic_path, write_text
-from .errors import LosscapeError
-from .surface import Surface
-from .topology import Topology, analyze, cell_areas
+from .errors import LossvistaError, ParameterError, param
+from .rundir import RunDir, surface_kind
+from .topology import cell_areas
 
-__all__ = ["AnalysisFiles", "surface_kind", "surface_values", "analyze_surface", "analyze_file",
-           "RunSummary", "summarize_surface", "compare_runs", "comparison_markdown", "comparison_dict",
+__all__ = ["RunSummary", "summarize_surface", "compare_runs", "comparison_markdown", "comparison_dict",
            "plot_persistence_diagrams", "write_comparison", "resolve_surface"]
 
-_ARRAYS = ("loss", "accuracy", "test_loss", "test_accuracy")
-_META_KEYS = ("model", "dataset", "split", "direction_kind", "centre_loss", "epoch", "run")
-JSON_INDENT_MAX_PAIRS = 5000  # above this many pairs the JSON is written compact
 
-
-def surface_kind(path: Path, meta: dict[str, Any]) -> str:
-    """The plane's kind: from ``surface_<kind>.vts``, else the metadata's ``direction_kind``,
-    else the file's stem."""
-    m = re.fullmatch(r"surface_([\w.-]+)\.vts", path.name)
-    if m:
-        return m.group(1)
-    kind = meta.get("direction_kind") or (meta.get("directions") or {}).get("kind")
-    return re.sub(r"[^\w.-]", "_", str(kind)) if kind else path.stem
-
-
-def surface_values(surface: Surface, array: str = "loss") -> np.ndarray:
-    """(nx, ny) float64 values of ``array``; losses are NaN where ``valid == 0``."""
-    names = [n for n in _ARRAYS if getattr(surface, n) is not None]
-    names += [n for n, v in surface.extra.items() if np.shape(v) == surface.grid.shape
-              and np.asarray(v).dtype.kind in "iuf"]
-    if array not in names:
-        raise ValueError(f"array must be one of {', '.join(map(repr, names))}; got {array!r}")
-    values = np.asarray(getattr(surface, array) if array in _ARRAYS else surface.extra[array], dtype=np.float64)
-    if array in ("loss", "test_loss"):  # a bounded loss is only known to be large: above every finite one
-        exact = surface.valid.astype(bool) if array == "loss" else ~surface.bounded
-        values = np.where(exact, values, np.nan)
-    return values
-
-
-def analyze_surface(surface: Surface, *, array: str = "loss", persistence: float = 0.0, relative: bool = False,
-                    delta: float | None = None) -> Topology:
-    """``pipeline.topology.analyze`` of one array of a surface, on its (alpha, beta) grid.
-
-    Raises ``ValueError`` for a 1D surface, an unknown array or one without a finite value.
-    """
-    if surface.grid.nx < 2 or surface.grid.ny < 2:
-        raise ValueError(f"topology needs a 2D surface (nx >= 2 and ny >= 2); got grid shape {surface.grid.shape}")
-    values = surface_values(surface, array)
-    if not np.isfinite(values).any():
-        raise ValueError(f"array {array!r} has no finite (valid) value; nothing to analyze")
-    topo = analyze(values, persistence=persistence, relative=relative, xs=surface.grid.xs, ys=surface.grid.ys,
-                   delta=delta)
-    topo.meta.update({"array": array, **{k: surface.meta[k] for k in _META_KEYS if k in surface.meta}})
-    return topo
-
-
-@dataclass(frozen=True)
-class AnalysisFiles:
-    surface: Path
-    critical_points: Path
-    topology: Path
-
-
-def analyze_file(path: str | os.PathLike, *, array: str = "loss", persistence: float = 0.0,
-                 relative: bool = False, delta: float | None = None) -> tuple[Topology, AnalysisFiles]:
-    """Analyse ``path`` (a ``.vts`` surface) and write the files listed in the module docstring.
-
-    Everything is computed and checked before the first file is written; each file is
-    written atomically.
-    """
-    from . import vtkio
-
-    path = Path(path)
-    if path.suffix.lower() != ".vts":
-        raise ValueError(f"FILE must be a .vts surface (e.g. surface_random.vts); got {str(path)!r}")
-    surface = vtkio.read_surface(path)
-    kind = surface_kind(path, surface.meta)
-    suffix = "" if array == "loss" else f"_{array}"
-    topo = analyze_surface(surface, array=array, persistence=persistence, relative=relative, delta=delta)
-    topo.meta.update({"kind": kind, "source": path.name})
-    files = AnalysisFiles(path, path.with_name(f"critical_points_{kind}{suffix}.vtp"),
-                          path.with_name(f"topology_{kind}{suffix}.json"))
-    arrays = topo.critical_point_arrays()
-    coords = arrays.pop("points")[:, :2]
-    indent = 1 if len(topo.surviving_pairs()) <= JSON_INDENT_MAX_PAIRS else None
-    text = topo.to_json(indent=indent)
-    surface.extra[f"basin{suffix}"] = topo.basins
-
-    vtkio.write_points(files.critical_points, coords, arrays,
-                       meta={"content": "critical_points", "kind": kind, "array": array, "source": path.name,
-                             "threshold": topo.threshold, "persistence": topo.persistence, "relative": topo.relative})
-    write_text(files.topology, text)
-    vtkio.write_surface(path, surface, vti=path.with_suffix(".vti").is_file())
-    return topo, files
-
-
-# ------------------------------------------------------------------------------ compare
 @dataclass(frozen=True)
 class RunSummary:
-    """The numbers ``losscape compare`` puts side by side for one run's plane.
+    """The numbers ``lossvista compare`` puts side by side for one run's plane.
 
     minima_persistence : persistence of each surviving minimum, largest first.
     divergent_fraction : share of the plane's area (dual cells) whose loss is above ``cap``,
@@ -162,11 +63,11 @@ def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
         return p
     if not p.is_dir():
         raise FileNotFoundError(f"run directory not found: {str(p)!r}")
-    f = p / f"surface_{plane}.vts"
+    run = RunDir(p)
+    f = run.surface(plane)
     if not f.is_file():
-        have = sorted(q.name for q in p.glob("surface_*.vts"))
-        raise LosscapeError(f"{str(p)!r} has no surface_{plane}.vts (plane {plane!r}); "
-                            f"it has: {', '.join(have) or 'none'}")
+        have = [q.name for q in run.surfaces().values()]
+        raise LossvistaError(f"{str(p)!r} has no {f.name} (plane {plane!r}); it has: {', '.join(have) or 'none'}")
     return f
 
 
@@ -177,35 +78,34 @@ def summarize_surface(path: Path, name: str, *, plane: str | None = None, persis
 
     ``persistence=None`` keeps minima above 1 % of the value range. ``cap=None`` uses the
     pictures' default cap, ``cap_factor * max(centre loss, ln(classes) or 1)``
-    (:func:`pipeline.render.field.default_cap`). ``delta`` (loss units) sets the width level.
+    (:func:`pipeline.display.surface_cap`). ``delta`` (loss units) sets the width level.
     """
     from . import vtkio
-    from .render.field import default_cap
+    from .display import surface_cap
 
     surface = vtkio.read_surface(path)
     kind = surface_kind(path, surface.meta)
     meta_kind = surface.meta.get("direction_kind")
     if plane is not None and plane not in (kind, meta_kind):
-        raise LosscapeError(f"{str(path)!r} is a {meta_kind or kind!r} plane, not {plane!r}")
+        raise LossvistaError(f"{str(path)!r} is a {meta_kind or kind!r} plane, not {plane!r}")
     if persistence is None:
         persistence, relative = 0.01, True
     topo = analyze_surface(surface, persistence=persistence, relative=relative, delta=delta)
     if cap is None:
-        cap = default_cap(surface, "loss", cap_factor=cap_factor)
+        cap = surface_cap(surface, "loss", cap_factor=cap_factor)
     elif not (math.isfinite(cap) and cap > 0):
-        raise ValueError(f"cap must be a finite number > 0; got {cap!r}")
-    loss = surface.loss
-    divergent = ~(surface.valid.astype(bool) & np.isfinite(loss)) | (loss > cap)
+        raise ParameterError(f"{param('cap')} must be a finite number > 0; got {cap!r}")
+    divergent = ~surface.usable("loss") | (surface.loss > cap)
     area = cell_areas(surface.grid.xs, surface.grid.ys)
     g = topo.minima[0]
     sp = topo.surviving_pairs()
-    values = surface_values(surface, "loss")
+    values = surface.values("loss", masked=True)
     vals = np.where(np.isfinite(values), values, topo.value_range[1]).T.ravel()  # by vertex id; invalid at the top
     pairs = np.stack([vals[sp.birth], vals[sp.death], sp.kind], axis=1)
     x = surface.grid
     return RunSummary(
         name=name, surface=path, kind=meta_kind or kind,
-        meta={k: surface.meta[k] for k in _META_KEYS if k in surface.meta},
+        meta={k: surface.meta[k] for k in SUMMARY_KEYS if k in surface.meta},
         shape=x.shape, extent=(x.xmin, x.xmax, x.ymin, x.ymax), threshold=topo.threshold,
         value_range=topo.value_range, n_minima=len(topo.minima),
         minima_persistence=sorted(topo.minima.persistence.tolist(), reverse=True),
@@ -223,7 +123,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str = "random", pe
     if len(runs) < 2:
         raise ValueError(f"runs must name at least two runs to compare; got {len(runs)}")
     paths = [resolve_surface(r, plane) for r in runs]
-    names = [p.parent.name if p.name == f"surface_{plane}.vts" else p.stem for p in paths]
+    names = [p.parent.name if p == RunDir(p.parent).surface(plane) else p.stem for p in paths]
     for k, n in enumerate(names):  # keep names unique
         if names.count(n) > 1:
             names[k] = f"{n} ({paths[k].parent})"

@@ -1,7 +1,7 @@
-"""The chunk store: a surface's finished points, persisted in small checksummed files.
+"""The chunk store: a surface's finished points, persisted in small checksummed files (or kept in memory).
 
 numpy only (no torch). The grid's flat points are cut into fixed chunks
-(:class:`~pipeline.resilient.plan.ChunkPlan`); each finished chunk is kept as one small file.
+(:class:`~pipeline.surface.plan.ChunkPlan`); each finished chunk is kept as one small file.
 
 Work directory ``<out>.parts/`` (e.g. ``surface_random.vts.parts/``)::
 
@@ -11,8 +11,8 @@ Work directory ``<out>.parts/`` (e.g. ``surface_random.vts.parts/``)::
 
 Chunk file layout: a magic line ``LOSSCAPE-CHUNK 1``, one line of JSON (chunk number, point
 range, fingerprint, payload size and SHA-256, what the evaluator reported), then the payload:
-an ``.npz`` archive of the arrays ``coords`` (n, 2), ``loss``, ``accuracy``, ``bounded``, ``samples`` (n,) and, when both
-splits were evaluated, ``test_loss``, ``test_accuracy``. A truncated file, a flipped bit,
+an ``.npz`` archive of the arrays ``coords`` (n, 2), ``loss``, ``accuracy``, ``bounded``,
+``samples`` (n,) and, when both splits were evaluated, ``test_loss``, ``test_accuracy``. A truncated file, a flipped bit,
 a chunk of another configuration or of other points is reported as :class:`CorruptChunkError`.
 """
 from __future__ import annotations
@@ -33,13 +33,13 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import LosscapeError
+from ..errors import LossvistaError, param
 from .plan import ChunkPlan
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ChunkStore", "ChunkData", "CorruptChunkError", "ConfigMismatchError", "parts_dir", "fingerprint_of",
-           "write_atomic", "ARRAYS", "TEST_ARRAYS"]
+__all__ = ["ChunkStore", "MemoryStore", "ChunkData", "CorruptChunkError", "ConfigMismatchError", "parts_dir",
+           "fingerprint_of", "write_atomic", "chunk_payload", "ARRAYS", "TEST_ARRAYS"]
 
 MAGIC = b"LOSSCAPE-CHUNK 1\n"
 MANIFEST_FORMAT = 1
@@ -48,7 +48,7 @@ TEST_ARRAYS = {"test_loss": np.float64, "test_accuracy": np.float64}
 _CHUNK_RE = re.compile(r"^chunk_(\d{6,})\.bin$")
 
 
-class CorruptChunkError(LosscapeError):
+class CorruptChunkError(LossvistaError):
     """A chunk file is truncated, fails its checksum, or belongs to other points/configuration.
 
     ``reason`` is the short cause (e.g. ``"checksum mismatch"``).
@@ -59,7 +59,7 @@ class CorruptChunkError(LosscapeError):
         self.reason = reason or message
 
 
-class ConfigMismatchError(LosscapeError):
+class ConfigMismatchError(LossvistaError):
     """The work directory holds chunks of another configuration."""
 
 
@@ -185,8 +185,8 @@ class ChunkStore:
             if not isinstance(manifest, dict) or "fingerprint" not in manifest or "plan" not in manifest:
                 raise ValueError("missing keys")
         except (json.JSONDecodeError, ValueError) as exc:
-            raise LosscapeError(f"{self.manifest_path} is damaged ({exc}); pass --restart to discard "
-                                f"{self.root} and start over") from None
+            raise LossvistaError(f"{self.manifest_path} is damaged ({exc}); pass {param('restart')} to discard "
+                                 f"{self.root} and start over") from None
         return manifest
 
     def open(self, identity: Mapping[str, Any], plan: ChunkPlan, meta: Mapping[str, Any] | None = None, *,
@@ -198,7 +198,7 @@ class ChunkStore:
         is removed first. Safe when several shard jobs open the same directory at once.
         """
         if restart and self.root.exists():
-            log.info("discarding %s (--restart)", self.root)
+            log.info("discarding %s (restart)", self.root)
             self.remove()
         self.root.mkdir(parents=True, exist_ok=True)
         manifest = {"format": MANIFEST_FORMAT, "fingerprint": fingerprint_of(identity), "identity": dict(identity),
@@ -207,13 +207,13 @@ class ChunkStore:
         if write_atomic(self.manifest_path, text.encode(), exclusive=True):
             return manifest
         existing = self.read_manifest()
-        if existing is None:  # removed between our link attempt and the read (a concurrent --restart)
-            raise LosscapeError(f"{self.manifest_path} vanished while opening {self.root}; rerun the command")
+        if existing is None:  # removed between our link attempt and the read (a concurrent restart)
+            raise LossvistaError(f"{self.manifest_path} vanished while opening {self.root}; rerun the command")
         self.check(existing, identity, plan)
         return existing
 
     def check(self, manifest: Mapping[str, Any], identity: Mapping[str, Any], plan: ChunkPlan,
-              remedy: str = "pass --restart to discard them, or choose another --out") -> None:
+              remedy: str = f"pass {param('restart')} to discard them, or choose another {param('out')}") -> None:
         """Raise :class:`ConfigMismatchError` unless ``manifest`` was made for ``identity`` and ``plan``."""
         if manifest.get("fingerprint") == fingerprint_of(identity) and manifest.get("plan") == plan.to_dict():
             return
@@ -230,16 +230,7 @@ class ChunkStore:
     def write_chunk(self, c: int, start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray],
                     fingerprint: str, info: Mapping[str, Any] | None = None) -> Path:
         """Persist chunk ``c`` atomically with its checksum; ``info`` (JSON) goes into the header."""
-        n = stop - start
-        payload = {"coords": np.ascontiguousarray(coords, dtype=np.float64).reshape(n, 2)}
-        for name, arr in arrays.items():
-            dtype = ARRAYS.get(name) or TEST_ARRAYS.get(name)
-            if dtype is None:
-                raise ValueError(f"chunk array must be one of {sorted(ARRAYS) + sorted(TEST_ARRAYS)}; got {name!r}")
-            a = np.asarray(arr).astype(dtype, copy=False).reshape(-1)
-            if a.shape != (n,):
-                raise ValueError(f"chunk array {name!r} must have shape ({n},); got {a.shape}")
-            payload[name] = a
+        payload = chunk_payload(start, stop, coords, arrays)
         buf = io.BytesIO()
         np.savez(buf, **payload)
         body = buf.getvalue()
@@ -260,7 +251,7 @@ class ChunkStore:
             raise CorruptChunkError(f"{path} cannot be read ({exc})", f"unreadable: {exc.strerror}") from None
         bad = lambda why: CorruptChunkError(f"{path} is corrupted ({why})", why)  # noqa: E731
         if not raw.startswith(MAGIC):
-            raise bad("not a losscape chunk file")
+            raise bad("not a lossvista chunk file")
         head, sep, body = raw[len(MAGIC):].partition(b"\n")
         try:
             header = json.loads(head)
@@ -323,6 +314,41 @@ class ChunkStore:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=False)
+
+
+def chunk_payload(start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays of chunk ``start:stop`` checked and cast to their dtypes (``coords`` (n, 2) included)."""
+    n = stop - start
+    payload = {"coords": np.ascontiguousarray(coords, dtype=np.float64).reshape(n, 2)}
+    for name, arr in arrays.items():
+        dtype = ARRAYS.get(name) or TEST_ARRAYS.get(name)
+        if dtype is None:
+            raise ValueError(f"chunk array must be one of {sorted(ARRAYS) + sorted(TEST_ARRAYS)}; got {name!r}")
+        a = np.asarray(arr).astype(dtype, copy=False).reshape(-1)
+        if a.shape != (n,):
+            raise ValueError(f"chunk array {name!r} must have shape ({n},); got {a.shape}")
+        payload[name] = a
+    return payload
+
+
+class MemoryStore:
+    """Finished chunks kept in memory: the store of a surface evaluated without a work directory
+    (:func:`pipeline.surface.evaluate`). Same ``write_chunk``/``read_chunk`` as :class:`ChunkStore`."""
+
+    root = None
+
+    def __init__(self) -> None:
+        self._chunks: dict[int, ChunkData] = {}
+
+    def write_chunk(self, c: int, start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray],
+                    fingerprint: str, info: Mapping[str, Any] | None = None) -> None:
+        payload = chunk_payload(start, stop, coords, arrays)
+        self._chunks[c] = ChunkData(c, start, stop, payload.pop("coords"), payload, dict(info or {}))
+
+    def read_chunk(self, c: int, plan: ChunkPlan, fingerprint: str) -> ChunkData:
+        if c not in self._chunks:
+            raise FileNotFoundError(f"chunk {c} was not evaluated")
+        return self._chunks[c]
 
 
 def _flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -31,13 +31,13 @@ and thread count, for the same ``EvalConfig``:
 - with one point per forward (``points_per_batch == 1``) every point runs the same shapes
   alone: trivially independent;
 - with several lanes, vmapped convolutions and matmuls compute all lanes in one kernel, and
-  which kernel runs depends on the number of lanes: measured here, a 1-lane vmapped
-  ``linear`` on a 5-sample batch takes another MKL path than a 2-lane one and differs in the
-  last bit. So groups are *canonical*: a group of k points runs padded (with copies of its
+  which kernel runs depends on the number of lanes (a 1-lane vmapped
+  ``linear`` on a 5-sample batch can take another MKL path than a 2-lane one and differ in the
+  last bit). So groups are *canonical*: a group of k points runs padded (with copies of its
   first point, results dropped) to the smallest size >= k of 2, 4, 8, ..., ``points_per_batch``
-  (:func:`.runner.lane_sizes`); a call's last, partial group and a group that lost points to an
+  (:func:`.lanes.lane_sizes`); a call's last, partial group and a group that lost points to an
   early exit use these sizes too. Before using lanes, every call *verifies* each of these
-  shapes (:func:`.runner.lanes_are_independent`): synthetic points run as a full group, then
+  shapes (:func:`.lanes.lanes_are_independent`): synthetic points run as a full group, then
   in groups of every canonical size, in order and reversed (other positions, other
   companions), on a batch of every length used; their logits must be equal
   bit for bit. If anything differs, or the model cannot be vmapped, the call falls back to
@@ -81,12 +81,13 @@ from ..data import Split
 from ..progress import progress_bar
 from .config import EvalConfig, EvalPlan, PointResult
 from .plane import Plane
-from .runner import Runner, autocast, lanes_are_independent
+from .device import resolve_device
+from .lanes import LaneRunner, autocast, lanes_are_independent
 from .tuning import choose_plan_values, profile_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate_points", "resolve_device", "as_split"]
+__all__ = ["evaluate_points", "as_split"]
 
 _PROFILE_CACHE: dict[tuple, Any] = {}  # model shape profiles (tuning.profile_model), by structure
 
@@ -97,21 +98,6 @@ class _NoBar(contextlib.nullcontext):
 
     def __enter__(self) -> "_NoBar":
         return self
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> ``cuda`` when available, else ``cpu``; otherwise ``torch.device(device)``."""
-    if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device must be like 'cpu', 'cuda' or 'cuda:1'; got {device!r} ({exc})") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available on this machine")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    return dev
 
 
 def as_split(data: Any, name: str = "data") -> Split:
@@ -257,7 +243,7 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
         batch_size, lanes, reason = choose_plan_values(profile, n, device, plane.bytes_moving, config.batch_size,
                                                        config.points_per_batch)
         notes: list[str] = []
-        runner = Runner(model, plane, inputs, targets, batch_size, lanes, device, config.precision,
+        runner = LaneRunner(model, plane, inputs, targets, batch_size, lanes, device, config.precision,
                          fmt == "channels_last")
         if lanes > 1:
             ok, why = lanes_are_independent(model, plane, runner)
@@ -265,7 +251,7 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
                 log.warning("evaluating one point per forward: %s", why)
                 notes.append(f"one point per forward: {why}")
                 lanes = 1
-                runner = Runner(model, plane, inputs, targets, batch_size, 1, device, config.precision,
+                runner = LaneRunner(model, plane, inputs, targets, batch_size, 1, device, config.precision,
                                  fmt == "channels_last")
         plan = EvalPlan(device=str(device), precision=config.precision, batch_size=batch_size,
                         points_per_batch=lanes, memory_format=fmt, samples=n, threads=torch.get_num_threads(),

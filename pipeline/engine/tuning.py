@@ -8,45 +8,26 @@ below are functions of
 - the model's *shape profile*, measured once per call by running two samples through it:
   forward FLOPs per sample (``torch.utils.flop_counter.FlopCounterMode``) and the largest
   per-sample working set of a leaf module (bytes of its inputs plus outputs);
-- the number of samples ``N``, the device type and, on CUDA, the card's total memory;
+- the number of samples ``N``, the device type and, on CUDA, the card's total memory.
 
-and their constants were calibrated by measurement (best of 4 runs, one thread, CPU time, so
-that the other processes on this shared 2-core AMD EPYC Zen 4 -- 1 MiB L2 per core, 32 MiB L3 --
-disturb the figures least; ``benchmarks/bench_evaluate.py`` has the end-to-end figures):
+Their constants were calibrated by measurement; the tables behind them and how they were taken
+are in docs/design-notes.md ("Engine calibration").
 
-- Samples/s of one point at a time in channels_last, by batch size (one thread; two threads
-  in brackets):
-
-  ==========================  =============  =============  =============  =============
-  digits CNN (6 KiB/sample)   128            256            512            1024
-                              170k (225k)    192k (294k)    199k (297k)    205k (319k)
-  ResNet-20 (128 KiB/sample)  16             32             64             128
-                              1024 (1701)    1055 (1932)    987 (1986)     849 (1675)
-  ==========================  =============  =============  =============  =============
-
-  (the working set is a leaf module's input plus output bytes, the largest over the model).
-  Feeding 1024 ResNet-20 images at once runs at about half the best rate (W2's peers): the
-  DESIGN.md pitfall. Rule: ``batch = pow2_floor(6 MiB / working_set)`` clamped to [32, 1024]
-  and to N: 1024 for the digits CNN, 32 for ResNet-20 (below 32 the small GEMM/convolution
-  tiles waste the vector units). When that leaves several forwards per point, the batch is
-  also at most ``pow2_floor(N / 3)``, so that an early exit gets checkpoints all through the
-  split (the digits CNN on 1797 samples: 512, within 7 % of 1024's rate). The thread count
-  does not enter, so a 1-thread rank of a distributed job chooses what a 2-thread process
-  chooses.
+- CPU batch: ``pow2_floor(6 MiB / working_set)`` clamped to [32, 1024] and to N (below 32 the
+  small GEMM/convolution tiles waste the vector units; one large batch of big activations
+  falls out of the cache and runs at about half the rate). When that leaves several forwards
+  per point, the batch is also at most ``pow2_floor(N / 3)``, so that an early exit gets
+  checkpoints all through the split. The thread count does not enter, so a 1-thread rank of a
+  distributed job chooses what a 2-thread process chooses.
 - Vmapped forwards of several points turn every layer after the first into a grouped
-  convolution, and max-pooling runs on lane-folded tensors in the slow NCHW kernel: one
-  point at a time in channels_last wins unless a forward is tiny. Points/s of the digits CNN
-  (one thread) with 1, 4, 16, 64 points per forward: 1797 samples 103 / 52 / 25 / 21;
-  256 samples 588 / 336 / 355 / 176; 64 samples 1080 / 984 / 1318 / 788. Rule: several
-  points per forward only when the whole split is one batch and one point's forward costs
-  less than 20 MFLOP; then enough points for about 200 MFLOP per forward, at most 64, with
-  stacked weights below 512 MiB.
+  convolution, and max-pooling runs on lane-folded tensors in the slow NCHW kernel: one point
+  at a time in channels_last wins unless a forward is tiny. Several points per forward only
+  when the whole split is one batch and one point's forward costs less than 20 MFLOP; then
+  enough points for about 200 MFLOP per forward, at most 64, with stacked weights below 512 MiB.
 - CUDA: the batch is N up to 4096 and to a quarter of the card's memory for all activations
   of a batch; points are stacked while a forward is below 50 GFLOP (kernel-launch overhead
-  hides above that). Not calibrated on a card yet.
-- channels_last for 4-D inputs to a model with 2-D convolutions (ResNet-20 at batch 32: 91
-  vs 77 GFLOP/s on one thread; the digits CNN's max-pool is 10x faster in NHWC), contiguous
-  otherwise.
+  hides below that).
+- channels_last for 4-D inputs to a model with 2-D convolutions, contiguous otherwise.
 """
 from __future__ import annotations
 
@@ -144,7 +125,7 @@ def choose_plan_values(profile: ModelProfile, n: int, device: torch.device, lane
                        f"per sample, in [{CPU_BATCH_MIN}, {CPU_BATCH_MAX}]")
         if batch_size < n:
             # the split spans several forwards: keep at least three full ones after the ramp
-            # (Runner.batches), so that an early exit has checkpoints all through the split
+            # (LaneRunner.batches), so that an early exit has checkpoints all through the split
             batch_size = min(batch_size, max(CPU_BATCH_MIN, _pow2_floor(n / 3)))
             why.append("at most pow2_floor(N/3) (early-exit checkpoints)")
     else:

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ParameterError, param
+
 __all__ = ["EvalConfig", "EvalPlan", "PointResult", "PRECISIONS", "MEMORY_FORMATS"]
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
@@ -17,7 +19,7 @@ MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 def _positive_int_or_none(name: str, value: Any) -> None:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be a positive integer or None; got {value!r}")
+        raise ParameterError(f"{param(name)} must be a positive integer; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,8 @@ class EvalConfig:
     batch_size: int | None = None  # samples per forward; None: from the model's per-sample working set (tuning.py)
     points_per_batch: int | None = None  # grid points per vmapped forward; None: auto; 1: one point at a time, no vmap
     # 'fp32' strict IEEE (TF32 off on CUDA) | 'tf32' (CUDA TF32 tensor cores; = fp32 on the CPU) |
-    # 'bf16' | 'fp16': torch.autocast (measured on ResNet-20, CPU: as fast as bf16 weights, and
-    # it keeps what autocast keeps in fp32); losses are always computed from float32 logits
+    # 'bf16' | 'fp16': torch.autocast (as fast as bf16 weights, docs/design-notes.md, and it keeps
+    # what autocast keeps in fp32); losses are always computed from float32 logits
     precision: str = "fp32"
     device: str | None = None  # None: 'cuda' when available, else 'cpu'
     cap: float | None = None  # early exit: stop a point once its mean loss provably exceeds cap
@@ -49,19 +51,20 @@ class EvalConfig:
         _positive_int_or_none("points_per_batch", self.points_per_batch)
         _positive_int_or_none("max_samples", self.max_samples)
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}; got {self.precision!r}")
+            raise ParameterError(f"{param('precision')} must be one of {', '.join(map(repr, PRECISIONS))}; "
+                                 f"got {self.precision!r}")
         if self.memory_format not in MEMORY_FORMATS:
-            raise ValueError(f"memory_format must be one of {', '.join(map(repr, MEMORY_FORMATS))}; "
-                             f"got {self.memory_format!r}")
+            raise ParameterError(f"{param('memory_format')} must be one of {', '.join(map(repr, MEMORY_FORMATS))}; "
+                                 f"got {self.memory_format!r}")
         if self.cap is not None:
             if isinstance(self.cap, bool) or not isinstance(self.cap, numbers.Real) or not (
                     math.isfinite(self.cap) and self.cap > 0):
-                raise ValueError(f"cap must be a positive finite number or None; got {self.cap!r}")
+                raise ParameterError(f"{param('cap')} must be a positive finite number; got {self.cap!r}")
             object.__setattr__(self, "cap", float(self.cap))
         if isinstance(self.sample_seed, bool) or not isinstance(self.sample_seed, int):
-            raise ValueError(f"sample_seed must be an integer; got {self.sample_seed!r}")
+            raise ParameterError(f"{param('sample_seed')} must be an integer; got {self.sample_seed!r}")
         if not isinstance(self.deterministic, bool):
-            raise ValueError(f"deterministic must be True or False; got {self.deterministic!r}")
+            raise ParameterError(f"{param('deterministic')} must be True or False; got {self.deterministic!r}")
         if self.device is not None and not isinstance(self.device, str):
             # torch.device is accepted and stored as text, so the config stays JSON-friendly
             object.__setattr__(self, "device", str(self.device))

@@ -1,8 +1,8 @@
 """Which points go into which chunk, and which chunks a shard owns. Pure Python.
 
 A surface of ``P = nx * ny`` points (flat index ``k = i * ny + j``, the C order of
-:meth:`pipeline.config.Grid.coords`) is cut into fixed chunks of ``chunk_size`` consecutive
-points. The cut depends only on the configuration (grid size and ``--chunk-size``), never on
+:meth:`pipeline.datamodel.Grid.coords`) is cut into fixed chunks of ``chunk_size`` consecutive
+points. The cut depends only on the configuration (grid size and chunk size), never on
 where an earlier run stopped or on how many processes share the work, so a resumed or
 distributed surface is assembled from exactly the pieces an uninterrupted run computes.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Iterable
+
+from ..errors import ParameterError, param
 
 __all__ = ["ChunkPlan", "Shard", "auto_chunk_size", "missing_chunks"]
 
@@ -72,9 +74,10 @@ class Shard:
                 raise ValueError
             i, k = int(parts[0]), int(parts[1])
         except ValueError:
-            raise ValueError(f"--shard must look like 'i/k' with 0 <= i < k (e.g. '0/4'); got {spec!r}") from None
+            raise ParameterError(f"{param('shard')} must look like 'i/k' with 0 <= i < k (e.g. '0/4'); "
+                                 f"got {spec!r}") from None
         if not (k >= 1 and 0 <= i < k):
-            raise ValueError(f"--shard must look like 'i/k' with 0 <= i < k (e.g. '0/4'); got {spec!r}")
+            raise ParameterError(f"{param('shard')} must look like 'i/k' with 0 <= i < k (e.g. '0/4'); got {spec!r}")
         return cls(i, k)
 
     def owns(self, c: int) -> bool:

@@ -1,7 +1,8 @@
-"""Forward passes of groups of points over the data (:class:`Runner`), early exit, and the
-check that vmapped lanes do not depend on their companions (:func:`lanes_are_independent`).
+"""The lane runner: forward passes of groups of points (lanes) over the data
+(:class:`LaneRunner`), early exit, and the check that vmapped lanes do not depend on their
+companions (:func:`lanes_are_independent`).
 
-See :mod:`pipeline.landscape.engine` for what holds; this module implements it.
+See :mod:`pipeline.engine.points` for what holds; this module implements it.
 """
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from .plane import Plane
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Runner", "autocast", "lanes_are_independent", "lane_sizes", "CAP_MARGIN"]
+__all__ = ["LaneRunner", "autocast", "lanes_are_independent", "lane_sizes", "CAP_MARGIN"]
 
 CAP_MARGIN = 1e-9  # relative margin of the early-exit test (float64 rounding of the running sum)
-RAMP = (8, 4, 2)  # the first forwards of a point take batch_size // 8, // 4, // 2 samples (Runner.batches)
+RAMP = (8, 4, 2)  # the first forwards of a point take batch_size // 8, // 4, // 2 samples (LaneRunner.batches)
 _PROBE_CACHE: dict[tuple, tuple[bool, str]] = {}  # lane-independence verdicts, by structure and sizes
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -39,7 +40,7 @@ def lane_sizes(lanes: int) -> list[int]:
     A group of ``k`` points runs padded (with copies of its first point, whose results are
     discarded) to the smallest canonical size >= k. So only these few shapes ever occur, and
     :func:`lanes_are_independent` verifies every one of them. (A 1-lane vmapped matmul can take
-    another kernel than a batched one: measured on this CPU, so 1 is never a size.)
+    another kernel than a batched one, so 1 is never a size.)
     """
     sizes, s = [], 2
     while s < lanes:
@@ -91,7 +92,7 @@ class _ResidentCopy:
             self.tensors[key].copy_(w[key][0])
 
 
-class Runner:
+class LaneRunner:
     """Forward passes and per-sample losses of a group of points over the data, with early exit.
 
     With ``lanes`` > 1 every forward is vmapped over a canonical number of lanes
@@ -238,14 +239,14 @@ class Runner:
         return loss, correct, torch.tensor(samples, dtype=torch.int64, device=self.device), stopped
 
 
-def _probe_key(model: nn.Module, plane: Plane, runner: Runner) -> tuple:
+def _probe_key(model: nn.Module, plane: Plane, runner: LaneRunner) -> tuple:
     shapes = tuple((k, tuple(v.shape), str(v.dtype)) for k, v in plane.centre.items())
     return (type(model).__qualname__, shapes, tuple(plane.moving), plane.ndim, str(runner.device),
             runner.precision, runner.batch_size, runner.n, tuple(runner.inputs.shape[1:]),
             runner.channels_last, runner.lanes, torch.get_num_threads())
 
 
-def lanes_are_independent(model: nn.Module, plane: Plane, runner: Runner) -> tuple[bool, str]:
+def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) -> tuple[bool, str]:
     """Whether a lane's vmapped logits are bitwise independent of its companions, its position
     and the group size, for every shape the runner uses. Returns ``(verdict, reason)``.
 

@@ -1,0 +1,119 @@
+"""Assembling a surface from its finished chunks (on disk or in memory).
+
+:func:`assemble_surface` reads every chunk of a plan (verifying checksums for chunks on disk)
+into a :class:`~pipeline.datamodel.Surface` and adds to its metadata what the evaluation found
+(grid, centre values, the engine's plan, forward samples, bounded and non-finite points).
+"""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..datamodel import Grid, Surface
+from ..errors import LossvistaError, param
+from .plan import ChunkPlan
+from .store import ARRAYS, TEST_ARRAYS, CorruptChunkError
+
+__all__ = ["assemble_surface"]
+
+
+def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid, fp: str, meta: Mapping[str, Any]) -> Surface:
+    """Read every chunk of ``store`` (a :class:`~.store.ChunkStore` or :class:`~.store.MemoryStore`)
+    into a :class:`Surface` of shape ``(nx, ny)`` with ``meta`` completed.
+
+    Raises ``LossvistaError`` naming the missing and corrupted chunks (and, when shard records
+    exist, the shards to rerun) when the work directory is incomplete.
+    """
+    coords = grid.coords()
+    flat: dict[str, np.ndarray] = {}
+    first_info: dict[str, Any] = {}
+    missing: list[int] = []
+    bad: dict[int, str] = {}
+    for c in range(plan.n_chunks):
+        start, stop = plan.bounds(c)
+        try:
+            chunk = store.read_chunk(c, plan, fp)
+        except FileNotFoundError:
+            missing.append(c)
+            continue
+        except CorruptChunkError as exc:
+            bad[c] = exc.reason
+            continue
+        if not np.array_equal(chunk.coords, coords[start:stop]):
+            bad[c] = "other grid coordinates"
+            continue
+        if c == 0:
+            first_info = chunk.info
+        for name, values in chunk.arrays.items():
+            if name not in flat:
+                dtype = (ARRAYS | TEST_ARRAYS)[name]
+                flat[name] = np.full(plan.n_points, np.nan if dtype is np.float64 else 0, dtype=dtype)
+            flat[name][start:stop] = values
+    if missing or bad:
+        raise LossvistaError(_incomplete_message(store, plan, missing, sorted(bad), bad))
+    shape = grid.shape
+    has_test = "test_loss" in flat
+    surface = Surface(grid, flat["loss"].reshape(shape), flat["accuracy"].reshape(shape),
+                      test_loss=flat["test_loss"].reshape(shape) if has_test else None,
+                      test_accuracy=flat["test_accuracy"].reshape(shape) if has_test else None,
+                      bounded=flat["bounded"].reshape(shape), meta=dict(meta))
+    surface.meta.update({
+        "grid": grid.to_dict(),
+        "forward_samples": int(flat["samples"].sum()),
+        "bounded_points": int(surface.bounded.sum()),
+        "nonfinite_points": int((~np.isfinite(surface.loss)).sum()),
+        "chunks": {"n_chunks": plan.n_chunks, "chunk_size": plan.chunk_size},
+    })
+    centre = surface.centre_index()
+    if "centre_loss" not in surface.meta and centre is not None and not surface.bounded[centre]:
+        surface.meta["centre_loss"] = float(surface.loss[centre])
+        surface.meta["centre_accuracy"] = float(surface.accuracy[centre])
+    if first_info:  # what the evaluator reported for chunk 0 (the engine's resolved plan)
+        surface.meta["engine"] = {**dict(surface.meta.get("engine") or {}), **first_info}
+    return surface
+
+
+def _incomplete_message(store: Any, plan: ChunkPlan, missing: list[int], bad_ids: list[int],
+                        bad: Mapping[int, str]) -> str:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} of {plan.n_chunks} chunks missing ({_ranges(missing)})")
+    if bad_ids:
+        parts.append(f"{len(bad_ids)} corrupted ({_ranges(bad_ids)}: {bad[bad_ids[0]]})")
+    counts = {r.get("count") for r in _shard_records(store)}
+    if len(counts) == 1 and isinstance(k := counts.pop(), int):
+        owners = sorted({c % k for c in missing + bad_ids})
+        hint = ("rerun " + ", ".join(f"{param('shard')} {s}/{k}" for s in owners) + " (a rerun recomputes "
+                "corrupted chunks) and merge again")
+    else:
+        hint = (f"run the missing shards ({param('shard')} i/k) or the command without {param('shard')}/"
+                f"{param('merge')}, then merge again")
+    what = store.root.name[:-len(".parts")] if store.root is not None else "the surface"
+    return f"cannot assemble {what}: " + "; ".join(parts) + f"; {hint}"
+
+
+def _shard_records(store: Any) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    if store.root is None:  # chunks in memory
+        return records
+    for p in sorted(store.root.glob("shard_*-of-*.json")):
+        try:
+            records.append(json.loads(p.read_text()))
+        except (OSError, json.JSONDecodeError):
+            continue
+    return records
+
+
+def _ranges(ids: list[int], limit: int = 8) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"`` (at most ``limit`` pieces)."""
+    pieces: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        pieces.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
+        i = j + 1
+    return ", ".join(pieces[:limit]) + (", ..." if len(pieces) > limit else "")

@@ -1,0 +1,75 @@
+"""``evaluate``: the one-call public API, a whole :class:`~pipeline.datamodel.Grid` ->
+:class:`~pipeline.datamodel.Surface` with metadata, in memory.
+
+It runs the same code path as a run's resumable surface (:mod:`.compute`), with the chunks
+kept in memory instead of a work directory, and the same metadata builder (:mod:`.meta`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Mapping
+
+from torch import nn
+
+from ..datamodel import Grid, Surface
+from ..engine import EvalConfig, as_split, resolve_device
+from .compute import evaluate_in_memory
+from .evaluator import centre_meta, make_chunk_evaluator, uncapped
+from .meta import surface_meta
+from .request import check_grid
+
+__all__ = ["evaluate"]
+
+
+def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_data: Any = None,
+             config: EvalConfig = EvalConfig(), progress: bool = True,
+             meta: Mapping[str, Any] | None = None) -> Surface:
+    """Loss and accuracy of ``model`` on ``grid``: ``loss[i, j]`` at ``theta + xs[i] x + ys[j] y``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The centre ``theta`` (its current weights); evaluated in eval mode, left unchanged.
+    directions : Directions
+        ``.x``, ``.y`` (None for 1D: then the grid must have ``ny == 1`` and ``ys == [0]``).
+    grid : Grid
+        Any ``(nx, ny)``; 0 may be an endpoint.
+    data : Split or (inputs, targets)
+        The split whose mean cross-entropy and accuracy are ``loss``/``accuracy``.
+    test_data : Split or (inputs, targets), optional
+        A second split, stored as ``test_loss``/``test_accuracy`` (evaluated without the cap).
+    config : EvalConfig
+    progress : bool, default True
+    meta : mapping, optional
+        Merged into ``Surface.meta`` last (e.g. ``model``, ``dataset``, ``split``, ``run``, ``epoch``).
+
+    Returns
+    -------
+    Surface
+        ``loss``, ``accuracy`` (and ``test_*``), ``bounded`` of shape ``(nx, ny)``; ``meta`` holds
+        model, dataset, split, samples, direction metadata, grid, loss/accuracy at the centre,
+        engine config and plan, software versions, creation time and seconds. The centre values
+        are the grid point (0, 0) when the grid has it and no cap can bound it, else (0, 0) is
+        evaluated on its own.
+    """
+    if not isinstance(grid, Grid):
+        raise ValueError(f"grid must be a pipeline.datamodel.Grid; got {type(grid).__name__}")
+    if not isinstance(config, EvalConfig):
+        raise ValueError(f"config must be an EvalConfig; got {type(config).__name__}")
+    check_grid(directions, grid)
+    t0 = time.perf_counter()
+    device = resolve_device(config.device)
+    config = dataclasses.replace(config, device=str(device))
+    # the evaluated subsets, on the device once (not once per chunk)
+    splits = [as_split(d, name).subset(config.max_samples, seed=config.sample_seed).to(device)
+              for d, name in ((data, "data"), (test_data, "test_data")) if d is not None]
+    evaluate_chunk = make_chunk_evaluator(model, directions, splits[0], config, splits[1] if len(splits) > 1 else None)
+    info = surface_meta(model=type(model).__name__, parameters=sum(p.numel() for p in model.parameters()),
+                        directions=getattr(directions, "meta", None) or {}, config=config,
+                        split="both" if len(splits) > 1 else "train", samples=[len(s) for s in splits])
+    info.update(centre_meta(make_chunk_evaluator(model, directions, splits[0], uncapped(config)), grid, config.cap))
+    surface = evaluate_in_memory(evaluate_chunk, grid, info, progress=progress)
+    surface.meta["seconds"] = round(time.perf_counter() - t0, 3)
+    surface.meta.update(meta or {})
+    return surface

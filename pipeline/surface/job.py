@@ -1,0 +1,111 @@
+"""One surface of a run: the request loaded (model, directions, data), fingerprinted, computed.
+
+:class:`SurfaceJob` turns a :class:`~.request.SurfaceRequest` into what the computation needs;
+:func:`compute_surface` evaluates it resumably (and distributed when the environment spans
+several ranks) through :func:`~.compute.evaluate_surface`; :func:`merge_shards` assembles the
+chunks that shard jobs left.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ..engine import resolve_device
+from .compute import ResumeOptions, SurfaceOutcome, evaluate_surface, merge_surface, plan_for
+from .distribute import Comm, DistEnv, LocalComm, TorchComm
+from .evaluator import centre_meta, make_chunk_evaluator, uncapped
+from .meta import surface_meta
+from .request import SurfaceRequest, check_grid, default_grid
+
+__all__ = ["SurfaceJob", "compute_surface", "merge_shards"]
+
+
+class SurfaceJob:
+    """A request with everything loaded: model, directions, data, engine config, identity, metadata.
+
+    ``evaluates=False`` (a merge, or the check a launcher makes before starting its workers)
+    names the device without asking for it.
+    """
+
+    def __init__(self, request: SurfaceRequest, env: DistEnv = DistEnv(), chunk_size: int | None = None,
+                 evaluates: bool = True):
+        from ..data import load_dataset
+        from ..directions import Directions
+        from ..engine import EvalConfig
+        from ..rundir import RunDir
+        from .fingerprint import surface_identity, tensor_digest
+
+        run = RunDir(request.run)
+        info = run.read_run()
+        directions = Directions.load(request.directions)
+        grid = request.grid or default_grid(run, directions, request.epoch)
+        check_grid(directions, grid)
+        self.out = Path(request.out) if request.out else run.surface(directions.kind)
+        cfg = info["config"]
+        config = request.eval or EvalConfig()
+        device = resolve_device(config.device, local_rank=env.local_rank, distributed=env.world_size > 1,
+                                present=evaluates)
+        self.device = str(device)
+        self.config = dataclasses.replace(config, device=self.device)
+        self.env, self.grid, self.request = env, grid, request
+        # the centre: the request's epoch, else the checkpoint the directions were made around, else the last
+        epoch = request.epoch if request.epoch is not None else directions.centre_epoch
+        self.model, self.epoch = run.build_model(epoch, device="cpu")
+        directions.check_fits(self.model.state_dict(), source=f"the model of {run.root} ({cfg['model']})")
+        dataset = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
+        chosen = {"train": [dataset.train], "test": [dataset.test], "both": [dataset.train, dataset.test]}[request.split]
+        plan = plan_for(grid, chunk_size)
+        self.identity = surface_identity(
+            directions_file=request.directions, checkpoint_file=run.checkpoint(self.epoch), model=cfg["model"],
+            dataset={"name": cfg["dataset"], "data_root": cfg.get("data_root"), "seed": cfg.get("seed", 0)},
+            split=request.split, data_digest=tensor_digest(*(t for s in chosen for t in (s.inputs, s.targets))),
+            grid=grid, chunk_size=plan.chunk_size, eval_config=self.config)
+        # the evaluated subset, made once here (the engine would make the same one on every call)
+        self.chosen = [s.subset(config.max_samples, seed=config.sample_seed) for s in chosen]
+        self.directions = directions
+        self.meta = surface_meta(
+            model=cfg["model"], parameters=sum(p.numel() for p in self.model.parameters()),
+            directions=directions.meta, config=self.config, split=request.split,
+            samples=[len(s) for s in self.chosen], dataset=cfg["dataset"], num_classes=info.get("num_classes"),
+            extra={"run": str(run.root), "epoch": self.epoch, "directions_file": str(request.directions)})
+        self._resident: tuple | None = None
+
+    def evaluator(self, cap: bool = True):
+        """``evaluate_chunk`` with model, directions and data moved to the device once."""
+        if self._resident is None:
+            d = self.directions
+            self._resident = (
+                self.model.to(self.device).eval(),
+                type(d)({k: v.to(self.device) for k, v in d.x.items()},
+                        None if d.y is None else {k: v.to(self.device) for k, v in d.y.items()}, d.meta),
+                [s.to(self.device) for s in self.chosen])
+        model, directions, data = self._resident
+        config = self.config if cap else uncapped(self.config)
+        return make_chunk_evaluator(model, directions, data[0], config, data[1] if len(data) > 1 else None)
+
+    def centre_meta(self) -> dict[str, float]:
+        """Loss and accuracy at (0, 0) when the grid cannot provide them (:func:`~.evaluator.centre_meta`)."""
+        return centre_meta(self.evaluator(cap=False), self.grid, self.config.cap)
+
+
+def compute_surface(request: SurfaceRequest, options: ResumeOptions = ResumeOptions(), *,
+                    env: DistEnv = DistEnv()) -> SurfaceOutcome:
+    """Evaluate (the rest of) ``request`` resumably and write its ``.vts`` (rank 0).
+
+    With ``env.world_size > 1`` (torchrun, or :func:`~.distribute.launch_local`) the ranks join a
+    process group (NCCL on CUDA, gloo on CPU) and split the chunks; see
+    :func:`~.compute.evaluate_surface` for what each fault does.
+    """
+    job = SurfaceJob(request, env, options.chunk_size)
+    comm: Comm = (TorchComm(env, "nccl" if job.device.startswith("cuda") else "gloo", device=job.device)
+                  if env.world_size > 1 else LocalComm())
+    with comm:
+        meta = {**job.meta, **(job.centre_meta() if env.rank == 0 else {})}
+        return evaluate_surface(job.evaluator(), job.grid, job.out, identity=job.identity, meta=meta,
+                                options=options, comm=comm)
+
+
+def merge_shards(request: SurfaceRequest, options: ResumeOptions = ResumeOptions()) -> SurfaceOutcome:
+    """Assemble the ``.vts`` of ``request`` from the chunks its shard jobs left."""
+    job = SurfaceJob(request, chunk_size=options.chunk_size, evaluates=False)
+    return merge_surface(job.grid, job.out, identity=job.identity, options=options)
