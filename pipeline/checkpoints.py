@@ -6,6 +6,7 @@ same directory and renamed into place, so a crash never leaves a half-written fi
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import zipfile
@@ -18,7 +19,35 @@ from torch import nn
 from .atomic import atomic_path
 from .errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_state_into", "mismatch"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_state_into", "mismatch", "tensor_digest", "state_digest"]
+
+
+def tensor_digest(*tensors: Any) -> str:
+    """BLAKE2b of tensors' dtypes, shapes and bytes (CPU copies), as hex; ``None`` entries allowed.
+
+    What a tensor is, not how it was stored: the same values give the same digest whatever file
+    they came from.
+    """
+    h = hashlib.blake2b(digest_size=20)
+    for t in tensors:
+        if t is None:
+            h.update(b"none")
+            continue
+        t = torch.as_tensor(t).detach().to("cpu").contiguous()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())  # the bytes, without a copy
+    return h.hexdigest()
+
+
+def state_digest(state: Mapping[str, torch.Tensor] | None) -> str:
+    """:func:`tensor_digest` of a state_dict (or a direction): its keys in order, then its tensors."""
+    if state is None:
+        return tensor_digest(None)
+    h = hashlib.blake2b(digest_size=20)
+    h.update("\n".join(state).encode())
+    h.update(tensor_digest(*state.values()).encode())
+    return h.hexdigest()
 
 
 def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
@@ -40,14 +69,25 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if "weights only" in str(exc).lower() or "unsupported global" in str(exc).lower():
+        text = str(exc)
+        if "global" in text.lower():  # the safe unpickler met a class or function it would have to call
             raise CheckpointError(f"checkpoint {path} holds objects other than tensors and would run code on "
                                   f"load; refused (only weights_only checkpoints are loaded)") from None
-        raise CheckpointError(f"checkpoint {path} is corrupted ({first})") from None
+        raise CheckpointError(f"checkpoint {path} is {_what_it_is(path)}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({first})") from None
+
+
+def _what_it_is(path: Path) -> str:
+    """Why a file that failed to load is not a checkpoint, from its first bytes."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head.startswith(b"PK"):
+        return "a damaged PyTorch checkpoint (a zip archive that does not load)"
+    if head[:1] == b"\x80":
+        return "a damaged or foreign pickle, not a PyTorch checkpoint"
+    return "not a PyTorch checkpoint (neither a torch.save zip archive nor a pickle)"
 
 
 def mismatch(reference: Mapping[str, Any], other: Mapping[str, Any], what: str = "file") -> str | None:

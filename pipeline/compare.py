@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .analyze import SUMMARY_KEYS, analyze_surface
-from .atomic import atomic_path, write_text
+from .atomic import write_png, write_text
 from .errors import LossvistaError, ParameterError, param
 from .rundir import RunDir, surface_kind
 from .topology import cell_areas
@@ -214,10 +214,7 @@ def plot_persistence_diagrams(summaries: Sequence[RunSummary], path: str | os.Pa
         ax.set_title(f"{s.name}: {s.n_minima} {'minimum' if s.n_minima == 1 else 'minima'}", fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Persistence diagrams, {summaries[0].kind} plane", fontsize=11)
-    path = Path(path)
-    with atomic_path(path, suffix=".tmp.png") as tmp:  # savefig infers the format from the name
-        fig.savefig(tmp, dpi=110)
-    return path
+    return write_png(path, lambda tmp: fig.savefig(tmp, dpi=110))
 
 
 def write_comparison(summaries: Sequence[RunSummary], out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -18,7 +18,46 @@ from typing import Any
 from .datamodel import Grid
 from .errors import ParameterError, param
 
-__all__ = ["TrainConfig", "RunConfig", "load_preset", "preset_names"]
+__all__ = ["TrainConfig", "RunConfig", "load_preset", "preset_names", "check_int", "check_float", "check_str",
+           "check_bool", "OPTIMIZERS"]
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+def check_int(name: str, value: Any, minimum: int | None = None, *, optional: bool = False) -> None:
+    """``value`` is an int (not a bool) >= ``minimum`` (None allowed when ``optional``)."""
+    if optional and value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
+        what = "an integer" if minimum is None else f"an integer >= {minimum}"
+        raise ParameterError(f"{param(name)} must be {what}{' or None' if optional else ''}; got {value!r}")
+
+
+def check_float(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False,
+                high_open: bool = False) -> None:
+    """``value`` is a finite real number in the interval from ``low`` to ``high``."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and (value < high if high_open else value <= high)
+    if not ok:
+        if low == 0 and math.isinf(high):
+            what = "a positive number (finite)" if low_open else "a number >= 0 (finite)"
+        else:
+            what = f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ParameterError(f"{param(name)} must be {what}; got {value!r}")
+
+
+def check_str(name: str, value: Any, choices: tuple[str, ...] | None = None, *, optional: bool = False) -> None:
+    """``value`` is a non-empty string (one of ``choices`` when given; None allowed when ``optional``)."""
+    if optional and value is None:
+        return
+    if not isinstance(value, str) or not value or (choices is not None and value not in choices):
+        allowed = f"one of {', '.join(map(repr, choices))}" if choices else "a non-empty string"
+        raise ParameterError(f"{param(name)} must be {allowed}; got {value!r}")
+
+
+def check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ParameterError(f"{param(name)} must be true or false; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -40,14 +79,20 @@ class TrainConfig:
     max_train_samples: int | None = None  # None: the whole split
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be one of 'sgd', 'adam'; got {self.optimizer!r}")
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < (0 if name == "epochs" else 1):
-                raise ValueError(f"{name} must be a {'non-negative' if name == 'epochs' else 'positive'} integer; got {v!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number; got {self.lr!r}")
+        """Types and ranges, checked before any work (a preset's ``epochs = true`` is refused here)."""
+        check_str("model", self.model)
+        check_str("dataset", self.dataset)
+        check_str("data_root", self.data_root, optional=True)
+        check_int("epochs", self.epochs, 0)
+        check_int("batch_size", self.batch_size, 1)
+        check_str("optimizer", self.optimizer, OPTIMIZERS)
+        check_float("lr", self.lr, 0.0, low_open=True)
+        check_float("momentum", self.momentum, 0.0, 1.0, high_open=True)
+        check_float("weight_decay", self.weight_decay, 0.0)
+        check_int("seed", self.seed, 0)
+        check_str("device", self.device)
+        check_bool("download", self.download)
+        check_int("max_train_samples", self.max_train_samples, 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -64,6 +109,24 @@ class RunConfig:
     eval_batch_size: int | None = None  # None: chosen by the engine
     split: str = "train"  # train | test | both
     description: str = ""
+
+    def __post_init__(self) -> None:
+        from .directions.base import IGNORES, NORMS
+
+        check_str("name", self.name)
+        if not isinstance(self.train, TrainConfig):
+            raise ParameterError(f"{param('train')} must be a TrainConfig; got {type(self.train).__name__}")
+        for name in ("random_grid", "pca_grid"):
+            g = getattr(self, name)
+            if not (isinstance(g, Grid) or (g is None and name == "pca_grid")):
+                raise ParameterError(f"{param(name)} must be a Grid; got {g!r}")
+        check_str("norm", self.norm, NORMS)
+        check_str("ignore", self.ignore, IGNORES)
+        check_int("direction_seed", self.direction_seed, 0)
+        check_int("eval_batch_size", self.eval_batch_size, 1, optional=True)
+        check_str("split", self.split, ("train", "test", "both"))
+        if not isinstance(self.description, str):
+            raise ParameterError(f"{param('description')} must be a string; got {self.description!r}")
 
     def with_grid_points(self, n: int) -> "RunConfig":
         """This config with ``n`` points per axis on the random plane (odd, so 0 is a grid point)."""
@@ -95,7 +158,10 @@ def load_preset(name: str) -> RunConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"preset {name!r} is not valid TOML: {exc}") from None
-    return run_config_from_dict(data, default_name=path.stem)
+    try:
+        return run_config_from_dict(data, default_name=path.stem)
+    except ValueError as exc:  # named as in the file (batch_size), not as a command-line flag
+        raise ValueError(f"preset {name!r}: {exc}") from None
 
 
 def run_config_from_dict(data: dict[str, Any], default_name: str = "run") -> RunConfig:

@@ -29,6 +29,7 @@ __all__ = ["Grid", "Surface", "Trajectory", "parse_axis", "centre_index", "usabl
            "BOUNDED_ARRAYS"]
 
 FORMAT_VERSION = 1
+MAX_POINTS = 100_000_000  # a grid's points; beyond, its coordinates alone outgrow a workstation's memory
 STANDARD_ARRAYS = ("loss", "accuracy", "test_loss", "test_accuracy")
 BOUNDED_ARRAYS = ("loss", "accuracy")  # arrays that an early exit above a cap leaves inexact
 
@@ -51,6 +52,8 @@ def parse_axis(spec: str, name: str = "axis") -> tuple[float, float, int]:
         raise ParameterError(f"{param(name)} bounds must be finite; got {spec!r}")
     if n < 1:
         raise ParameterError(f"{param(name)} needs at least 1 point; got n={n} in {spec!r}")
+    if n > MAX_POINTS:
+        raise ParameterError(f"{param(name)} has too many points: at most {MAX_POINTS:,}; got n={n:,} in {spec!r}")
     if lo > hi or (n > 1 and lo == hi):
         raise ParameterError(f"{param(name)} needs min < max; got {spec!r}")
     return lo, hi, n
@@ -104,6 +107,9 @@ class Grid:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) or not math.isfinite(v):
                 raise ValueError(f"{name} must be a finite number; got {v!r}")
+        if self.nx * self.ny > MAX_POINTS:
+            raise ParameterError(f"a grid of {self.nx:,} x {self.ny:,} = {self.nx * self.ny:,} points is too large: at "
+                                 f"most {MAX_POINTS:,} points")
         if self.nx > 1 and not self.xmin < self.xmax:
             raise ValueError(f"xmin must be < xmax; got {self.xmin} and {self.xmax}")
         if self.ny > 1 and not self.ymin < self.ymax:

@@ -220,7 +220,12 @@ def build_model(name: str, num_classes: int = 10, in_channels: int | None = None
         kwargs = {k: v for k, v in kwargs.items() if v is not None and (accepts_all or k in params)}
     except (TypeError, ValueError):
         kwargs = {}
-    model = factory(**kwargs)
+    try:
+        model = factory(**kwargs)
+    except Exception as exc:  # the user's code: its failure is reported in one line, with its own words
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"model {name!r}: the factory raised {type(exc).__name__}"
+                         + (f": {first}" if first else "")) from None
     if not isinstance(model, nn.Module):
         raise ValueError(f"model {name!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
     return model

@@ -27,7 +27,7 @@ from typing import Any
 
 from .errors import LossvistaError
 
-__all__ = ["RunDir", "read_json", "surface_kind", "epoch_of"]
+__all__ = ["RunDir", "read_json", "surface_kind", "epoch_of", "ranges"]
 
 _EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
 _SURFACE_RE = re.compile(r"surface_([\w.-]+)\.vts")
@@ -69,7 +69,12 @@ class RunDir:
     root: Path
 
     def __init__(self, root: str | os.PathLike):
-        object.__setattr__(self, "root", Path(root))
+        root = Path(root)
+        try:
+            str(root).encode("utf-8")  # metadata and VTK files record it as text
+        except UnicodeEncodeError:
+            raise LossvistaError(f"the run directory's name {str(root)!r} is not valid UTF-8; rename it") from None
+        object.__setattr__(self, "root", root)
 
     # -- training ------------------------------------------------------------------------
     @property
@@ -96,6 +101,15 @@ class RunDir:
 
     def checkpoints(self) -> list[Path]:
         return [self.checkpoint(e) for e in self.epochs()]
+
+    def missing_epochs(self) -> list[int]:
+        """Epochs between the first and the last checkpoint that have none (a gap in the path)."""
+        epochs = self.epochs()
+        return sorted(set(range(epochs[0], epochs[-1] + 1)) - set(epochs)) if epochs else []
+
+    def epochs_text(self) -> str:
+        """The epochs present, gaps shown: ``"0..9, 11..20"``."""
+        return ranges(self.epochs(), sep="..")
 
     # -- planes --------------------------------------------------------------------------
     def directions(self, kind: str) -> Path:
@@ -142,7 +156,28 @@ class RunDir:
         if not self.run_json.is_file():
             raise LossvistaError(f"{self.root} is not a lossvista run directory (no run.json); "
                                  f"create one with 'lossvista train --out {self.root}'")
-        return read_json(self.run_json)
+        info = read_json(self.run_json)
+        problem = _run_info_problem(info)
+        if problem:
+            raise LossvistaError(f"{self.run_json} is malformed: {problem}")
+        return info
+
+    def check_directions(self, directions: Any) -> None:
+        """Refuse directions that span no plane, or that were made around another run's weights
+        (their ``centre_digest`` is not the digest of this run's checkpoint of their centre epoch)."""
+        from .checkpoints import load_checkpoint
+        from .errors import CheckpointError
+
+        directions.check_usable()
+        epoch = directions.centre_epoch
+        if epoch is None or directions.meta.get("centre_digest") is None:
+            return  # made from weights outside a run: nothing to compare with
+        if epoch not in self.epochs():
+            raise CheckpointError(f"the directions were made around epoch {epoch}, which {self.checkpoints_dir} "
+                                  f"does not hold (directions of another run?); make directions for this run with "
+                                  f"'lossvista directions'")
+        path = self.checkpoint(epoch)
+        directions.check_centre(load_checkpoint(path), str(path))
 
     def build_model(self, epoch: int | None = None, device: Any = "cpu") -> tuple[Any, int]:
         """The run's model with the weights of ``epoch`` (default: the last), in eval mode."""
@@ -155,13 +190,46 @@ class RunDir:
             raise LossvistaError(f"{self.checkpoints_dir} holds no epoch_*.pt checkpoints")
         epoch = epochs[-1] if epoch is None else epoch
         if epoch not in epochs:
-            raise LossvistaError(f"epoch must be one of {epochs[0]}..{epochs[-1]} present in {self.checkpoints_dir}; "
-                                 f"got {epoch}")
+            raise LossvistaError(f"epoch must be one of the epochs {self.epochs_text()} present in "
+                                 f"{self.checkpoints_dir}; got {epoch}")
         model = build_model(info["config"]["model"], num_classes=info["num_classes"],
                             in_channels=info["input_shape"][0])
         path = self.checkpoint(epoch)
         load_state_into(model, load_checkpoint(path, map_location=device), source=str(path))
         return model.to(device).eval(), epoch
+
+
+def ranges(ids: list[int], limit: int = 8, sep: str = "-") -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"`` (at most ``limit`` pieces)."""
+    pieces: list[str] = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        pieces.append(str(ids[i]) if i == j else f"{ids[i]}{sep}{ids[j]}")
+        i = j + 1
+    return ", ".join(pieces[:limit]) + (", ..." if len(pieces) > limit else "")
+
+
+def _run_info_problem(info: Any) -> str | None:
+    """What is wrong with the content of a run.json, in a few words, or None."""
+    if not isinstance(info, dict):
+        return f"it holds a {type(info).__name__}, not an object"
+    config = info.get("config")
+    if not isinstance(config, dict):
+        return "no 'config' object"
+    for key in ("model", "dataset"):
+        if not isinstance(config.get(key), str) or not config.get(key):
+            return f"config.{key} must be a non-empty string; got {config.get(key)!r}"
+    n = info.get("num_classes")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return f"num_classes must be a positive integer; got {n!r}"
+    shape = info.get("input_shape")
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
+                                                      for d in shape)):
+        return f"input_shape must be a list of positive integers; got {shape!r}"
+    return None
 
 
 def _suffix(array: str) -> str:

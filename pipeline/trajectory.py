@@ -33,6 +33,7 @@ from .datamodel import Grid
 from .data import Split
 from .directions.base import Directions, StateLike, StateSource, in_space, tensor_roles
 from .directions.stream import DEFAULT_MEMORY_BUDGET, plan_chunks, stream_differences, unique_sources
+from .errors import CheckpointError
 from .progress import progress_bar
 from .datamodel import Trajectory
 
@@ -97,6 +98,11 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
     centre = centre_src.open()
     reference = {k: v.shape for k, v in centre.items()}
     directions.check_fits(centre, f"the centre weights ({centre_src.label})")
+    directions.check_usable()
+    bad_centre = [k for k, t in centre.items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad_centre:
+        raise CheckpointError(f"the centre weights ({centre_src.label}) hold NaN or inf values (in {bad_centre[0]!r}); "
+                              f"choose another centre epoch")
     dir_type = str(directions.meta.get("dir_type", "weights"))
     roles = tensor_roles(centre, model)
     axes = [directions.x] + ([directions.y] if directions.y is not None else [])
@@ -137,13 +143,22 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
         d -= coef_t @ basis(key, start, stop)  # (E, n) residual vectors, in place
         res += torch.linalg.vector_norm(d, dim=1).square()
     dd_np, res_np = dd.numpy(), res.numpy()
-    residual = np.where(dd_np > 0, np.sqrt(res_np) / np.sqrt(np.where(dd_np > 0, dd_np, 1.0)), 0.0)
+    with np.errstate(invalid="ignore"):
+        residual = np.where(dd_np > 0, np.sqrt(res_np) / np.sqrt(np.where(dd_np > 0, dd_np, 1.0)), 0.0)
+    # a checkpoint with non-finite weights has no position: NaN coordinates and residual, never 0
+    nonfinite = ~(np.isfinite(dd_np) & np.isfinite(res_np) & np.isfinite(coef).all(axis=1))
+    residual[nonfinite] = np.nan
+    coef[nonfinite] = np.nan
     coords = np.zeros((E, 2))
     coords[:, :m] = coef
 
     epochs = [s.epoch for s in sources]
     if any(e is None for e in epochs):
         epochs = list(range(E))
+    if nonfinite.any():
+        log.warning("%d checkpoint(s) hold NaN or inf weights (%s): their positions on the plane are NaN",
+                    int(nonfinite.sum()), ", ".join(sources[k].label for k in np.flatnonzero(nonfinite)[:3])
+                    + (", ..." if nonfinite.sum() > 3 else ""))
     loss = np.full(E, np.nan)
     surface_loss = np.full(E, np.nan)
     if model is not None:
@@ -259,9 +274,9 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, int] = 51, margin: floa
             raise ValueError(f"{name} must be odd for a symmetric grid (so 0 is the middle point); got {v}")
     if not (isinstance(margin, (int, float)) and math.isfinite(margin) and margin >= 0):
         raise ValueError(f"margin must be a finite number >= 0; got {margin!r}")
-    coords = trajectory.coords
-    if len(coords) == 0 or not np.isfinite(coords).all():
-        raise ValueError("trajectory coordinates must be finite and non-empty")
+    coords = trajectory.coords[np.isfinite(trajectory.coords).all(axis=1)]  # checkpoints with a position
+    if len(coords) == 0:
+        raise ValueError("the trajectory has no checkpoint with finite coordinates")
     one_d = trajectory.meta.get("ndim") == 1
     ax = _axis(coords[:, 0], int(nx), float(margin), symmetric)
     if one_d:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import RunConfig
+from .config import RunConfig, check_float, check_int
 from .datamodel import Grid
 from .display import PLANES, QUICKLOOK_VIEWS
 from .errors import LossvistaError, ParameterError, param
@@ -48,9 +48,19 @@ def _epoch(run: RunDir, value: int | None, name: str, default: int) -> int:
     epochs = _epochs(run)
     e = default if value is None else value
     if e not in epochs:
-        raise ParameterError(f"{param(name)} must be one of the epochs {epochs[0]}..{epochs[-1]} in "
+        raise ParameterError(f"{param(name)} must be one of the epochs {run.epochs_text()} in "
                              f"{run.checkpoints_dir}; got {e}")
     return e
+
+
+def _warn_gaps(run: RunDir, what: str) -> None:
+    missing = run.missing_epochs()
+    if missing:
+        from .rundir import ranges
+
+        log.warning("%s has no checkpoint of epoch%s %s: %s skips %s", run.checkpoints_dir,
+                    "s" if len(missing) > 1 else "", ranges(missing, sep=".."), what,
+                    "them" if len(missing) > 1 else "it")
 
 
 def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: str | None = None,
@@ -85,6 +95,7 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
     elif kind == "pca":
         centre = _epoch(run, epoch, "epoch", epochs[-1])
         path = [run.checkpoint(e) for e in epochs if e <= centre]
+        _warn_gaps(run, "the PCA of the trajectory")
         d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=dir_type or "weights",
                            model=skeleton(), model_name=model_name)
     else:
@@ -109,6 +120,7 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
     each checkpoint's loss and the loss at its projected point are evaluated on ``split`` (or its
     seeded subset of ``max_samples``). Returns ``(trajectory, path)``.
     """
+    from .atomic import check_writable
     from .data import load_dataset
     from .directions import Directions
     from .engine import resolve_device
@@ -121,6 +133,8 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
         raise ParameterError(f"{param('max_samples')} must be a positive integer; got {max_samples}")
     directions = Directions.load(directions_file)
     info = run.read_run()
+    run.check_directions(directions)
+    out = check_writable(out or run.trajectory(directions.kind), make_parents=True)  # before the evaluations
     epochs = _epochs(run)
     centre = epoch if epoch is not None else directions.centre_epoch
     centre = epochs[-1] if centre is None else centre
@@ -135,12 +149,13 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
         dataset = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
         data = dataset.split(split).subset(max_samples, seed=sample_seed)
         model, _ = run.build_model(centre, device=dev)
+    _warn_gaps(run, "the path")
     traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=data)
     traj.meta.update({"run": str(run.root), "split": split if with_loss else None,
                       "num_samples": None if data is None else len(data), "max_samples": max_samples,
                       "sample_seed": sample_seed, "directions_file": str(directions_file),
                       "dataset": info["config"]["dataset"]})
-    return traj, write_trajectory(out or run.trajectory(directions.kind), traj)
+    return traj, write_trajectory(out, traj)
 
 
 def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str] | None = None,
@@ -205,7 +220,7 @@ class RunOptions:
     max_samples: int | None = None  # evaluate surfaces and path losses on a seeded subset
     device: str | None = None  # surfaces: None = cuda when available
     precision: str = "fp32"
-    persistence: float = 0.01  # analysis threshold, a fraction of the value range (relative)
+    persistence: float = 0.01  # analysis threshold, a fraction of the value range (relative), in [0, 1)
     restart_training: bool = False
     pca_points: int = 51  # per axis on the PCA plane
 
@@ -217,6 +232,13 @@ class RunOptions:
         if self.backend not in BACKENDS:
             raise ParameterError(f"{param('backend')} must be one of {', '.join(map(repr, BACKENDS))}; "
                                  f"got {self.backend!r}")
+        check_float("persistence", self.persistence, 0.0, 1.0, high_open=True)
+        check_int("max_samples", self.max_samples, 1, optional=True)
+        check_int("pca_points", self.pca_points, 3)
+        from .engine import EvalConfig, resolve_device
+
+        EvalConfig(precision=self.precision)  # the engine's checks, before any work
+        resolve_device(self.device)
 
 
 @dataclass

@@ -23,6 +23,8 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import build_states as common  # noqa: E402  (shim, plugin path, view names, camera, colours)
+from pipeline.atomic import write_png  # noqa: E402  (importable once build_states has found the package)
+from pipeline.errors import LossvistaError  # noqa: E402
 
 READERS = {"surface": common.RunDir.surface, "trajectory": common.RunDir.trajectory}  # reader -> file of a plane
 
@@ -71,9 +73,11 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
     view.ViewSize = list(size)
     common.fit_to_data(simple, view, view_name)
     target = str(common.RunDir.picture(out_dir, plane, view_name))
-    simple.SaveScreenshot(target, view, ImageResolution=list(size), TransparentBackground=0)
-    if not os.path.isfile(target):
-        fail(f"ParaView wrote no picture at {target}")
+    try:  # a complete picture replaces the old one, or nothing does
+        write_png(target, lambda tmp: simple.SaveScreenshot(str(tmp), view, ImageResolution=list(size),
+                                                            TransparentBackground=0))
+    except LossvistaError as exc:
+        fail(str(exc))
     print(f"wrote {target}", flush=True)
     common.clear_session(simple)
 

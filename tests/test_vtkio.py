@@ -269,8 +269,8 @@ def test_write_errors(tmp_path):
 def _crashing_writer(original):
     """Start the real write, then fail as if the process died half-way: a partial file stays on disk."""
 
-    def run(writer):
-        original(writer)
+    def run(writer, target=None):
+        original(writer, target)
         name = writer.GetFileName()
         with open(name, "r+b") as f:
             f.truncate(os.path.getsize(name) // 2)
@@ -295,14 +295,14 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch, kind):
     calls = []
     real = vtkio._core._run_writer
 
-    def flaky(writer):  # the .vts of the vti case succeeds, only the .vti fails
+    def flaky(writer, target=None):  # the .vts of the vti case succeeds, only the .vti fails
         calls.append(writer.GetFileName())
         if kind == "vti" and len(calls) == 1:
-            return real(writer)
-        return _crashing_writer(real)(writer)
+            return real(writer, target)
+        return _crashing_writer(real)(writer, target)
 
     monkeypatch.setattr(vtkio._core, "_run_writer", flaky)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(LossvistaError, match=r"cannot write .* \(No space left on device\); nothing was written"):
         write(target, s2)
     monkeypatch.undo()
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
@@ -316,7 +316,7 @@ def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch, kind):
 
 def test_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(vtkio._core, "_run_writer", _crashing_writer(vtkio._core._run_writer))
-    with pytest.raises(OSError):
+    with pytest.raises(LossvistaError, match="No space left on device"):
         vtkio.write_surface(tmp_path / "s.vts", make_surface())
     assert list(tmp_path.iterdir()) == []
 

@@ -71,7 +71,7 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
     from ..errors import LossvistaError
 
     return (LossvistaError, ValueError, FileNotFoundError, PermissionError, IsADirectoryError,
-            NotADirectoryError, FileExistsError, OSError)
+            NotADirectoryError, FileExistsError, OSError, MemoryError)
 
 
 def error_message(exc: BaseException, flags: dict[str, str] | None = None) -> str:
@@ -80,6 +80,8 @@ def error_message(exc: BaseException, flags: dict[str, str] | None = None) -> st
 
     msg = render(exc.template, flags) if isinstance(exc, LossvistaError) else str(exc)
     msg = msg or type(exc).__name__
+    if isinstance(exc, MemoryError):
+        msg = f"out of memory ({msg})"
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
         msg = f"{msg}: {exc.filename}"
     return " ".join(msg.split())  # one line

@@ -1,9 +1,12 @@
-"""Options shared by several subcommands, their conversion to typed configs, and path display."""
+"""Options shared by several subcommands, their conversion to typed configs, signals, and path display."""
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 from ..config import RunConfig, load_preset, preset_names
 
@@ -34,6 +37,23 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg.train)
                  if getattr(args, f.name, None) is not None}
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption, torchrun stopping the survivors of a dead rank) and SIGINT
+    stop the run through an exception, so the library reports what it keeps and exits cleanly."""
+    from ..surface import StoppedBySignal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise StoppedBySignal(f"stopped by {signal.Signals(signum).name}")
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def shown_path(path) -> str:

@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from ._common import add_train_options, run_config_from_args, shown_path
+from ._common import add_train_options, run_config_from_args, shown_path, stop_on_signals
 
 
 def register(sub) -> None:
@@ -47,7 +47,9 @@ def _run(args: argparse.Namespace) -> int:
                          pca_points=args.grid or 51)
     out = args.out or f"runs/{cfg.name}"
     t0 = time.perf_counter()
-    result = run_pipeline(cfg, out, options, notice=lambda m: print(f"lossvista run: notice: {m}", file=sys.stderr))
+    with stop_on_signals():
+        result = run_pipeline(cfg, out, options,
+                              notice=lambda m: print(f"lossvista run: notice: {m}", file=sys.stderr))
     _print_summary(result, time.perf_counter() - t0)
     return 0
 

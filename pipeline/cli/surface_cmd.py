@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
+
+from ._common import stop_on_signals
 
 EPILOG = """\
 examples:
@@ -90,23 +90,6 @@ def _dist_env():
     return DistEnv(rank=get("RANK", 0), world_size=get("WORLD_SIZE", 1), local_rank=get("LOCAL_RANK", 0))
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    """SIGTERM (a scheduler's preemption, torchrun stopping the survivors of a dead rank) and SIGINT
-    stop the run through an exception, so the library reports what it keeps and exits cleanly."""
-    from ..surface import StoppedBySignal
-
-    def handler(signum: int, frame: Any) -> None:
-        raise StoppedBySignal(f"stopped by {signal.Signals(signum).name}")
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _request(args: argparse.Namespace):
     from ..directions import Directions
     from ..engine import EvalConfig
@@ -156,7 +139,7 @@ def _surface(args: argparse.Namespace) -> int:
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: one thread per worker unless set
         launch_local(args.nproc_per_node, _without_nproc(args.argv))
         return 0
-    with _stop_on_signals():
+    with stop_on_signals():
         if args.merge:
             _report(merge_shards(request, options))
             return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_train_options, run_config_from_args
+from ._common import add_train_options, run_config_from_args, stop_on_signals
 
 
 def register(sub) -> None:
@@ -31,7 +31,8 @@ def _train(args: argparse.Namespace) -> int:
 
     cfg = run_config_from_args(args)
     out = args.out or f"runs/{cfg.name}"
-    info = train(cfg.train, out, restart=args.restart, name=cfg.name)
+    with stop_on_signals():
+        info = train(cfg.train, out, restart=args.restart, name=cfg.name)
     last = info["history"][-1]
     print(f"trained {cfg.train.model} on {info['dataset']['name']} for {last['epoch']} epoch{'' if last['epoch'] == 1 else 's'}: "
           f"test accuracy {last['test_accuracy']:.3f}, test loss {last['test_loss']:.4f}", file=sys.stderr)

@@ -32,7 +32,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from ..checkpoints import load_checkpoint, mismatch, save_checkpoint
+from ..checkpoints import load_checkpoint, mismatch, save_checkpoint, state_digest
 from ..errors import CheckpointError
 from ..rundir import epoch_of
 
@@ -232,6 +232,43 @@ class Directions:
         if not isinstance(obj["meta"], dict):
             raise CheckpointError(f"{path}: the directions' metadata is not a dict")
         return cls(x, y, dict(obj["meta"]))
+
+    def digest(self) -> str:
+        """What the directions are: a digest of ``x`` and ``y`` (keys, dtypes, shapes, values).
+
+        The same tensors saved twice give the same digest, unlike the bytes of their files.
+        """
+        return state_digest({**{f"x.{k}": v for k, v in self.x.items()},
+                             **({f"y.{k}": v for k, v in self.y.items()} if self.y is not None else {})})
+
+    def check_centre(self, state: Mapping[str, torch.Tensor], source: str) -> None:
+        """Refuse to use these directions around ``state`` when they were made around other weights
+        of the same epoch (``meta['centre_digest']``): directions of another run of the same model.
+
+        ``state`` is the checkpoint of ``meta['centre_epoch']`` in the run the directions are used on.
+        """
+        made = self.meta.get("centre_digest")
+        if made is not None and made != state_digest(state):
+            raise CheckpointError(f"the directions were made around other weights than {source} (epoch "
+                                  f"{self.centre_epoch} of another run?); make directions for this run with "
+                                  f"'lossvista directions'")
+
+    def check_usable(self) -> None:
+        """Refuse directions that span no plane: NaN or inf values, or a direction zero everywhere."""
+        for which, d in (("x", self.x), ("y", self.y)):
+            if d is None:
+                continue
+            moves = False
+            for k, t in d.items():
+                if not t.is_floating_point():
+                    continue
+                if not bool(torch.isfinite(t).all()):
+                    raise CheckpointError(f"direction {which} holds NaN or inf values in {k!r}; make the "
+                                          f"directions again from finite weights")
+                moves = moves or bool(t.count_nonzero())
+            if not moves:
+                raise CheckpointError(f"direction {which} is zero on every tensor: it spans no axis; make the "
+                                      f"directions again (lossvista directions)")
 
     def check_fits(self, state: Mapping[str, Any], source: str = "the model") -> None:
         """Raise ``CheckpointError`` (one line) unless x (and y) have ``state``'s keys and shapes."""

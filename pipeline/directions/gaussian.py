@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from ..checkpoints import state_digest
 from .base import DIR_TYPES, IGNORES, NORMS, Directions, StateSource, check_choice, epoch_of, tensor_roles
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,7 @@ def random_directions(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor
         "running_var": "fixed (zero direction)",
         "centre": str(centre) if centre is not None else None,
         "centre_epoch": epoch_of(centre) if centre is not None else None,
+        "centre_digest": state_digest(state),
         "model": model_name or (type(model).__name__ if model is not None else None),
         "num_parameters": sum(w.numel() for k, w in state.items() if roles[k] == "param"),
         "num_perturbed": num_perturbed,

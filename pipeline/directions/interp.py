@@ -6,7 +6,7 @@ import math
 import torch
 from torch import nn
 
-from ..checkpoints import mismatch
+from ..checkpoints import mismatch, state_digest
 from .base import DIR_TYPES, Directions, StateLike, StateSource, check_choice, in_space, tensor_roles
 from ..errors import CheckpointError
 
@@ -70,6 +70,7 @@ def interpolation_direction(checkpoint_a: StateLike, checkpoint_b: StateLike, *,
         "cosine": None,
         "centre": src_a.label if src_a.path is not None else None,
         "centre_epoch": src_a.epoch,
+        "centre_digest": state_digest(a),
         "from_epoch": src_a.epoch, "to_epoch": src_b.epoch,
         "to": src_b.label if src_b.path is not None else None,
         "distance": distance,

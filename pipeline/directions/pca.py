@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoints import state_digest
 from .base import DIR_TYPES, IGNORES, Directions, StateLike, StateSource, check_choice, tensor_roles
 from .gaussian import cosine, perturbed
 from .stream import DEFAULT_MEMORY_BUDGET, plan_chunks, stream_differences, unique_sources
@@ -148,6 +149,7 @@ def pca_directions(checkpoints: Sequence[StateLike], *, centre: StateLike | None
         "sign_convention": "the earliest checkpoint with a non-zero coordinate has a negative coordinate",
         "centre": centre_src.label if centre_src.path is not None else None,
         "centre_epoch": centre_src.epoch,
+        "centre_digest": state_digest(centre_src.open()),
         "epochs": epochs if all(e is not None for e in epochs) else None,
         "num_checkpoints": E,
         "model": model_name or (type(model).__name__ if model is not None else None),

@@ -273,5 +273,6 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
                 bounded[s:e] = bo.cpu().numpy()
                 bar.update(e - s)
     accuracy = correct / np.maximum(samples, 1)
+    accuracy[~np.isfinite(loss)] = np.nan  # the arg-max of non-finite logits is no prediction
     return PointResult(loss=loss, accuracy=accuracy.astype(np.float64), bounded=bounded, samples=samples, plan=plan,
                        seconds=time.perf_counter() - t0, notes=notes)

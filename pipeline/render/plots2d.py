@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_png
 from ..datamodel import Surface, Trajectory
 from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
 from .field import _cap_note, _epoch_labels, _title, display_field, parse_critical
@@ -93,10 +94,7 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
     if handles:  # below the axes: a legend inside would hide part of the plane
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8,
                    frameon=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return write_png(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
 
 
 def plot_line_1d(surface: Surface, path: str | os.PathLike, *, cap_factor: float = 5.0, cap: float | None = None,
@@ -142,7 +140,4 @@ def plot_line_1d(surface: Surface, path: str | os.PathLike, *, cap_factor: float
     if centre is not None:
         ax.axvline(0.0, color="0.6", lw=0.8, ls="--", zorder=0)
     ax.set_title(_title(surface, field, title), fontsize=11)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return write_png(path, lambda tmp: fig.savefig(tmp, dpi=dpi))

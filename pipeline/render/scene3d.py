@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import geometry
+from ..atomic import write_png
 from ..datamodel import Surface, Trajectory
 from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
 from ..vtkio import to_vtk_order
@@ -154,9 +155,7 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
             if note:
                 pl.add_text(note, font_size=9, color="black", position="lower_left")
             _set_camera(pl, mesh.bounds)
-            path = Path(path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            pl.screenshot(str(path))
+            path = write_png(path, lambda tmp: pl.screenshot(str(tmp)))
         finally:
             pl.close()
     return path

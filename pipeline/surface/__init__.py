@@ -37,7 +37,7 @@ _API = {
     "ChunkPlan": "plan", "Shard": "plan", "auto_chunk_size": "plan", "missing_chunks": "plan",
     "ChunkStore": "store", "MemoryStore": "store", "ConfigMismatchError": "store", "CorruptChunkError": "store",
     "parts_dir": "store",
-    "surface_identity": "fingerprint", "tensor_digest": "fingerprint", "file_digest": "fingerprint",
+    "surface_identity": "fingerprint",
     "Comm": "distribute", "DistEnv": "distribute", "LocalComm": "distribute", "TorchComm": "distribute",
     "RankFailedError": "distribute", "StoppedBySignal": "distribute", "launch_local": "distribute",
 }

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..datamodel import Grid, Surface
 from ..errors import LossvistaError, param
+from ..rundir import ranges
 from .plan import ChunkPlan
 from .store import ARRAYS, TEST_ARRAYS, CorruptChunkError
 
@@ -79,9 +80,9 @@ def _incomplete_message(store: Any, plan: ChunkPlan, missing: list[int], bad_ids
                         bad: Mapping[int, str]) -> str:
     parts = []
     if missing:
-        parts.append(f"{len(missing)} of {plan.n_chunks} chunks missing ({_ranges(missing)})")
+        parts.append(f"{len(missing)} of {plan.n_chunks} chunks missing ({ranges(missing)})")
     if bad_ids:
-        parts.append(f"{len(bad_ids)} corrupted ({_ranges(bad_ids)}: {bad[bad_ids[0]]})")
+        parts.append(f"{len(bad_ids)} corrupted ({ranges(bad_ids)}: {bad[bad_ids[0]]})")
     counts = {r.get("count") for r in _shard_records(store)}
     if len(counts) == 1 and isinstance(k := counts.pop(), int):
         owners = sorted({c % k for c in missing + bad_ids})
@@ -104,16 +105,3 @@ def _shard_records(store: Any) -> list[dict[str, Any]]:
         except (OSError, json.JSONDecodeError):
             continue
     return records
-
-
-def _ranges(ids: list[int], limit: int = 8) -> str:
-    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"`` (at most ``limit`` pieces)."""
-    pieces: list[str] = []
-    i = 0
-    while i < len(ids):
-        j = i
-        while j + 1 < len(ids) and ids[j + 1] == ids[j] + 1:
-            j += 1
-        pieces.append(str(ids[i]) if i == j else f"{ids[i]}-{ids[j]}")
-        i = j + 1
-    return ", ".join(pieces[:limit]) + (", ..." if len(pieces) > limit else "")

@@ -28,7 +28,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..atomic import check_writable, write_bytes
 from ..datamodel import Grid, Surface
 from ..errors import LossvistaError, ParameterError, param
 from ..progress import progress_bar
@@ -43,7 +43,7 @@ from .assemble import assemble_surface
 from .distribute import Comm, LocalComm, RankFailedError
 from .evaluator import ChunkEvaluator
 from .plan import ChunkPlan, Shard, auto_chunk_size, missing_chunks
-from .store import ChunkStore, MemoryStore, fingerprint_of, parts_dir, write_atomic
+from .store import ChunkStore, MemoryStore, fingerprint_of, parts_dir
 
 log = logging.getLogger(__name__)
 
@@ -91,26 +91,20 @@ def plan_for(grid: Grid, chunk_size: int | None) -> ChunkPlan:
     return ChunkPlan(grid.size, int(chunk_size) if chunk_size else auto_chunk_size(grid.size))
 
 
-def _probe_writable(directory: Path) -> None:
-    """Create ``directory`` (and parents) and prove a file can be created there."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".lossvista-probe-", dir=directory)
-        os.close(fd)
-        os.unlink(tmp)
-    except OSError as exc:
-        raise LossvistaError(f"output directory {directory} is not writable ({exc.strerror or exc})") from None
-
-
 def _prepare(store: ChunkStore, out: Path, identity: Mapping[str, Any], plan: ChunkPlan,
              meta: Mapping[str, Any], options: ResumeOptions) -> tuple[list[int], list[int], list[int]]:
     """Open/check the work directory and find the chunks to do: ``(todo, done, quarantined)``."""
-    _probe_writable(out.parent)
+    check_writable(out, make_parents=True)
     store.open(identity, plan, meta, restart=options.restart)
     done, bad = store.scan(plan, fingerprint_of(identity))
     for c, why in sorted(bad.items()):
         moved = store.quarantine(c)
-        log.warning("%s; moved aside to %s and recomputing it", why, moved.name)
+        if options.shard is None or options.shard.owns(c):
+            log.warning("%s; moved aside to %s and recomputing it", why, moved.name)
+        else:
+            owner = Shard(c % options.shard.count, options.shard.count)
+            log.warning("%s; moved aside to %s: it belongs to shard %s, which recomputes it when rerun", why,
+                        moved.name, owner)
     if done:
         log.info("resuming: %d of %d chunks already done in %s", len(done), plan.n_chunks, store.root)
     return missing_chunks(plan, done, options.shard), done, sorted(bad)
@@ -212,9 +206,11 @@ def compute_chunks(evaluate_chunk: ChunkEvaluator, store: Any, plan: ChunkPlan, 
                 try:
                     store.write_chunk(c, start, stop, coords[start:stop], arrays, fp, info)
                 except OSError as exc:
+                    if store.root is not None and not store.root.is_dir():
+                        raise _work_directory_gone(store) from None
                     raise LossvistaError(f"cannot write chunk {c} to {store.root} ({exc.strerror or exc})") from None
             except Exception as exc:
-                if store.root is None:  # nothing is kept in memory: the error as it is
+                if store.root is None or isinstance(exc, _WorkDirectoryGone):  # nothing was kept: as it is
                     raise
                 kept = (f"{outcome.computed} chunk(s) finished by this process are kept in {store.root}; "
                         f"rerun the same command to resume")
@@ -234,23 +230,37 @@ def compute_chunks(evaluate_chunk: ChunkEvaluator, store: Any, plan: ChunkPlan, 
                 bar.update(stop - start)
 
 
+class _WorkDirectoryGone(LossvistaError):
+    """The work directory vanished under this process (another process on the same output finished)."""
+
+
+def _work_directory_gone(store: ChunkStore) -> LossvistaError:
+    out = store.root.with_name(store.root.name[:-len(".parts")])
+    done = f"{out} exists: another process on the same output finished it" if out.exists() else (
+        f"another process removed it; rerun the command to compute {out}")
+    return _WorkDirectoryGone(f"{store.root} was removed while this process was evaluating ({done}); the chunks of "
+                              f"this process went with it")
+
+
 def _write_shard_record(store: ChunkStore, shard: Shard, plan: ChunkPlan) -> None:
     """``shard_i-of-k.json``: this shard's chunks are all there (lets a merge name missing shards)."""
     record = {"shard": str(shard), "index": shard.index, "count": shard.count, "n_chunks": plan.n_chunks,
               "host": os.uname().nodename, "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    write_atomic(store.root / f"shard_{shard.index}-of-{shard.count}.json", json.dumps(record).encode())
+    write_bytes(store.root / f"shard_{shard.index}-of-{shard.count}.json", json.dumps(record).encode())
 
 
 def _finish(store: ChunkStore, plan: ChunkPlan, grid: Grid, fp: str, out: Path, options: ResumeOptions,
             outcome: SurfaceOutcome) -> SurfaceOutcome:
     from ..vtkio import write_surface
 
+    if not store.root.is_dir():
+        raise _work_directory_gone(store)
     manifest = store.read_manifest() or {}
     surface = assemble_surface(store, plan, grid, fp, manifest.get("meta") or {})
     try:
         write_surface(out, surface, vti=options.vti)
     except (OSError, LossvistaError) as exc:  # e.g. disk full: the file is not half-written (atomic)
-        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        why = getattr(exc, "cause", None) or (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
         raise LossvistaError(f"cannot write {out} ({why}); all {plan.n_chunks} chunks are kept in {store.root}; "
                              f"rerun the same command to write it") from None
     outcome.written, outcome.surface = out, surface
@@ -260,16 +270,18 @@ def _finish(store: ChunkStore, plan: ChunkPlan, grid: Grid, fp: str, out: Path, 
 
 
 def merge_surface(grid: Grid, out: str | os.PathLike, *, identity: Mapping[str, Any],
-                  options: ResumeOptions = ResumeOptions()) -> SurfaceOutcome:
+                  options: ResumeOptions = ResumeOptions(), meta: Mapping[str, Any] | None = None) -> SurfaceOutcome:
     """Assemble ``out`` from the chunks that shard jobs left in the work directory.
 
     Refuses (one line, nothing written) when the directory is missing, was made for another
-    identity, or lacks chunks: the message lists them and the shards to rerun.
+    identity, or lacks chunks: the message lists them and the shards to rerun. A damaged
+    manifest is rebuilt for ``identity`` (with ``meta``) from the checksummed chunks.
     """
     out = Path(out)
     plan = plan_for(grid, options.chunk_size)
     store = ChunkStore(parts_dir(out))
-    manifest = store.read_manifest()
+    manifest = store.repair_manifest(identity, plan, meta) if store.manifest_path.is_file() else None
+    manifest = manifest or store.read_manifest()
     if manifest is None:
         hint = f" ({out} exists: merged already?)" if out.exists() else ""
         raise LossvistaError(f"nothing to merge: {store.root} holds no manifest{hint}; run the shards first "
@@ -277,7 +289,7 @@ def merge_surface(grid: Grid, out: str | os.PathLike, *, identity: Mapping[str, 
     # a merge never discards chunks: the remedy is to repeat the shards' options, not a restart
     store.check(manifest, identity, plan, remedy=f"give {param('merge')} the same options as the shards (grid, "
                 f"split, {param('device')}, {param('precision')}, ...)")
-    _probe_writable(out.parent)
+    check_writable(out, make_parents=True)
     outcome = SurfaceOutcome(out, store.root, plan.n_chunks)
     return _finish(store, plan, grid, fingerprint_of(identity), out, options, outcome)
 

@@ -8,8 +8,8 @@ chunks that shard jobs left.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
+from ..atomic import check_writable
 from ..engine import resolve_device
 from .compute import ResumeOptions, SurfaceOutcome, evaluate_surface, merge_surface, plan_for
 from .distribute import Comm, DistEnv, LocalComm, TorchComm
@@ -33,14 +33,16 @@ class SurfaceJob:
         from ..directions import Directions
         from ..engine import EvalConfig
         from ..rundir import RunDir
-        from .fingerprint import surface_identity, tensor_digest
+        from ..checkpoints import state_digest, tensor_digest
+        from .fingerprint import surface_identity
 
         run = RunDir(request.run)
         info = run.read_run()
         directions = Directions.load(request.directions)
+        run.check_directions(directions)
         grid = request.grid or default_grid(run, directions, request.epoch)
         check_grid(directions, grid)
-        self.out = Path(request.out) if request.out else run.surface(directions.kind)
+        self.out = check_writable(request.out or run.surface(directions.kind), make_parents=evaluates)
         cfg = info["config"]
         config = request.eval or EvalConfig()
         device = resolve_device(config.device, local_rank=env.local_rank, distributed=env.world_size > 1,
@@ -56,7 +58,8 @@ class SurfaceJob:
         chosen = {"train": [dataset.train], "test": [dataset.test], "both": [dataset.train, dataset.test]}[request.split]
         plan = plan_for(grid, chunk_size)
         self.identity = surface_identity(
-            directions_file=request.directions, checkpoint_file=run.checkpoint(self.epoch), model=cfg["model"],
+            directions_digest=directions.digest(), centre_digest=state_digest(self.model.state_dict()),
+            model=cfg["model"],
             dataset={"name": cfg["dataset"], "data_root": cfg.get("data_root"), "seed": cfg.get("seed", 0)},
             split=request.split, data_digest=tensor_digest(*(t for s in chosen for t in (s.inputs, s.targets))),
             grid=grid, chunk_size=plan.chunk_size, eval_config=self.config)
@@ -108,4 +111,4 @@ def compute_surface(request: SurfaceRequest, options: ResumeOptions = ResumeOpti
 def merge_shards(request: SurfaceRequest, options: ResumeOptions = ResumeOptions()) -> SurfaceOutcome:
     """Assemble the ``.vts`` of ``request`` from the chunks its shard jobs left."""
     job = SurfaceJob(request, chunk_size=options.chunk_size, evaluates=False)
-    return merge_surface(job.grid, job.out, identity=job.identity, options=options)
+    return merge_surface(job.grid, job.out, identity=job.identity, options=options, meta=job.meta)

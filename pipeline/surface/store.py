@@ -18,7 +18,6 @@ a chunk of another configuration or of other points is reported as :class:`Corru
 from __future__ import annotations
 
 import datetime as _dt
-import errno
 import hashlib
 import io
 import json
@@ -26,20 +25,20 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from ..atomic import write_bytes
 from ..errors import LossvistaError, param
 from .plan import ChunkPlan
 
 log = logging.getLogger(__name__)
 
 __all__ = ["ChunkStore", "MemoryStore", "ChunkData", "CorruptChunkError", "ConfigMismatchError", "parts_dir",
-           "fingerprint_of", "write_atomic", "chunk_payload", "ARRAYS", "TEST_ARRAYS"]
+           "fingerprint_of", "chunk_payload", "ARRAYS", "TEST_ARRAYS"]
 
 MAGIC = b"LOSSCAPE-CHUNK 1\n"
 MANIFEST_FORMAT = 1
@@ -91,71 +90,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path: Path, data: bytes, *, exclusive: bool = False) -> bool:
-    """Write ``data`` to a temp file beside ``path``, fsync, then rename (or link) it into place.
-
-    ``exclusive``: publish with ``os.link`` so an existing ``path`` is never replaced; returns
-    False when ``path`` already existed. A failed write removes the temp file.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-            except OSError as exc:
-                if exc.errno not in _NO_HARDLINKS:
-                    raise
-                return _create_exclusive(path, data)  # a filesystem without hard links
-            finally:
-                os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-        _fsync_dir(path.parent)
-        return True
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-_NO_HARDLINKS = {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS, errno.EMLINK}
-
-
-def _create_exclusive(path: Path, data: bytes) -> bool:
-    """``O_CREAT | O_EXCL`` write (not atomic: a crash mid-write leaves a file that reads as damaged)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return True
-
-
 class ChunkStore:
     """The work directory of one surface (see the module docstring for the layout)."""
 
@@ -175,19 +109,39 @@ class ChunkStore:
 
     # -- manifest ------------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any] | None:
-        """The manifest, or None when the directory has none. A damaged manifest is an error."""
+        """The manifest, or None when the directory has none. A damaged manifest is an error
+        (:meth:`open` and :meth:`repair_manifest` rebuild it)."""
         try:
             text = self.manifest_path.read_text()
         except FileNotFoundError:
             return None
-        try:
-            manifest = json.loads(text)
-            if not isinstance(manifest, dict) or "fingerprint" not in manifest or "plan" not in manifest:
-                raise ValueError("missing keys")
-        except (json.JSONDecodeError, ValueError) as exc:
-            raise LossvistaError(f"{self.manifest_path} is damaged ({exc}); pass {param('restart')} to discard "
-                                 f"{self.root} and start over") from None
+        manifest = _parse_manifest(text)
+        if manifest is None:
+            raise ManifestDamagedError(f"{self.manifest_path} is damaged")
         return manifest
+
+    def repair_manifest(self, identity: Mapping[str, Any], plan: ChunkPlan, meta: Mapping[str, Any] | None = None
+                        ) -> dict[str, Any] | None:
+        """A damaged manifest rewritten for ``identity`` (None when there is none, or it is intact).
+
+        Nothing is lost: every chunk carries its configuration's fingerprint in its checksummed
+        header, so the chunks of ``identity`` are used again and any other is moved aside by
+        :meth:`scan`, never deleted.
+        """
+        try:
+            self.read_manifest()
+            return None
+        except ManifestDamagedError:
+            pass
+        log.warning("%s is damaged; rebuilt for this configuration from the checksummed chunks", self.manifest_path)
+        manifest = self._new_manifest(identity, plan, meta)
+        write_bytes(self.manifest_path, _manifest_text(manifest))
+        return manifest
+
+    def _new_manifest(self, identity: Mapping[str, Any], plan: ChunkPlan, meta: Mapping[str, Any] | None
+                      ) -> dict[str, Any]:
+        return {"format": MANIFEST_FORMAT, "fingerprint": fingerprint_of(identity), "identity": dict(identity),
+                "plan": plan.to_dict(), "meta": dict(meta or {}), "created": _now()}
 
     def open(self, identity: Mapping[str, Any], plan: ChunkPlan, meta: Mapping[str, Any] | None = None, *,
              restart: bool = False) -> dict[str, Any]:
@@ -201,11 +155,12 @@ class ChunkStore:
             log.info("discarding %s (restart)", self.root)
             self.remove()
         self.root.mkdir(parents=True, exist_ok=True)
-        manifest = {"format": MANIFEST_FORMAT, "fingerprint": fingerprint_of(identity), "identity": dict(identity),
-                    "plan": plan.to_dict(), "meta": dict(meta or {}), "created": _now()}
-        text = json.dumps(manifest, indent=2, sort_keys=True, allow_nan=True, default=str) + "\n"
-        if write_atomic(self.manifest_path, text.encode(), exclusive=True):
+        manifest = self._new_manifest(identity, plan, meta)
+        if write_bytes(self.manifest_path, _manifest_text(manifest), exclusive=True):
             return manifest
+        repaired = self.repair_manifest(identity, plan, meta)
+        if repaired is not None:
+            return repaired
         existing = self.read_manifest()
         if existing is None:  # removed between our link attempt and the read (a concurrent restart)
             raise LossvistaError(f"{self.manifest_path} vanished while opening {self.root}; rerun the command")
@@ -237,7 +192,7 @@ class ChunkStore:
         header = {"chunk": c, "start": start, "stop": stop, "fingerprint": fingerprint, "nbytes": len(body),
                   "sha256": hashlib.sha256(body).hexdigest(), "arrays": sorted(payload), "info": dict(info or {})}
         path = self.chunk_path(c)
-        write_atomic(path, MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + body)
+        write_bytes(path, MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n" + body)
         return path
 
     def read_chunk(self, c: int, plan: ChunkPlan, fingerprint: str) -> ChunkData:
@@ -314,6 +269,23 @@ class ChunkStore:
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=False)
+
+
+class ManifestDamagedError(LossvistaError):
+    """The manifest cannot be parsed (a crash while it was replaced by another tool, a bit flip)."""
+
+
+def _parse_manifest(text: str) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    ok = isinstance(manifest, dict) and "fingerprint" in manifest and "plan" in manifest
+    return manifest if ok else None
+
+
+def _manifest_text(manifest: Mapping[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, sort_keys=True, allow_nan=True, default=str) + "\n").encode()
 
 
 def chunk_payload(start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

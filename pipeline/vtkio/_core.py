@@ -22,7 +22,7 @@ from vtkmodules.vtkIOXML import (
 )
 
 from .. import software_versions
-from ..atomic import atomic_path
+from ..atomic import atomic_path, write_failure
 from ..errors import LossvistaError
 from ..datamodel import FORMAT_VERSION
 
@@ -160,13 +160,27 @@ class _ErrorCatcher:
         obj.AddObserver(vtkCommand.ErrorEvent, on_error)
 
 
-def _run_writer(writer) -> None:
-    """Run a configured VTK XML writer; raise on failure. Tests replace this to simulate crashes."""
+def _run_writer(writer, target: Path | None = None) -> None:
+    """Run a configured VTK XML writer; raise a one-line error naming ``target`` and the cause.
+
+    VTK's own error log (the writer's and its pipeline executive's, several lines each) is kept
+    off stderr while the writer runs: its messages are collected and the cause reported once.
+    Tests replace this function to simulate crashes.
+    """
+    from vtkmodules.vtkCommonCore import vtkLogger, vtkObject
+
     errors = _ErrorCatcher(writer)
-    ok = writer.Write()
+    shown, verbosity = vtkObject.GetGlobalWarningDisplay(), vtkLogger.GetCurrentVerbosityCutoff()
+    vtkObject.GlobalWarningDisplayOff()
+    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_OFF)
+    try:
+        ok = writer.Write()
+    finally:
+        vtkObject.SetGlobalWarningDisplay(shown)
+        vtkLogger.SetStderrVerbosity(verbosity)
     if ok != 1 or errors.messages:
-        detail = "; ".join(errors.messages) or "writer returned failure"
-        raise LossvistaError(f"VTK could not write {writer.GetFileName()!r}: {detail}")
+        detail = "; ".join(dict.fromkeys(errors.messages)) or "the VTK writer failed"
+        raise write_failure(target or Path(writer.GetFileName()), RuntimeError(detail))
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
@@ -185,7 +199,7 @@ def _write_xml(writer_cls, data: vtkDataObject, path: Path) -> Path:
         writer.SetDataModeToAppended()
         writer.EncodeAppendedDataOff()  # raw binary: smaller and faster than base64
         writer.SetCompressorTypeToZLib()
-        _run_writer(writer)
+        _run_writer(writer, path)
 
     return _atomic_write(path, write)
 

@@ -109,7 +109,11 @@ def export_mesh(
     hz = h.ravel()[point_ids]
     if scale is None:  # the height range as tall as the larger side of the plane
         scale = geometry.relief_scale(hz, (np.ptp(surface.grid.xs), np.ptp(surface.grid.ys)), 1.0, size="larger")
-    xyz = np.stack([a.ravel()[point_ids], b.ravel()[point_ids], scale * hz], axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):
+        xyz = np.stack([a.ravel()[point_ids], b.ravel()[point_ids], scale * hz], axis=1)
+    if not np.isfinite(xyz).all():
+        raise ParameterError(f"{param('scale')} {scale:g} makes the heights overflow (they must be finite); choose a "
+                             f"smaller one")
 
     import meshio  # not in ParaView's Python; only export needs it
 
@@ -137,6 +141,8 @@ def export_file(source: str | os.PathLike, format: str, *, out: str | os.PathLik
     if fmt not in EXPORT_FORMATS:
         raise ParameterError(f"{param('format')} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
     out = Path(out) if out else src.with_suffix(f".{fmt}")
+    if out.suffix.lower() != f".{fmt}":
+        raise ParameterError(f"{param('out')} must end in .{fmt} for {param('format')} {fmt}; got {str(out)!r}")
     if out.resolve() == src.resolve():
         raise ParameterError(f"{param('out')} must differ from the input file; got {str(out)!r}")
     return export_mesh(read_surface(src), out, fmt, array=array, scale=scale, log=log)
