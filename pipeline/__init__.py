@@ -4,7 +4,7 @@ The import package is ``pipeline``. Importing it loads nothing heavy (no torch, 
 matplotlib), so ParaView's own Python can use its numpy-only parts. The common names are
 available here and imported on first use::
 
-    from pipeline import Grid, RunDir, evaluate, random_directions
+    from pipeline import Grid, Run, evaluate, random_directions
 
 Where each concept lives: docs/architecture.md.
 """
@@ -18,7 +18,9 @@ __version__ = "0.2.0"
 # public name -> module that defines it (imported on first access)
 _API = {
     "Grid": "datamodel", "Surface": "datamodel", "Trajectory": "datamodel",
-    "RunDir": "rundir",
+    "RunDir": "rundir", "Run": "run",
+    "LossSpec": "objective",
+    "Recorder": "recorder", "ImportConfig": "importer", "import_run": "importer",
     "EvalConfig": "engine", "evaluate_points": "engine",
     "evaluate": "surface", "SurfaceRequest": "surface", "compute_surface": "surface",
     "Directions": "directions", "random_directions": "directions", "pca_directions": "directions",

@@ -19,7 +19,8 @@ from torch import nn
 from .atomic import atomic_path
 from .errors import CheckpointError
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_state_into", "mismatch", "tensor_digest", "state_digest"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_state_into", "mismatch", "tensor_digest", "state_digest",
+           "read_state", "STATE_KEYS"]
 
 
 def tensor_digest(*tensors: Any) -> str:
@@ -122,3 +123,85 @@ def load_state_into(model: nn.Module, state: Any, source: str = "checkpoint") ->
         raise CheckpointError(f"{source} does not fit the model {type(model).__name__}: {problem}")
     model.load_state_dict(state)
     return model
+
+
+# the user's checkpoint files ---------------------------------------------------------------------
+
+STATE_KEYS = ("state_dict", "model_state_dict", "model", "net")  # where training loops keep the weights
+
+
+def _is_state(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+
+
+def read_state(path: str | os.PathLike, *, key: str | None = None, strip_prefix: str | None = None
+               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights in a checkpoint as a training loop saved it, and what it says of itself.
+
+    Parameters
+    ----------
+    path : a ``.pt``/``.pth``/``.ckpt``/``.bin`` file (read with ``weights_only=True``) or a
+        ``.safetensors`` file.
+    key : str, optional
+        The entry holding the state_dict; default: the file itself when it is one, else the first
+        of ``state_dict``, ``model_state_dict``, ``model``, ``net`` that holds one.
+    strip_prefix : str, optional
+        Keep the tensors whose names start with it, without it (Lightning's ``model.``). The
+        ``module.`` prefix that DataParallel and DistributedDataParallel add to every name is
+        always removed.
+
+    Returns
+    -------
+    ``(state, info)``: tensors on the CPU, and ``info`` with the file's ``epoch`` and ``step``
+    entries when it has them (integers).
+    """
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        obj = _read_safetensors(path)
+    else:
+        obj = load_checkpoint(path)
+    info = {k: int(obj[k]) for k in ("epoch", "step", "global_step")
+            if isinstance(obj, Mapping) and isinstance(obj.get(k), int) and not isinstance(obj.get(k), bool)}
+    if "global_step" in info:
+        info.setdefault("step", info.pop("global_step"))
+    if key is not None:
+        if not isinstance(obj, Mapping) or key not in obj:
+            keys = sorted(map(str, obj)) if isinstance(obj, Mapping) else []
+            raise CheckpointError(f"checkpoint {path} has no entry {key!r}; its entries: {', '.join(keys) or 'none'}")
+        state = obj[key]
+        if not _is_state(state):
+            raise CheckpointError(f"checkpoint {path}: the entry {key!r} is not a state_dict of tensors")
+    elif _is_state(obj):
+        state = obj
+    else:
+        found = [k for k in STATE_KEYS if isinstance(obj, Mapping) and _is_state(obj.get(k))]
+        if not found:
+            keys = sorted(map(str, obj)) if isinstance(obj, Mapping) else [type(obj).__name__]
+            raise CheckpointError(f"checkpoint {path} holds no state_dict under {', '.join(map(repr, STATE_KEYS))}; "
+                                  f"its entries: {', '.join(keys[:12])}{', ...' if len(keys) > 12 else ''} (name "
+                                  f"the one with the weights with key)")
+        state = obj[found[0]]
+    state = dict(state)
+    if strip_prefix:
+        kept = {k[len(strip_prefix):]: v for k, v in state.items() if k.startswith(strip_prefix)}
+        if not kept:
+            raise CheckpointError(f"checkpoint {path}: no tensor name starts with {strip_prefix!r} (e.g. "
+                                  f"{next(iter(state))!r})")
+        state = kept
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    return {k: v.detach().cpu() for k, v in state.items()}, info
+
+
+def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"checkpoint {path} is not a readable .safetensors file ({first})") from None

@@ -173,20 +173,22 @@ class Surface:
     loss : (nx, ny) float64
         Mean loss over the evaluated split. Non-finite where the loss was NaN/inf; where
         ``bounded`` is set it is a lower bound (the evaluation stopped above a cap).
-    accuracy : (nx, ny) float64 in [0, 1]
+    accuracy : (nx, ny) float64 in [0, 1], or None
+        For class outputs (:mod:`pipeline.objective`); None for a regression's loss.
     test_loss, test_accuracy : (nx, ny) float64 or None
         Present when both splits were evaluated.
     bounded : (nx, ny) bool
         True where the loss is only known to be ``>= cap`` (early exit).
     meta : dict
-        JSON-serialisable metadata written to the file's ``losscape_meta`` field data.
+        JSON-serialisable metadata written to the file's ``losscape_meta`` field data; the
+        loss's name is ``meta["loss_name"]`` (``loss_label`` gives it, "loss" when unknown).
     extra : dict of name -> (nx, ny) arrays
-        Further point arrays (e.g. ``basin`` after analysis).
+        Further point arrays (the user's metrics, ``basin`` after analysis).
     """
 
     grid: Grid
     loss: np.ndarray
-    accuracy: np.ndarray
+    accuracy: np.ndarray | None = None
     test_loss: np.ndarray | None = None
     test_accuracy: np.ndarray | None = None
     bounded: np.ndarray | None = None
@@ -233,6 +235,12 @@ class Surface:
             raise ValueError(f"array must be one of {', '.join(map(repr, self.names()))}; got {name!r}")
         raw = getattr(self, name) if name in STANDARD_ARRAYS else self.extra[name]
         return usable_mask(name, raw, self.bounded)
+
+    @property
+    def loss_label(self) -> str:
+        """The loss's real name for labels (``cross_entropy``, ``mse``, ``mymod:loss``); "loss" when unknown."""
+        name = self.meta.get("loss_name")
+        return str(name) if name else "loss"
 
     @property
     def valid(self) -> np.ndarray:

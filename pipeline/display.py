@@ -4,8 +4,9 @@ One module for the quick looks (:mod:`pipeline.render`), the pvbatch driver, the
 state builder (``states/build_states.py``) and the plugin (``paraview_plugins/``):
 
 - the cap of divergent losses (:func:`default_cap`, the only definition): ``cap_factor x
-  max(centre value, floor)``, the floor being ``ln(num_classes)`` from the metadata (the loss of
-  a uniform guess) so that a trained model's tiny centre loss does not grey out the plane;
+  max(centre value, floor)``, the floor being the loss of a guess that knows nothing
+  (:func:`chance_loss`: ``ln(num_classes)`` for classes, the best constant's loss for a
+  regression) so that a trained model's tiny centre loss does not grey out the plane;
 - thresholds (blank, clamp, log10) and contour levels (linear or log-spaced);
 - colours (the path, the divergent grey, one colour per critical-point type) and the lists of
   views and planes.
@@ -81,7 +82,12 @@ def num_classes(meta: Mapping[str, Any]) -> int | None:
 
 
 def chance_loss(meta: Mapping[str, Any], default: float = 1.0) -> float:
-    """``ln(num_classes)``, the cross-entropy of a uniform guess, from the metadata; ``default`` when unknown."""
+    """The loss of a guess that knows nothing, from the metadata: ``baseline_loss`` (the loss of
+    the best constant prediction, recorded for regression losses), else ``ln(num_classes)`` (the
+    cross-entropy of a uniform guess), else ``default``."""
+    base = find_meta(meta, "baseline_loss")
+    if isinstance(base, (int, float)) and not isinstance(base, bool) and math.isfinite(base) and base > 0:
+        return float(base)
     c = num_classes(meta)
     return math.log(c) if c else float(default)
 

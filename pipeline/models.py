@@ -16,14 +16,16 @@ resnet50, vgg11        3x32x32      torchvision's models adapted to 32x32 inputs
 """
 from __future__ import annotations
 
-import importlib
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .errors import ParameterError, param
 
 __all__ = ["MODELS", "build_model", "model_names", "count_parameters"]
 
@@ -193,26 +195,23 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def build_model(name: str, num_classes: int = 10, in_channels: int | None = None) -> nn.Module:
+def build_model(name: str, num_classes: int | None = 10, in_channels: int | None = None, *,
+                search: Sequence[str] = ()) -> nn.Module:
     """Build a model by registry name or ``"package.module:factory"``.
 
-    A user factory is called with ``num_classes`` (and ``in_channels``) when its signature
-    accepts them, and must return an ``nn.Module``.
+    A user factory (a class or a function; its module imported from ``search`` first) is called
+    with ``num_classes`` (and ``in_channels``) when its signature accepts them and they are
+    known, and must return an ``nn.Module``.
     """
+    from .usercode import is_spec, load_callable
+
     if name in MODELS:
         spec = MODELS[name]
-        return spec.factory(num_classes=num_classes, in_channels=in_channels or spec.input_shape[0])
-    if ":" not in name:
-        raise ValueError(f"model must be one of {', '.join(map(repr, MODELS))} or 'package.module:factory'; "
-                         f"got {name!r}")
-    module_name, _, attr = name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"model {name!r}: cannot import module {module_name!r} ({exc})") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise ValueError(f"model {name!r}: module {module_name!r} has no callable {attr!r}")
+        return spec.factory(num_classes=num_classes or 10, in_channels=in_channels or spec.input_shape[0])
+    if not is_spec(name):
+        raise ParameterError(f"{param('model')} must be one of {', '.join(map(repr, MODELS))} or "
+                             f"'package.module:factory'; got {name!r}")
+    factory = load_callable(name, search=search, name="model")
     kwargs = {"num_classes": num_classes, "in_channels": in_channels}
     try:
         params = inspect.signature(factory).parameters
@@ -224,8 +223,9 @@ def build_model(name: str, num_classes: int = 10, in_channels: int | None = None
         model = factory(**kwargs)
     except Exception as exc:  # the user's code: its failure is reported in one line, with its own words
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise ValueError(f"model {name!r}: the factory raised {type(exc).__name__}"
-                         + (f": {first}" if first else "")) from None
+        raise ParameterError(f"{param('model')} {name!r}: the factory raised {type(exc).__name__}"
+                             + (f": {first}" if first else "")) from None
     if not isinstance(model, nn.Module):
-        raise ValueError(f"model {name!r}: the factory returned {type(model).__name__}, not a torch.nn.Module")
+        raise ParameterError(f"{param('model')} {name!r}: the factory returned {type(model).__name__}, not a "
+                             f"torch.nn.Module")
     return model

@@ -14,7 +14,7 @@ A run directory ``runs/NAME/`` holds::
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
 
 Standard library only (no torch): the analysis, the pictures and ParaView's own Python use it.
-Only :meth:`RunDir.build_model` imports torch, when called.
+What a run's files mean (its model, data and loss) is :class:`pipeline.run.Run`'s business.
 """
 from __future__ import annotations
 
@@ -179,25 +179,6 @@ class RunDir:
         path = self.checkpoint(epoch)
         directions.check_centre(load_checkpoint(path), str(path))
 
-    def build_model(self, epoch: int | None = None, device: Any = "cpu") -> tuple[Any, int]:
-        """The run's model with the weights of ``epoch`` (default: the last), in eval mode."""
-        from .checkpoints import load_checkpoint, load_state_into
-        from .models import build_model
-
-        info = self.read_run()
-        epochs = self.epochs()
-        if not epochs:
-            raise LossvistaError(f"{self.checkpoints_dir} holds no epoch_*.pt checkpoints")
-        epoch = epochs[-1] if epoch is None else epoch
-        if epoch not in epochs:
-            raise LossvistaError(f"epoch must be one of the epochs {self.epochs_text()} present in "
-                                 f"{self.checkpoints_dir}; got {epoch}")
-        model = build_model(info["config"]["model"], num_classes=info["num_classes"],
-                            in_channels=info["input_shape"][0])
-        path = self.checkpoint(epoch)
-        load_state_into(model, load_checkpoint(path, map_location=device), source=str(path))
-        return model.to(device).eval(), epoch
-
 
 def ranges(ids: list[int], limit: int = 8, sep: str = "-") -> str:
     """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"`` (at most ``limit`` pieces)."""
@@ -222,13 +203,16 @@ def _run_info_problem(info: Any) -> str | None:
     for key in ("model", "dataset"):
         if not isinstance(config.get(key), str) or not config.get(key):
             return f"config.{key} must be a non-empty string; got {config.get(key)!r}"
-    n = info.get("num_classes")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    n = info.get("num_classes")  # null for a run imported from the user's training
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         return f"num_classes must be a positive integer; got {n!r}"
     shape = info.get("input_shape")
-    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and not isinstance(d, bool) and d > 0
-                                                      for d in shape)):
+    if shape is not None and not (isinstance(shape, list) and shape and all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)):
         return f"input_shape must be a list of positive integers; got {shape!r}"
+    for key in ("search",):
+        if info.get(key) is not None and not (isinstance(info[key], list) and all(isinstance(p, str) for p in info[key])):
+            return f"{key} must be a list of folders; got {info[key]!r}"
     return None
 
 

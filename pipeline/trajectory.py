@@ -30,7 +30,6 @@ from torch import nn
 
 from .checkpoints import load_state_into
 from .datamodel import Grid
-from .data import Split
 from .directions.base import Directions, StateLike, StateSource, in_space, tensor_roles
 from .directions.stream import DEFAULT_MEMORY_BUDGET, plan_chunks, stream_differences, unique_sources
 from .errors import CheckpointError
@@ -45,17 +44,8 @@ __all__ = ["project_trajectory", "pca_grid"]
 _META_KEYS = ("kind", "norm", "ignore", "dir_type", "seed", "explained_variance", "centre", "centre_epoch", "model")
 
 
-def _as_split(data: Any) -> Split:
-    if isinstance(data, Split):
-        return data
-    if isinstance(data, (tuple, list)) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
-        return Split(data[0], data[1])
-    raise ValueError(f"data must be a pipeline.data.Split or an (inputs, targets) pair of tensors; "
-                     f"got {type(data).__name__}")
-
-
 def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions, centre_state: StateLike, *,
-                       model: nn.Module | None = None, data: Split | tuple[torch.Tensor, torch.Tensor] | None = None,
+                       model: nn.Module | None = None, data: Any = None, loss: Any = None, config: Any = None,
                        memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Trajectory:
     """Project checkpoints onto the plane ``centre + a x + b y``.
 
@@ -69,11 +59,16 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
         1D (then every ``b`` is 0) or 2D; must fit the centre's keys and shapes.
     centre_state : path or state_dict
         The weights at (0, 0), normally the final checkpoint (``directions.meta['centre']``).
-    model, data : nn.Module and Split or (inputs, targets), optional
-        Both or neither. When given, ``loss`` is each checkpoint's own mean cross-entropy on
-        ``data`` and ``surface_loss`` the loss at ``centre + a x + b y``, both by
-        :func:`pipeline.train.eval_loss_accuracy` on a copy of ``model`` (eval mode, on the
-        model's device; ``model`` itself is not modified). Otherwise both are NaN.
+    model, data : nn.Module and data, optional
+        Both or neither. When given, ``loss`` is each checkpoint's own loss on ``data`` and
+        ``surface_loss`` the loss at ``centre + a x + b y``, both by the engine that evaluates
+        surfaces (:func:`pipeline.engine.evaluate_points`, so a warped path lies on the warped
+        surface), on a copy of ``model`` (eval mode; ``model`` itself is not modified).
+        ``data``: any form the engine takes (tensors, a Dataset, a DataLoader, ...). Otherwise
+        both are NaN.
+    loss : LossSpec, a loss name or ``"module:function"``, default cross-entropy
+    config : EvalConfig, optional
+        The engine's settings (device, subset, ...); default: the engine's defaults.
     memory_budget : int, bytes, default 64 MiB
         Working memory of one streamed chunk.
 
@@ -88,7 +83,10 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
     """
     if (model is None) != (data is None):
         raise ValueError("model and data must be given together (to evaluate loss and surface_loss) or not at all")
-    split = _as_split(data) if data is not None else None
+    if data is not None:
+        from .engine.batches import as_eval_data
+
+        data = as_eval_data(data)  # a form the engine cannot read is refused before any work
     if not isinstance(directions, Directions):
         raise ValueError(f"directions must be a pipeline.directions.Directions; got {type(directions).__name__}")
     if isinstance(checkpoints, (str, bytes)) or not isinstance(checkpoints, Sequence) or not checkpoints:
@@ -159,37 +157,45 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
         log.warning("%d checkpoint(s) hold NaN or inf weights (%s): their positions on the plane are NaN",
                     int(nonfinite.sum()), ", ".join(sources[k].label for k in np.flatnonzero(nonfinite)[:3])
                     + (", ..." if nonfinite.sum() > 3 else ""))
-    loss = np.full(E, np.nan)
+    own_loss = np.full(E, np.nan)
     surface_loss = np.full(E, np.nan)
     if model is not None:
-        loss, surface_loss = _evaluate(sources, centre, directions, coords, model, split)
+        own_loss, surface_loss = _evaluate(sources, centre, directions, coords, model, data, loss, config)
 
     order = np.argsort(np.asarray(epochs), kind="stable")
     meta = {k: directions.meta.get(k) for k in _META_KEYS if k in directions.meta}
     meta.update({"ndim": directions.ndim, "direction_cosine": cos, "num_checkpoints": E,
                  "loss_evaluated": model is not None, "projection": "least squares in the direction basis"})
-    return Trajectory(coords=coords[order], epoch=np.asarray(epochs)[order], loss=loss[order],
+    return Trajectory(coords=coords[order], epoch=np.asarray(epochs)[order], loss=own_loss[order],
                       surface_loss=surface_loss[order], residual=residual[order], meta=meta)
 
 
 def _evaluate(sources: Sequence[StateSource], centre: dict[str, torch.Tensor], directions: Directions,
-              coords: np.ndarray, model: nn.Module, split: Split) -> tuple[np.ndarray, np.ndarray]:
-    """Each checkpoint's own loss and the loss at its projected point, on ``split``."""
-    from .train import eval_loss_accuracy
+              coords: np.ndarray, model: nn.Module, data: Any, loss: Any, config: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Each checkpoint's own loss and the loss at its projected point, by the engine."""
+    from .engine import EvalConfig, evaluate_points
+    from .engine.batches import as_eval_data
+    from .engine.points import as_objective
 
+    config = config or EvalConfig(device=str(next(model.parameters()).device))
+    objective = as_objective(loss)
+    data = as_eval_data(data)
     net = copy.deepcopy(model).eval()
-    loss = np.full(len(sources), np.nan)
-    surface_loss = np.full(len(sources), np.nan)
-    with progress_bar(total=2 * len(sources), desc="trajectory", unit="eval") as bar:
+    still = Directions({k: torch.zeros_like(v) for k, v in centre.items()}, None, {"kind": "none"})
+    own = np.full(len(sources), np.nan)
+    with progress_bar(total=len(sources) + 1, desc="trajectory", unit="eval") as bar:
         for e, src in enumerate(sources):
             load_state_into(net, src.open(), source=src.label)
-            loss[e] = eval_loss_accuracy(net, split)[0]
+            own[e] = evaluate_points(net, still, [[0.0, 0.0]], data, config, loss=objective, progress=False).loss[0]
             bar.update(1)
-            a, b = float(coords[e, 0]), float(coords[e, 1])
-            load_state_into(net, directions.point(centre, a, b), source="the projected point")
-            surface_loss[e] = eval_loss_accuracy(net, split)[0]
-            bar.update(1)
-    return loss, surface_loss
+        load_state_into(net, centre, source="the centre weights")
+        finite = np.isfinite(coords).all(axis=1)
+        surface_loss = np.full(len(sources), np.nan)
+        if finite.any():
+            surface_loss[finite] = evaluate_points(net, directions, coords[finite], data, config, loss=objective,
+                                                   progress=False).loss
+        bar.update(1)
+    return own, surface_loss
 
 
 # --------------------------------------------------------------------------------------------

@@ -76,20 +76,18 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
     Returns ``(directions, path)``.
     """
     from .directions import interpolation_direction, pca_directions, random_directions
-    from .models import build_model
+    from .run import Run
 
     if kind not in DIRECTION_KINDS:
         raise ParameterError(f"{param('kind')} must be one of {', '.join(map(repr, DIRECTION_KINDS))}; got {kind!r}")
-    info = run.read_run()
+    opened = Run(run)
     epochs = _epochs(run)
-    model_name = info["config"]["model"]
+    model_name = opened.model_name
     ignore = ignore or "biasbn"
-
-    def skeleton():
-        return build_model(model_name, num_classes=info["num_classes"], in_channels=info["input_shape"][0])
+    skeleton = opened.skeleton
 
     if kind == "random":
-        model, centre = run.build_model(_epoch(run, epoch, "epoch", epochs[-1]))
+        model, centre = opened.build_model(_epoch(run, epoch, "epoch", epochs[-1]))
         d = random_directions(model, norm=norm or "filter", ignore=ignore, dir_type=dir_type or "weights",
                               seed=seed, ndim=ndim, centre=run.checkpoint(centre), model_name=model_name)
     elif kind == "pca":
@@ -121,9 +119,9 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
     seeded subset of ``max_samples``). Returns ``(trajectory, path)``.
     """
     from .atomic import check_writable
-    from .data import load_dataset
     from .directions import Directions
-    from .engine import resolve_device
+    from .engine import EvalConfig, resolve_device
+    from .run import Run
     from .trajectory import project_trajectory
     from .vtkio import write_trajectory
 
@@ -132,7 +130,7 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
     if max_samples is not None and max_samples < 1:
         raise ParameterError(f"{param('max_samples')} must be a positive integer; got {max_samples}")
     directions = Directions.load(directions_file)
-    info = run.read_run()
+    opened = Run(run)
     run.check_directions(directions)
     out = check_writable(out or run.trajectory(directions.kind), make_parents=True)  # before the evaluations
     epochs = _epochs(run)
@@ -140,21 +138,21 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
     centre = epochs[-1] if centre is None else centre
     if centre not in epochs:
         source = param("epoch") if epoch is not None else "from the directions"
-        raise LossvistaError(f"centre epoch {centre} ({source}) is not among the epochs {epochs[0]}..{epochs[-1]} "
+        raise LossvistaError(f"centre epoch {centre} ({source}) is not among the epochs {run.epochs_text()} "
                              f"in {run.checkpoints_dir}")
-    model = data = None
+    model = data = config = None
     if with_loss:
         dev = resolve_device(device)
-        cfg = info["config"]
-        dataset = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
-        data = dataset.split(split).subset(max_samples, seed=sample_seed)
-        model, _ = run.build_model(centre, device=dev)
+        data = opened.data(split).subset(max_samples, seed=sample_seed)
+        model, _ = opened.build_model(centre, device=dev)
+        config = EvalConfig(device=str(dev))
     _warn_gaps(run, "the path")
-    traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=data)
+    traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=data,
+                              loss=opened.loss(), config=config)
     traj.meta.update({"run": str(run.root), "split": split if with_loss else None,
-                      "num_samples": None if data is None else len(data), "max_samples": max_samples,
+                      "num_samples": None if data is None else data.n, "max_samples": max_samples,
                       "sample_seed": sample_seed, "directions_file": str(directions_file),
-                      "dataset": info["config"]["dataset"]})
+                      "dataset": opened.dataset_name, "loss_name": opened.loss().label, "unit": opened.unit})
     return traj, write_trajectory(out, traj)
 
 
@@ -254,12 +252,16 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
                  notice: Notice | None = None) -> RunResult:
     """Train (or resume), then for each plane: directions, trajectory, surface, analysis; then pictures.
 
+    A run recorded from the user's own training (``lossvista import``, :class:`~pipeline.Recorder`)
+    is not trained: its checkpoints are already there.
+
     Every stage writes its files into ``out`` atomically; the surfaces are resumable (rerunning
     after an interruption continues where it stopped). ``notice`` receives user-facing notices
     (e.g. the fallback to pyvista when ParaView is missing).
     """
     from .analyze import analyze_file
     from .engine import EvalConfig
+    from .run import Run
     from .surface import ResumeOptions, SurfaceRequest, compute_surface
     from .train import train
 
@@ -273,8 +275,11 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
         result.seconds[name] = round(result.seconds.get(name, 0.0) + now - clock, 2)
         clock = now
 
-    info = train(cfg.train, run.root, restart=options.restart_training, name=cfg.name)
-    result.summary["test_accuracy"] = info["history"][-1]["test_accuracy"]
+    if run.run_json.is_file() and Run(run).imported:  # the user's own training: its checkpoints are there
+        result.summary["imported"] = True
+    else:
+        info = train(cfg.train, run.root, restart=options.restart_training, name=cfg.name)
+        result.summary["test_accuracy"] = info["history"][-1]["test_accuracy"]
     result.files["run"] = [run.run_json, *run.checkpoints()]
     lap("train")
     split = "train" if cfg.split == "both" else cfg.split

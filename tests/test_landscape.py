@@ -371,7 +371,7 @@ def test_bad_coords_and_data(cnn, digits):
         evaluate_points(cnn, d, [[0.0, 0.0]], bad_targets, _cfg(), progress=False)
     with pytest.raises(ValueError, match="same length"):
         evaluate_points(cnn, d, [[0.0, 0.0]], (digits.inputs, digits.targets[:5]), _cfg(), progress=False)
-    with pytest.raises(ValueError, match="Split or an"):
+    with pytest.raises(ValueError, match=r"\(inputs, targets\) tensors, a Dataset, a DataLoader"):
         evaluate_points(cnn, d, [[0.0, 0.0]], digits.inputs, _cfg(), progress=False)
     assert isinstance(evaluate_points(cnn, d, np.zeros((0, 2)), digits, _cfg(), progress=False), PointResult)
 

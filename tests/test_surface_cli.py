@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from pipeline.run import Run
 from pipeline.rundir import RunDir
 from pipeline.directions import Directions, random_directions
 from pipeline.surface import ChunkStore, parts_dir
@@ -128,7 +129,7 @@ def test_values_match_an_independent_plain_loop(setup):
 
     split = load_dataset("digits").train
     for i, j in [(0, 0), (8, 6), (2, 5), (4, 3)]:
-        model, _ = run.build_model()
+        model, _ = Run(run).build_model()
         a, b = ref.xs[i], ref.ys[j]
         with torch.no_grad():
             for k, v in model.state_dict().items():

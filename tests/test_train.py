@@ -4,6 +4,7 @@ import os
 import pytest
 import torch
 
+from pipeline.run import Run
 from pipeline.checkpoints import load_checkpoint
 from pipeline.rundir import RunDir
 from pipeline.config import TrainConfig, load_preset
@@ -33,7 +34,7 @@ def test_digits_preset_reaches_90_percent(tmp_path):
     on_disk = json.loads(run.run_json.read_text())
     assert [h["epoch"] for h in on_disk["history"]] == list(range(cfg.epochs + 1))
     # the last checkpoint is exactly the model whose metrics were recorded
-    model, epoch = run.build_model()
+    model, epoch = Run(run).build_model()
     from pipeline.data import load_dataset
     from pipeline.train import eval_loss_accuracy
     loss, acc = eval_loss_accuracy(model, load_dataset("digits").test)

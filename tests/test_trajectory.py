@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.run import Run
 from pipeline.checkpoints import load_checkpoint, save_checkpoint
 from pipeline.rundir import RunDir
 from pipeline.cli import main
@@ -138,14 +139,14 @@ def test_pca_coordinates_match_sklearn_transform(run):
 
 def test_losses_match_an_independent_loop(run, centre):
     split = load_dataset("digits").test
-    model, _ = run.build_model()
+    model, _ = Run(run).build_model()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     d = random_directions(centre, seed=4)
     on_plane = d.point(centre, 0.1, 0.05)
     paths = run.checkpoints()
     t = project_trajectory([*paths[:2], on_plane], d, paths[-1], model=model, data=(split.inputs, split.targets))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # the model is not modified
-    ref = run.build_model()[0]
+    ref = Run(run).build_model()[0]
     for e, s in enumerate([load_checkpoint(paths[0]), load_checkpoint(paths[1]), on_plane]):
         assert t.loss[e] == pytest.approx(plain_loss(ref, s, split), rel=1e-5)
         a, b = t.coords[e]
@@ -160,7 +161,7 @@ def test_surface_loss_lies_on_the_engines_surface(run, centre):
     from pipeline.engine import evaluate_points
 
     split = load_dataset("digits").train
-    model, _ = run.build_model()
+    model, _ = Run(run).build_model()
     paths = run.checkpoints()
     d = pca_directions(paths)
     t = project_trajectory(paths, d, paths[-1], model=model, data=split)
@@ -190,9 +191,11 @@ def test_bad_inputs(run, centre):
     with pytest.raises(ValueError, match="parallel"):
         project_trajectory(paths, Directions(d.x, {k: -2 * v for k, v in d.x.items()}, d.meta), paths[-1])
     with pytest.raises(ValueError, match="together"):
-        project_trajectory(paths, d, paths[-1], model=run.build_model()[0])
-    with pytest.raises(ValueError, match="Split or an"):
-        project_trajectory(paths, d, paths[-1], model=run.build_model()[0], data=[1, 2, 3])
+        project_trajectory(paths, d, paths[-1], model=Run(run).build_model()[0])
+    with pytest.raises(ValueError, match=r"batches must be \(inputs, targets\) pairs"):
+        project_trajectory(paths, d, paths[-1], model=Run(run).build_model()[0], data=[1, 2, 3])
+    with pytest.raises(ValueError, match=r"\(inputs, targets\) tensors, a Dataset, a DataLoader"):
+        project_trajectory(paths, d, paths[-1], model=Run(run).build_model()[0], data=3.0)
 
 
 # ---------------------------------------------------------------------------------- grid

@@ -13,7 +13,9 @@ def register(sub) -> None:
         "run", help="the whole pipeline: train, directions, surfaces, trajectory, analysis, pictures",
         description="Train the preset's model (or resume it), build random and PCA directions, evaluate both "
         "loss surfaces, project the descent path, find critical points, and render the pictures, all into "
-        "RUN (default runs/<preset>). Rerunning continues where an interrupted run stopped.")
+        "RUN (default runs/<preset>). A RUN recorded from your own training ('lossvista import', "
+        "pipeline.Recorder) is not trained: every stage after training runs on its checkpoints, data and "
+        "loss. Rerunning continues where an interrupted run stopped.")
     add_train_options(p)
     p.add_argument("--out", metavar="RUN", help="run directory (default: runs/<preset>)")
     p.add_argument("--planes", default="random,pca", metavar="LIST",
@@ -60,8 +62,9 @@ def _count(n: int, one: str, many: str) -> str:
 
 def _print_summary(result, seconds: float) -> None:
     err = sys.stderr
-    print(f"\nlossvista run finished in {seconds:.0f} s: {result.root}/  (test accuracy "
-          f"{result.summary['test_accuracy']:.3f})", file=err)
+    acc = result.summary.get("test_accuracy")
+    what = f"test accuracy {acc:.3f}" if acc is not None else "your training's checkpoints"
+    print(f"\nlossvista run finished in {seconds:.0f} s: {result.root}/  ({what})", file=err)
     for plane in ("random", "pca"):
         s = result.summary.get(plane)
         if not s:

@@ -86,6 +86,7 @@ class EvalPlan:
     threads: int  # torch.get_num_threads() on the CPU
     reason: str  # one line: why these values (the heuristic's inputs)
     flops_per_sample: float  # forward FLOPs of one sample (FlopCounterMode; 0 when not counted)
+    loss: str = "cross_entropy"  # the loss's name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,13 +99,14 @@ class PointResult:
     Attributes
     ----------
     loss : (P,) float64
-        Mean cross-entropy (natural log, nats) over the N samples. Non-finite where the model
-        produced NaN/inf (never rewritten). Where ``bounded`` is set it is the lower bound
-        ``S_k / N`` (``S_k``: the sum over the first ``k`` samples when the evaluation stopped),
-        which is ``> cap``; the true mean is at least this.
-    accuracy : (P,) float64 in [0, 1]
-        Fraction of samples whose arg-max logit is the target; over the ``samples`` evaluated
-        when ``bounded``.
+        The loss's mean over the N elements of the split (samples, or tokens:
+        :mod:`pipeline.objective`). Non-finite where the model produced NaN/inf (never
+        rewritten). Where ``bounded`` is set it is the lower bound ``S_k / N`` (``S_k``: the sum
+        over the elements seen when the evaluation stopped), which is ``> cap``; the true mean
+        is at least this.
+    accuracy : (P,) float64 in [0, 1], or None
+        For class outputs: the fraction of predictions that are right (over those seen when
+        ``bounded``); NaN where the loss is not finite. None for other losses.
     bounded : (P,) bool
         True where the evaluation stopped early above ``cap``.
     samples : (P,) int64
@@ -116,15 +118,18 @@ class PointResult:
     notes : list of str
         Fallbacks the call took (e.g. one point per forward because lanes could not be
         verified independent); empty normally.
+    metrics : dict of name -> (P,) float64
+        The user's metrics, averaged like the loss.
     """
 
     loss: np.ndarray
-    accuracy: np.ndarray
+    accuracy: np.ndarray | None
     bounded: np.ndarray
     samples: np.ndarray
     plan: EvalPlan
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.loss)

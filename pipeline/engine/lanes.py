@@ -13,7 +13,6 @@ import pickle
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .plane import Plane
@@ -92,51 +91,71 @@ class _ResidentCopy:
             self.tensors[key].copy_(w[key][0])
 
 
-class LaneRunner:
-    """Forward passes and per-sample losses of a group of points over the data, with early exit.
+class _FunctionalModule:
+    """A stand-in for the model holding one point's weights, for a forward hook when there is no
+    private copy (large models, tied weights): calling it is ``functional_call`` of the model."""
 
-    With ``lanes`` > 1 every forward is vmapped over a canonical number of lanes
+    def __init__(self, model: nn.Module, state: dict[str, torch.Tensor]):
+        self._model, self._state = model, state
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from torch.func import functional_call
+
+        return functional_call(self._model, self._state, args, kwargs)
+
+
+class LaneRunner:
+    """Forwards of a group of points over the data, their sums (:class:`~pipeline.objective.Objective`),
+    with early exit.
+
+    ``data`` is a :class:`~.batches.TensorData` (the engine cuts its batches: :meth:`batches`)
+    or a :class:`~.batches.BatchData` (the source's batches, through its forward). With
+    ``lanes`` > 1 (tensors only) every forward is vmapped over a canonical number of lanes
     (:func:`lane_sizes`); with ``lanes`` == 1 it is a plain forward of a private copy of the
     model holding the point's weights (:class:`_ResidentCopy`), or ``functional_call``.
     """
 
-    def __init__(self, model: nn.Module, plane: Plane, inputs: torch.Tensor, targets: torch.Tensor,
-                 batch_size: int, lanes: int, device: torch.device, precision: str, channels_last: bool):
+    def __init__(self, model: nn.Module, plane: Plane, data: Any, objective: Any, batch_size: int, lanes: int,
+                 device: torch.device, precision: str, channels_last: bool):
         from torch.func import functional_call, vmap
 
-        self.plane, self.inputs, self.targets = plane, inputs, targets
-        self.n = len(targets)
+        from .batches import TensorData
+
+        self.plane, self.data, self.objective = plane, data, objective
+        self.tensors = isinstance(data, TensorData)
+        self.n = data.n
         self.batch_size = batch_size
         self.device, self.precision = device, precision
         self.lanes = lanes
         self.sizes = lane_sizes(lanes) if lanes > 1 else [1]
         self.channels_last = channels_last
+        self._total: int | None = None
         fixed = plane.fixed
-        self.k_checked = False
         if lanes > 1:
             def one(w: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
                 return functional_call(model, {**fixed, **w}, (xb,))
 
-            vmapped = vmap(one, in_dims=(0, None))  # (s, B, K)
             self._prepare = lambda w: w
-            self._forward = vmapped
+            self._module = None
+            self._vmapped = vmap(one, in_dims=(0, None))  # (s, B, ...)
         else:
             resident = _ResidentCopy.make(model, plane)
             if resident is not None:
                 # a private copy whose moving tensors receive each point's weights: every batch
                 # then calls the module directly (functional_call costs ~0.1 ms per call)
-                self._prepare = resident.load
-                self._forward = lambda _, xb: resident.module(xb).unsqueeze(0)  # (1, B, K)
+                self._prepare = lambda w: (resident.load(w), resident.module)[1]
             else:
                 # the full state dict is assembled once per point, not per batch
-                self._prepare = lambda w: {**fixed, **{k: v[0] for k, v in w.items()}}
-                self._forward = lambda state, xb: functional_call(model, state, (xb,)).unsqueeze(0)  # (1, B, K)
+                self._prepare = lambda w: _FunctionalModule(model, {**fixed, **{k: v[0] for k, v in w.items()}})
 
-    def batches(self) -> list[tuple[int, int]]:
-        """``(start, end)`` of every forward: when the split spans several batches, a ramp of
-        ``batch_size // 8``, ``// 4``, ``// 2`` samples, then ``batch_size`` at a time. The ramp lets an early exit stop a divergent
-        point after few samples (the test runs between forwards); it is the same with or
-        without a cap, so values below the cap are identical."""
+    def batches(self) -> list[Any]:
+        """Tensors: ``(start, end)`` of every forward; when the split spans several batches, a
+        ramp of ``batch_size // 8``, ``// 4``, ``// 2`` samples, then ``batch_size`` at a time. The
+        ramp lets an early exit stop a divergent point after few samples (the test runs between
+        forwards); it is the same with or without a cap, so values below the cap are identical.
+        Batches of a source: the batches themselves (read again, in order, on each call)."""
+        if not self.tensors:
+            return self.data  # iterable: in memory, or streamed afresh
         # no ramp when the split is one forward anyway (tiny splits, where forwards are overhead)
         sizes = [max(1, self.batch_size // d) for d in RAMP] if self.n > self.batch_size else []
         out, start = [], 0
@@ -156,69 +175,74 @@ class LaneRunner:
             b = b[idx] if b is not None else None
         return self._prepare(self.plane.build(a, b))
 
-    def logits(self, state: Any, start: int, end: int) -> torch.Tensor:
-        """(s, B, K) float32 logits of the lanes of ``state`` on samples ``start:end``."""
+    def outputs(self, state: Any, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """``((s, B, ...) outputs of the lanes of state, (B, ...) targets)`` of one batch."""
         with autocast(self.device, self.precision):
-            out = self._forward(state, self.inputs[start:end])
-        if not isinstance(out, torch.Tensor) or out.dim() != 3:
-            shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"the model must return logits of shape (batch, classes); got {shape}")
-        out = out.float()
-        if not self.k_checked:
-            k = out.shape[-1]
-            lo, hi = int(self.targets.min()), int(self.targets.max())
-            if lo < 0 or hi >= k:
-                raise ValueError(f"targets must be class indices in [0, {k}) for a model with {k} outputs; "
-                                 f"got values in [{lo}, {hi}]")
-            self.k_checked = True
-        return out
+            if self.tensors:
+                start, end = batch
+                xb, targets = self.data.inputs[start:end], self.data.targets[start:end]
+                out = self._vmapped(state, xb) if self.lanes > 1 else state(xb).unsqueeze(0)
+            else:
+                from .batches import _to
 
-    def per_sample(self, logits: torch.Tensor, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(g, B) float32 cross-entropies and (g,) int64 correct counts of (g, B, K) logits."""
-        g, b, k = logits.shape
-        yb = self.targets[start:end]
-        loss = F.cross_entropy(logits.reshape(g * b, k), yb.repeat(g) if g > 1 else yb, reduction="none").view(g, b)
-        correct = (logits.argmax(-1) == yb).sum(-1)
-        return loss, correct
+                out, targets = self.data.forward(state, _to(batch, self.device) if not self.data.in_memory else batch)
+                out = out.unsqueeze(0) if isinstance(out, torch.Tensor) else out
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"the model must return a tensor (or the forward hook an (outputs, targets) pair); "
+                             f"got {type(out).__name__}")
+        return out, targets
 
-    @staticmethod
-    def _row_sums(rows: torch.Tensor) -> torch.Tensor:
-        """(k,) float64 sums of the rows of (k, L), each by its own 1-D reduction (a row's sum
-        never depends on how many rows there are)."""
-        return torch.stack([r.double().sum() for r in rows])
+    def total_count(self) -> int:
+        """Elements the loss is averaged over, from the targets alone (for the early exit)."""
+        if self._total is None:
+            batches = self.data.target_batches()
+            counts = None if batches is None else [self.objective.counts(t) for t in batches]
+            if counts is None or any(c is None for c in counts):
+                raise ValueError("cap needs the number of loss elements before the forwards: a named loss "
+                                 "and targets read from the data (not made by a forward hook)")
+            self._total = sum(counts)
+        return self._total
 
-    def run_group(self, a: torch.Tensor, b: torch.Tensor | None, cap: float | None
-                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Evaluate ``g`` points ((g,) coefficients ``a``, ``b``); returns (g,) loss float64,
-        correct int64, samples int64, bounded bool (on the device)."""
+    def run_group(self, a: torch.Tensor, b: torch.Tensor | None, cap: float | None) -> dict[str, torch.Tensor]:
+        """Evaluate ``g`` points ((g,) coefficients ``a``, ``b``); returns (g,) tensors on the device:
+        ``loss`` float64, ``bounded`` bool, ``samples`` int64, and ``accuracy`` and each metric
+        (float64) when the objective has them."""
         g = len(a)
         state = self.state(a, b)
-        per = torch.empty(g, self.n, dtype=torch.float32, device=self.device)  # (g, N) per-sample losses
-        correct = torch.zeros(g, dtype=torch.int64, device=self.device)
+        loss = [0.0] * g  # float64 sums S_k of the lanes, batch by batch in order
+        count = 0  # elements so far (the same for every lane still running)
+        seen = [0] * g  # elements of each lane (a stopped lane's stay where it stopped)
         samples = [0] * g
-        running = [0.0] * g  # float64 partial sums S_k of the lanes (cap only)
+        correct, predicted = [0.0] * g, [0] * g
+        metric = {name: ([0.0] * g, [0] * g) for name in self.objective.metric_fns}
         bounded = [False] * g
         active = list(range(g))  # lanes still running, in group order
-        cap_total = None if cap is None else cap * self.n * (1.0 + CAP_MARGIN)
-        for start, end in self.batches():
+        cap_total = None if cap is None else cap * self.total_count() * (1.0 + CAP_MARGIN)
+        batches = self.batches()
+        last = len(batches) - 1 if self.tensors else None
+        for step, batch in enumerate(batches):
             k = len(active)
-            loss, corr = self.per_sample(self.logits(state, start, end)[:k], start, end)  # (k, B), (k,)
-            if k == g:
-                per[:, start:end] = loss
-                correct += corr
-            else:
-                idx = torch.tensor(active, device=self.device)
-                per[idx, start:end] = loss
-                correct[idx] += corr
-            for i in active:
-                samples[i] += end - start
-            if cap_total is None or end == self.n:
+            out, targets = self.outputs(state, batch)
+            sums = self.objective.reduce(out[:k], targets)
+            lane_loss = sums.loss.tolist()
+            lane_correct = sums.correct.tolist() if sums.correct is not None else None
+            lane_metrics = {name: (v.tolist(), c) for name, (v, c) in sums.metrics.items()}
+            for pos, i in enumerate(active):
+                loss[i] += lane_loss[pos]
+                seen[i] += sums.count
+                samples[i] += out.shape[1]
+                if lane_correct is not None:
+                    correct[i] += lane_correct[pos]
+                    predicted[i] += sums.predictions
+                for name, (values, c) in lane_metrics.items():
+                    metric[name][0][i] += values[pos]
+                    metric[name][1][i] += c
+            count += sums.count
+            if cap_total is None or step == last:
                 continue
-            sums = self._row_sums(loss).tolist()
             keep = []
             for pos, i in enumerate(active):
-                running[i] += sums[pos]
-                if running[i] > cap_total:
+                if loss[i] > cap_total:
                     bounded[i] = True
                 else:
                     keep.append(pos)
@@ -231,30 +255,37 @@ class LaneRunner:
                 a = a[sel]
                 b = b[sel] if b is not None else None
                 state = self.state(a, b)
-        # a lane's loss: one float64 reduction over its N per-sample values (fixed order for a given N)
-        zero = torch.zeros((), dtype=torch.float64, device=self.device)
-        full_sum = torch.stack([zero if bounded[i] else per[i].double().sum() for i in range(g)])
-        stopped = torch.tensor(bounded, device=self.device)
-        loss = torch.where(stopped, torch.tensor(running, dtype=torch.float64, device=self.device), full_sum) / self.n
-        return loss, correct, torch.tensor(samples, dtype=torch.int64, device=self.device), stopped
+        total = self.total_count() if cap_total is not None else count  # a stopped lane: S_k / N, a lower bound
+        dev = self.device
+        result = {"loss": torch.tensor([s / max(total if bounded[i] else seen[i], 1) for i, s in enumerate(loss)],
+                                       dtype=torch.float64, device=dev),
+                  "bounded": torch.tensor(bounded, device=dev),
+                  "samples": torch.tensor(samples, dtype=torch.int64, device=dev)}
+        if self.objective.spec.has_accuracy:
+            result["accuracy"] = torch.tensor([c / p if p else float("nan") for c, p in zip(correct, predicted)],
+                                              dtype=torch.float64, device=dev)
+        for name, (values, counts) in metric.items():
+            result[name] = torch.tensor([v / c if c else float("nan") for v, c in zip(values, counts)],
+                                        dtype=torch.float64, device=dev)
+        return result
 
 
 def _probe_key(model: nn.Module, plane: Plane, runner: LaneRunner) -> tuple:
     shapes = tuple((k, tuple(v.shape), str(v.dtype)) for k, v in plane.centre.items())
     return (type(model).__qualname__, shapes, tuple(plane.moving), plane.ndim, str(runner.device),
-            runner.precision, runner.batch_size, runner.n, tuple(runner.inputs.shape[1:]),
+            runner.precision, runner.batch_size, runner.n, tuple(runner.data.inputs.shape[1:]),
             runner.channels_last, runner.lanes, torch.get_num_threads())
 
 
 def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) -> tuple[bool, str]:
-    """Whether a lane's vmapped logits are bitwise independent of its companions, its position
+    """Whether a lane's vmapped outputs are bitwise independent of its companions, its position
     and the group size, for every shape the runner uses. Returns ``(verdict, reason)``.
 
     ``runner.lanes`` synthetic points (coefficients spread over [-1, 1]) run as one group; then,
     for every canonical size (:func:`lane_sizes`), the first points in order and the last
-    points in reverse order run as groups of that size (padded as in evaluation). Their logits
+    points in reverse order run as groups of that size (padded as in evaluation). Their outputs
     must equal the full group's rows bit for bit, on a batch of every length used (head,
-    full, last). Logits are compared (not losses), so a one-ulp difference anywhere shows. Memoised
+    full, last). Outputs are compared (not losses), so a one-ulp difference anywhere shows. Memoised
     per model structure, device, precision, sizes and thread count.
     """
     key = _probe_key(model, plane, runner)
@@ -274,10 +305,10 @@ def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) ->
     verdict = (True, "")
     try:
         for start, end in spans.values():
-            ref = runner.logits(runner.state(a, b), start, end)  # (lanes, B, K)
+            ref = runner.outputs(runner.state(a, b), (start, end))[0]  # (lanes, B, ...)
             for sub in arrangements:
                 idx = torch.tensor(sub, device=dev)
-                got = runner.logits(runner.state(a[idx], b[idx]), start, end)[:len(sub)]
+                got = runner.outputs(runner.state(a[idx], b[idx]), (start, end))[0][:len(sub)]
                 if not torch.equal(got, ref[idx]):
                     verdict = (False, f"vmapped lanes are not independent of their companions (a group of "
                                       f"{len(sub)} of {lanes} points differs in the last bits)")
@@ -286,7 +317,7 @@ def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) ->
                 break
     except (RuntimeError, NotImplementedError, TypeError, ValueError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "targets must be class indices" in first or "must return logits" in first:
+        if "must return a tensor" in first:
             raise
         verdict = (False, f"the model cannot be vmapped over its weights ({type(exc).__name__}: {first[:200]})")
     if len(_PROBE_CACHE) > 256:

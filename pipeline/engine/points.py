@@ -77,8 +77,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import Split
+from ..objective import LossSpec, Objective
 from ..progress import progress_bar
+from .batches import TensorData, as_eval_data
 from .config import EvalConfig, EvalPlan, PointResult
 from .plane import Plane
 from .device import resolve_device
@@ -87,7 +88,7 @@ from .tuning import choose_plan_values, profile_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate_points", "as_split"]
+__all__ = ["evaluate_points", "as_split", "as_objective", "probe"]
 
 _PROFILE_CACHE: dict[tuple, Any] = {}  # model shape profiles (tuning.profile_model), by structure
 
@@ -100,25 +101,10 @@ class _NoBar(contextlib.nullcontext):
         return self
 
 
-def as_split(data: Any, name: str = "data") -> Split:
-    """A :class:`~pipeline.data.Split` from a ``Split`` or an ``(inputs, targets)`` pair, checked."""
-    if isinstance(data, Split):
-        inputs, targets = data.inputs, data.targets
-    elif isinstance(data, (tuple, list)) and len(data) == 2:
-        inputs, targets = data
-    else:
-        raise ValueError(f"{name} must be a Split or an (inputs, targets) pair of tensors; got {type(data).__name__}")
-    if not isinstance(inputs, torch.Tensor) or not isinstance(targets, torch.Tensor):
-        raise ValueError(f"{name} must hold tensors; got {type(inputs).__name__} and {type(targets).__name__}")
-    if targets.dim() != 1 or targets.is_floating_point() or targets.is_complex():
-        raise ValueError(f"{name} targets must be a 1-D integer tensor of class indices; got "
-                         f"{tuple(targets.shape)} {targets.dtype}")
-    if inputs.dim() < 1 or len(inputs) != len(targets):
-        raise ValueError(f"{name} inputs and targets must have the same length; got {tuple(inputs.shape)} and "
-                         f"{tuple(targets.shape)}")
-    if len(targets) == 0:
-        raise ValueError(f"{name} holds no samples")
-    return data if isinstance(data, Split) else Split(inputs, targets)
+def as_split(data: Any, name: str = "data") -> Any:
+    """The evaluation form of ``data`` (:func:`.batches.as_eval_data`): tensors, a Split, a
+    Dataset, a DataLoader or a re-iterable of batches."""
+    return as_eval_data(data, name)
 
 
 def _as_coords(coords: Any, ndim: int) -> np.ndarray:
@@ -182,9 +168,22 @@ def _profile(model: nn.Module, plane: Plane, inputs: torch.Tensor, device: torch
     return _PROFILE_CACHE[key]
 
 
+def as_objective(loss: Any) -> Objective:
+    """An :class:`~pipeline.objective.Objective` from one, a :class:`~pipeline.objective.LossSpec`,
+    a loss name or ``"module:function"``, or None (cross-entropy)."""
+    if isinstance(loss, Objective):
+        return loss
+    if loss is None or isinstance(loss, str):
+        return Objective(LossSpec(loss or "cross_entropy"))
+    if isinstance(loss, LossSpec):
+        return Objective(loss)
+    raise ValueError(f"loss must be a LossSpec, a loss name or 'module:function'; got {type(loss).__name__}")
+
+
 def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, config: EvalConfig = EvalConfig(),
-                    *, progress: bool = True) -> PointResult:
-    """Loss and accuracy of ``model`` at ``theta + alpha * x + beta * y`` for each row of ``coords``.
+                    *, loss: Any = None, progress: bool = True) -> PointResult:
+    """The loss (and accuracy, metrics) of ``model`` at ``theta + alpha * x + beta * y`` for each
+    row of ``coords``.
 
     Parameters
     ----------
@@ -197,82 +196,127 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
     coords : (P, 2) float64 array-like
         ``(alpha, beta)`` per point, in direction units; ``(P,)`` means alpha with beta 0.
         For 1D directions beta must be 0.
-    data : Split or (inputs, targets)
-        inputs ``(N, ...)`` float, targets ``(N,)`` int64 class indices. ``config.max_samples``
-        selects a fixed seeded subset (``Split.subset(max_samples, sample_seed)``).
+    data : tensors, Split, Dataset, DataLoader, re-iterable of batches, or their evaluation form
+        (:func:`.batches.as_eval_data`). ``config.max_samples`` selects a fixed seeded subset.
     config : EvalConfig
+    loss : Objective, LossSpec, a loss name or ``"module:function"``, default cross-entropy
+        What a point's value is (:mod:`pipeline.objective`).
     progress : bool, default True
         Show a progress bar (points/s) on stderr.
 
     Returns
     -------
     PointResult
-        ``loss``, ``accuracy``, ``bounded``, ``samples`` of shape (P,), numpy, in the order of
-        ``coords``, and the resolved ``plan``. A point's values depend only on its own
-        coordinates, the model, directions, data and config (see the module docstring).
+        ``loss``, ``bounded``, ``samples`` (and ``accuracy``, ``metrics``) of shape (P,), numpy, in
+        the order of ``coords``, and the resolved ``plan``. A point's values depend only on its
+        own coordinates, the model, directions, data, loss and config (module docstring).
 
     Raises
     ------
     CheckpointError
         Directions that do not fit the model (names the tensor).
     ValueError
-        Bad coordinates, data, targets outside the model's classes, a bad config value.
+        Bad coordinates, data, outputs that do not fit the targets, a bad config value.
     """
     t0 = time.perf_counter()
     if not isinstance(config, EvalConfig):
         raise ValueError(f"config must be an EvalConfig; got {type(config).__name__}")
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+    objective = as_objective(loss)
     device = resolve_device(config.device)
     plane = Plane(model, directions, device)
     c = _as_coords(coords, plane.ndim)
-    split = as_split(data).subset(config.max_samples, seed=config.sample_seed)
+    data = as_eval_data(data).subset(config.max_samples, seed=config.sample_seed)
+    if config.cap is not None and not objective.spec.nonnegative:
+        raise ValueError(f"cap needs a loss that is never negative (a named loss); {objective.name!r} may be")
     # the model's floating dtype (autocast lowers it per operation for bf16/fp16)
     dtype = next((v.dtype for v in plane.centre.values() if v.is_floating_point()), torch.float32)
-    inputs = split.inputs.to(device, dtype)  # moved once for the whole call, never re-read per point
-    targets = split.targets.to(device)
+    data = data.to(device, dtype)  # moved once for the whole call (a stream: batch by batch)
 
     with _eval_mode(model), _backend_scope(device, config.precision, config.deterministic), torch.inference_mode():
-        profile = _profile(model, plane, inputs, device, config.precision)
-        fmt = "contiguous"
-        if _uses_channels_last(config, inputs, profile.has_conv2d):
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-            plane.to_channels_last()
-            fmt = "channels_last"
-        n = len(targets)
-        batch_size, lanes, reason = choose_plan_values(profile, n, device, plane.bytes_moving, config.batch_size,
-                                                       config.points_per_batch)
-        notes: list[str] = []
-        runner = LaneRunner(model, plane, inputs, targets, batch_size, lanes, device, config.precision,
-                         fmt == "channels_last")
-        if lanes > 1:
-            ok, why = lanes_are_independent(model, plane, runner)
-            if not ok:
-                log.warning("evaluating one point per forward: %s", why)
-                notes.append(f"one point per forward: {why}")
-                lanes = 1
-                runner = LaneRunner(model, plane, inputs, targets, batch_size, 1, device, config.precision,
-                                 fmt == "channels_last")
-        plan = EvalPlan(device=str(device), precision=config.precision, batch_size=batch_size,
-                        points_per_batch=lanes, memory_format=fmt, samples=n, threads=torch.get_num_threads(),
-                        reason=reason, flops_per_sample=float(profile.flops_per_sample))
-
+        runner, plan, notes = _runner(model, plane, data, objective, config, device)
         P = len(c)
-        loss = np.empty(P, dtype=np.float64)
-        correct = np.empty(P, dtype=np.int64)
-        samples = np.empty(P, dtype=np.int64)
-        bounded = np.empty(P, dtype=bool)
+        arrays: dict[str, np.ndarray] = {"loss": np.empty(0), "bounded": np.empty(0, bool),
+                                         "samples": np.empty(0, np.int64)}
+        if objective.spec.has_accuracy:
+            arrays["accuracy"] = np.empty(0)
         coef = torch.as_tensor(c, dtype=torch.float64, device=device)  # (P, 2)
+        lanes = plan.points_per_batch
         with (progress_bar(total=P, desc="surface", unit="pt") if progress else _NoBar()) as bar:
             for s in range(0, P, lanes):
                 e = min(s + lanes, P)
-                lo, co, sa, bo = runner.run_group(coef[s:e, 0], coef[s:e, 1] if plane.ndim == 2 else None, config.cap)
-                loss[s:e] = lo.cpu().numpy()
-                correct[s:e] = co.cpu().numpy()
-                samples[s:e] = sa.cpu().numpy()
-                bounded[s:e] = bo.cpu().numpy()
+                group = runner.run_group(coef[s:e, 0], coef[s:e, 1] if plane.ndim == 2 else None, config.cap)
+                for name, values in group.items():
+                    if len(arrays.get(name, ())) != P:
+                        arrays[name] = np.empty(P, dtype=values.cpu().numpy().dtype)
+                    arrays[name][s:e] = values.cpu().numpy()
                 bar.update(e - s)
-    accuracy = correct / np.maximum(samples, 1)
-    accuracy[~np.isfinite(loss)] = np.nan  # the arg-max of non-finite logits is no prediction
-    return PointResult(loss=loss, accuracy=accuracy.astype(np.float64), bounded=bounded, samples=samples, plan=plan,
-                       seconds=time.perf_counter() - t0, notes=notes)
+    loss_values = arrays.pop("loss")
+    accuracy = arrays.pop("accuracy", None)
+    if accuracy is not None:
+        accuracy[~np.isfinite(loss_values)] = np.nan  # the arg-max of non-finite outputs is no prediction
+    bounded, samples = arrays.pop("bounded"), arrays.pop("samples")
+    return PointResult(loss=loss_values, accuracy=accuracy, bounded=bounded, samples=samples, plan=plan,
+                       seconds=time.perf_counter() - t0, notes=notes, metrics=arrays)
+
+
+def _runner(model: nn.Module, plane: Plane, data: Any, objective: Objective, config: EvalConfig,
+            device: torch.device) -> tuple[LaneRunner, EvalPlan, list[str]]:
+    """The lane runner of this call and its plan: batch size, points per forward, memory format."""
+    notes: list[str] = []
+    if not isinstance(data, TensorData):  # the source's own batches, one point per forward
+        plan = EvalPlan(device=str(device), precision=config.precision, batch_size=0, points_per_batch=1,
+                        memory_format="contiguous", samples=data.n or 0, threads=torch.get_num_threads(),
+                        reason=f"batches of the data ({'in memory' if data.in_memory else 'streamed'}), one point "
+                               f"per forward", flops_per_sample=0.0, loss=objective.name)
+        return LaneRunner(model, plane, data, objective, 0, 1, device, config.precision, False), plan, notes
+    profile = _profile(model, plane, data.inputs, device, config.precision)
+    fmt = "contiguous"
+    if _uses_channels_last(config, data.inputs, profile.has_conv2d):
+        data = TensorData(data.inputs.contiguous(memory_format=torch.channels_last), data.targets, data.name)
+        plane.to_channels_last()
+        fmt = "channels_last"
+    batch_size, lanes, reason = choose_plan_values(profile, data.n, device, plane.bytes_moving, config.batch_size,
+                                                   config.points_per_batch if plane.moving else 1)
+
+    def make(k: int) -> LaneRunner:
+        return LaneRunner(model, plane, data, objective, batch_size, k, device, config.precision,
+                          fmt == "channels_last")
+
+    runner = make(lanes)
+    if lanes > 1:
+        ok, why = lanes_are_independent(model, plane, runner)
+        if not ok:
+            log.warning("evaluating one point per forward: %s", why)
+            notes.append(f"one point per forward: {why}")
+            lanes = 1
+            runner = make(1)
+    plan = EvalPlan(device=str(device), precision=config.precision, batch_size=batch_size, points_per_batch=lanes,
+                    memory_format=fmt, samples=data.n, threads=torch.get_num_threads(), reason=reason,
+                    flops_per_sample=float(profile.flops_per_sample), loss=objective.name)
+    return runner, plan, notes
+
+
+def probe(model: nn.Module, data: Any, loss: Any = None, samples: int = 64) -> tuple[float, Objective]:
+    """The loss of ``model`` (as it is) on the first batch of ``data`` (at most ``samples`` samples
+    of tensors), and the objective that computed it (its ``classes`` learnt from the outputs).
+
+    A cheap check before long work: outputs that do not fit the targets, a loss function that
+    returns the wrong shape, or one that is not finite at the trained weights show here.
+    """
+    objective = as_objective(loss)
+    data = as_eval_data(data)
+    with _eval_mode(model), torch.inference_mode():
+        if isinstance(data, TensorData):
+            out, targets = model(data.inputs[:samples]), data.targets[:samples]
+        else:
+            from .batches import _to
+
+            device = next((p.device for p in model.parameters()), torch.device("cpu"))
+            out, targets = data.forward(model, _to(next(iter(data)), device))
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"the model must return a tensor (or the forward hook an (outputs, targets) pair); "
+                             f"got {type(out).__name__}")
+        sums = objective.reduce(out.unsqueeze(0), targets)
+    return float(sums.loss[0]) / max(sums.count, 1), objective

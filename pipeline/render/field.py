@@ -39,6 +39,7 @@ class DisplayField:
     log : bool
         Whether colours and levels are logarithmic (all valid values > 0).
     name : str
+        The label: the loss's real name for ``loss`` (``cross_entropy``, ``mse``), else the array's.
     """
 
     values: np.ndarray
@@ -92,7 +93,8 @@ def display_field(surface: Surface, array: str = "loss", *, cap_factor: float = 
         vmax = vmin + max(abs(vmin), 1.0) * 1e-6
     log = vmin > 0
     levels = display.contour_levels(vmin, vmax, n_levels, log=log, lower=False)  # (vmin, vmax]
-    return DisplayField(values, divergent, vmin, vmax, float(cap), levels, log, array)
+    label = {"loss": surface.loss_label, "test_loss": f"{surface.loss_label} (test)"}.get(array, array)
+    return DisplayField(values, divergent, vmin, vmax, float(cap), levels, log, label)
 
 
 def _title(surface: Surface, field: DisplayField, title: str | None) -> str:

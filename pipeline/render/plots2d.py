@@ -105,10 +105,10 @@ def plot_line_1d(surface: Surface, path: str | os.PathLike, *, cap_factor: float
     loss = surface.loss[:, 0]
     fig = _figure((7.2, 4.2))
     ax = fig.add_subplot()
-    ax.plot(xs, field.values[:, 0], "-", color="#1f4e9c", lw=1.8, label="loss (train)" if surface.test_loss is not None else "loss")
+    ax.plot(xs, field.values[:, 0], "-", color="#1f4e9c", lw=1.8, label=f"{surface.loss_label} (train)" if surface.test_loss is not None else surface.loss_label)
     if surface.test_loss is not None:
         t = np.where(np.isfinite(surface.test_loss[:, 0]) & (surface.test_loss[:, 0] <= field.cap), surface.test_loss[:, 0], np.nan)
-        ax.plot(xs, t, "--", color="#1f4e9c", lw=1.4, label="loss (test)")
+        ax.plot(xs, t, "--", color="#1f4e9c", lw=1.4, label=f"{surface.loss_label} (test)")
     top = field.vmax * (1.25 if field.log else 1.0) + (0 if field.log else 0.05 * (field.vmax - field.vmin))
     div = field.divergent[:, 0]
     if div.any():
@@ -123,8 +123,8 @@ def plot_line_1d(surface: Surface, path: str | os.PathLike, *, cap_factor: float
     ax.set_ylim(bottom, top * (1.1 if field.log else 1.02))
     ax.set_xlim(xs[0], xs[-1])
     ax.set_xlabel(axis_labels(surface.meta)[0])
-    ax.set_ylabel("loss")
-    acc = surface.accuracy[:, 0]
+    ax.set_ylabel(surface.loss_label)
+    acc = surface.accuracy[:, 0] if surface.accuracy is not None else np.full(len(xs), np.nan)
     if np.isfinite(acc).any():
         ax2 = ax.twinx()
         ax2.plot(xs, acc, ":", color="#d95f02", lw=1.6, label="accuracy")

@@ -15,7 +15,7 @@ from ..datamodel import Grid, Surface
 from ..errors import LossvistaError, param
 from ..rundir import ranges
 from .plan import ChunkPlan
-from .store import ARRAYS, TEST_ARRAYS, CorruptChunkError
+from .store import CorruptChunkError, array_dtype
 
 __all__ = ["assemble_surface"]
 
@@ -49,20 +49,21 @@ def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid, fp: str, meta: Map
             first_info = chunk.info
         for name, values in chunk.arrays.items():
             if name not in flat:
-                dtype = (ARRAYS | TEST_ARRAYS)[name]
+                dtype = array_dtype(name)
                 flat[name] = np.full(plan.n_points, np.nan if dtype is np.float64 else 0, dtype=dtype)
             flat[name][start:stop] = values
     if missing or bad:
         raise LossvistaError(_incomplete_message(store, plan, missing, sorted(bad), bad))
     shape = grid.shape
-    has_test = "test_loss" in flat
-    surface = Surface(grid, flat["loss"].reshape(shape), flat["accuracy"].reshape(shape),
-                      test_loss=flat["test_loss"].reshape(shape) if has_test else None,
-                      test_accuracy=flat["test_accuracy"].reshape(shape) if has_test else None,
-                      bounded=flat["bounded"].reshape(shape), meta=dict(meta))
+    standard = {name: flat.pop(name).reshape(shape) if name in flat else None
+                for name in ("loss", "accuracy", "test_loss", "test_accuracy", "bounded")}
+    samples = flat.pop("samples")
+    surface = Surface(grid, standard["loss"], standard["accuracy"], test_loss=standard["test_loss"],
+                      test_accuracy=standard["test_accuracy"], bounded=standard["bounded"], meta=dict(meta),
+                      extra={name: values.reshape(shape) for name, values in flat.items()})  # the user's metrics
     surface.meta.update({
         "grid": grid.to_dict(),
-        "forward_samples": int(flat["samples"].sum()),
+        "forward_samples": int(samples.sum()),
         "bounded_points": int(surface.bounded.sum()),
         "nonfinite_points": int((~np.isfinite(surface.loss)).sum()),
         "chunks": {"n_chunks": plan.n_chunks, "chunk_size": plan.chunk_size},
@@ -70,7 +71,8 @@ def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid, fp: str, meta: Map
     centre = surface.centre_index()
     if "centre_loss" not in surface.meta and centre is not None and not surface.bounded[centre]:
         surface.meta["centre_loss"] = float(surface.loss[centre])
-        surface.meta["centre_accuracy"] = float(surface.accuracy[centre])
+        if surface.accuracy is not None:
+            surface.meta["centre_accuracy"] = float(surface.accuracy[centre])
     if first_info:  # what the evaluator reported for chunk 0 (the engine's resolved plan)
         surface.meta["engine"] = {**dict(surface.meta.get("engine") or {}), **first_info}
     return surface

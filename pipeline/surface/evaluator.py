@@ -22,27 +22,35 @@ def uncapped(config: Any) -> Any:
     return dataclasses.replace(config, cap=None)
 
 
-def make_chunk_evaluator(model: Any, directions: Any, data: Any, config: Any, test_data: Any = None
-                         ) -> ChunkEvaluator:
+def make_chunk_evaluator(model: Any, directions: Any, data: Any, config: Any, test_data: Any = None, *,
+                         loss: Any = None) -> ChunkEvaluator:
     """An ``evaluate_chunk`` on the engine: :func:`pipeline.engine.evaluate_points`.
 
     ``data``/``test_data`` should already be on ``config.device`` (moved once, not per chunk).
-    The test split is evaluated with :func:`uncapped` ``config``.
+    The test split is evaluated with :func:`uncapped` ``config``. ``loss``: what the value is
+    (:mod:`pipeline.objective`); made ready once here, not per chunk.
     """
     from ..engine import evaluate_points
+    from ..engine.points import as_objective
 
+    objective = as_objective(loss)
     test_config = uncapped(config) if test_data is not None else None
 
     def evaluate_chunk(coords: np.ndarray) -> dict[str, np.ndarray]:
-        r = evaluate_points(model, directions, coords, data, config, progress=False)  # our bar counts chunks
-        arrays: dict[str, Any] = {"loss": _np(r.loss), "accuracy": _np(r.accuracy), "bounded": _np(r.bounded),
-                                  "samples": _np(r.samples)}
+        r = evaluate_points(model, directions, coords, data, config, loss=objective, progress=False)  # bar: chunks
+        arrays: dict[str, Any] = {"loss": _np(r.loss), "bounded": _np(r.bounded), "samples": _np(r.samples)}
+        if r.accuracy is not None:
+            arrays["accuracy"] = _np(r.accuracy)
+        arrays.update({name: _np(v) for name, v in r.metrics.items()})
         if getattr(r, "plan", None) is not None:
             arrays["info"] = {"plan": r.plan.to_dict(), "notes": list(getattr(r, "notes", []))}
         if test_data is not None:
-            t = evaluate_points(model, directions, coords, test_data, test_config, progress=False)
-            arrays.update(test_loss=_np(t.loss), test_accuracy=_np(t.accuracy),
-                          samples=arrays["samples"] + _np(t.samples))
+            t = evaluate_points(model, directions, coords, test_data, test_config, loss=objective, progress=False)
+            arrays["test_loss"] = _np(t.loss)
+            if t.accuracy is not None:
+                arrays["test_accuracy"] = _np(t.accuracy)
+            arrays.update({f"test_{name}": _np(v) for name, v in t.metrics.items()})
+            arrays["samples"] = arrays["samples"] + _np(t.samples)
         return arrays
 
     return evaluate_chunk
@@ -63,4 +71,7 @@ def centre_meta(evaluate_uncapped: ChunkEvaluator, grid: Grid, cap: float | None
     if grid.centre_index() is not None and cap is None:
         return {}
     r = evaluate_uncapped(np.zeros((1, 2)))
-    return {"centre_loss": float(r["loss"][0]), "centre_accuracy": float(r["accuracy"][0])}
+    out = {"centre_loss": float(r["loss"][0])}
+    if "accuracy" in r:
+        out["centre_accuracy"] = float(r["accuracy"][0])
+    return out

@@ -1,7 +1,7 @@
 """What makes two surface evaluations the same computation: the identity behind a fingerprint.
 
 A work directory's chunks may only be combined with chunks of the same computation. The
-identity records everything that changes a point's value: the contents of the directions and
+identity records everything that changes a point's value: the loss, the contents of the directions and
 of the centre weights (digests of the tensors, not of the files: saving the same tensors again
 writes other bytes), the model, the data actually evaluated (a digest of its tensors, the split,
 the subset), the grid, the chunk size, and every setting of the evaluation engine (batch sizes,
@@ -32,7 +32,8 @@ def _plain(value: Any) -> Any:
 
 
 def surface_identity(*, directions_digest: str, centre_digest: str, model: str, dataset: Mapping[str, Any],
-                     split: str, data_digest: str, grid: Grid, chunk_size: int, eval_config: Any) -> dict[str, Any]:
+                     split: str, data_digest: str, grid: Grid, chunk_size: int, eval_config: Any,
+                     loss: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The identity of one surface computation (JSON-serialisable; see the module docstring).
 
     ``eval_config`` is the engine's config object (a dataclass); its ``device`` is reduced to the
@@ -51,5 +52,6 @@ def surface_identity(*, directions_digest: str, centre_digest: str, model: str, 
         "grid": grid.to_dict(),
         "chunk_size": int(chunk_size),
         "eval": cfg,
+        "loss": _plain(dict(loss or {"name": "cross_entropy"})),
     }
 

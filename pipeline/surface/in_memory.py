@@ -14,6 +14,7 @@ from torch import nn
 
 from ..datamodel import Grid, Surface
 from ..engine import EvalConfig, as_split, resolve_device
+from ..engine.points import as_objective
 from .compute import evaluate_in_memory
 from .evaluator import centre_meta, make_chunk_evaluator, uncapped
 from .meta import surface_meta
@@ -23,7 +24,7 @@ __all__ = ["evaluate"]
 
 
 def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_data: Any = None,
-             config: EvalConfig = EvalConfig(), progress: bool = True,
+             loss: Any = None, config: EvalConfig = EvalConfig(), progress: bool = True,
              meta: Mapping[str, Any] | None = None) -> Surface:
     """Loss and accuracy of ``model`` on ``grid``: ``loss[i, j]`` at ``theta + xs[i] x + ys[j] y``.
 
@@ -35,10 +36,13 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_d
         ``.x``, ``.y`` (None for 1D: then the grid must have ``ny == 1`` and ``ys == [0]``).
     grid : Grid
         Any ``(nx, ny)``; 0 may be an endpoint.
-    data : Split or (inputs, targets)
-        The split whose mean cross-entropy and accuracy are ``loss``/``accuracy``.
-    test_data : Split or (inputs, targets), optional
+    data : (inputs, targets) tensors, a Split, a Dataset, a DataLoader or a re-iterable of batches
+        The split whose mean loss (and accuracy, for class outputs) are ``loss``/``accuracy``
+        (:mod:`pipeline.engine.batches`).
+    test_data : the same forms, optional
         A second split, stored as ``test_loss``/``test_accuracy`` (evaluated without the cap).
+    loss : LossSpec, a loss name or ``"module:function"``, default cross-entropy
+        What the value of a point is (:mod:`pipeline.objective`).
     config : EvalConfig
     progress : bool, default True
     meta : mapping, optional
@@ -61,15 +65,21 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_d
     t0 = time.perf_counter()
     device = resolve_device(config.device)
     config = dataclasses.replace(config, device=str(device))
+    objective = as_objective(loss)
     # the evaluated subsets, on the device once (not once per chunk)
     splits = [as_split(d, name).subset(config.max_samples, seed=config.sample_seed).to(device)
               for d, name in ((data, "data"), (test_data, "test_data")) if d is not None]
-    evaluate_chunk = make_chunk_evaluator(model, directions, splits[0], config, splits[1] if len(splits) > 1 else None)
+    evaluate_chunk = make_chunk_evaluator(model, directions, splits[0], config, splits[1] if len(splits) > 1 else None,
+                                          loss=objective)
     info = surface_meta(model=type(model).__name__, parameters=sum(p.numel() for p in model.parameters()),
                         directions=getattr(directions, "meta", None) or {}, config=config,
-                        split="both" if len(splits) > 1 else "train", samples=[len(s) for s in splits])
-    info.update(centre_meta(make_chunk_evaluator(model, directions, splits[0], uncapped(config)), grid, config.cap))
+                        split="both" if len(splits) > 1 else "train", samples=[s.n or 0 for s in splits],
+                        loss=objective.spec)
+    info.update(centre_meta(make_chunk_evaluator(model, directions, splits[0], uncapped(config), loss=objective),
+                            grid, config.cap))
     surface = evaluate_in_memory(evaluate_chunk, grid, info, progress=progress)
+    if objective.classes is not None:
+        surface.meta["num_classes"] = objective.classes
     surface.meta["seconds"] = round(time.perf_counter() - t0, 3)
     surface.meta.update(meta or {})
     return surface

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from typing import Any
+
 from ..atomic import check_writable
 from ..engine import resolve_device
+from ..errors import ParameterError, param
 from .compute import ResumeOptions, SurfaceOutcome, evaluate_surface, merge_surface, plan_for
 from .distribute import Comm, DistEnv, LocalComm, TorchComm
 from .evaluator import centre_meta, make_chunk_evaluator, uncapped
@@ -29,21 +32,20 @@ class SurfaceJob:
 
     def __init__(self, request: SurfaceRequest, env: DistEnv = DistEnv(), chunk_size: int | None = None,
                  evaluates: bool = True):
-        from ..data import load_dataset
+        from ..checkpoints import state_digest
         from ..directions import Directions
         from ..engine import EvalConfig
-        from ..rundir import RunDir
-        from ..checkpoints import state_digest, tensor_digest
+        from ..engine.points import as_objective, probe
+        from ..run import Run
         from .fingerprint import surface_identity
 
-        run = RunDir(request.run)
-        info = run.read_run()
+        opened = Run(request.run)
+        run = opened.dir
         directions = Directions.load(request.directions)
         run.check_directions(directions)
         grid = request.grid or default_grid(run, directions, request.epoch)
         check_grid(directions, grid)
         self.out = check_writable(request.out or run.surface(directions.kind), make_parents=evaluates)
-        cfg = info["config"]
         config = request.eval or EvalConfig()
         device = resolve_device(config.device, local_rank=env.local_rank, distributed=env.world_size > 1,
                                 present=evaluates)
@@ -52,25 +54,36 @@ class SurfaceJob:
         self.env, self.grid, self.request = env, grid, request
         # the centre: the request's epoch, else the checkpoint the directions were made around, else the last
         epoch = request.epoch if request.epoch is not None else directions.centre_epoch
-        self.model, self.epoch = run.build_model(epoch, device="cpu")
-        directions.check_fits(self.model.state_dict(), source=f"the model of {run.root} ({cfg['model']})")
-        dataset = load_dataset(cfg["dataset"], root=cfg.get("data_root"), seed=cfg.get("seed", 0))
-        chosen = {"train": [dataset.train], "test": [dataset.test], "both": [dataset.train, dataset.test]}[request.split]
+        self.model, self.epoch = opened.build_model(epoch, device="cpu")
+        directions.check_fits(self.model.state_dict(), source=f"the model of {run.root} ({opened.model_name})")
+        self.loss = opened.loss()
+        self.objective = as_objective(self.loss)
+        if config.cap is not None and not self.loss.nonnegative:
+            raise ParameterError(f"{param('cap')} needs a loss that is never negative (a named loss); the run's loss "
+                                 f"{self.loss.label!r} may be")
+        names = {"train": ["train"], "test": ["test"], "both": ["train", "test"]}[request.split]
+        # the evaluated subsets, made once here (the engine would make the same one on every call)
+        self.chosen = [opened.data(n).subset(config.max_samples, seed=config.sample_seed) for n in names]
         plan = plan_for(grid, chunk_size)
         self.identity = surface_identity(
             directions_digest=directions.digest(), centre_digest=state_digest(self.model.state_dict()),
-            model=cfg["model"],
-            dataset={"name": cfg["dataset"], "data_root": cfg.get("data_root"), "seed": cfg.get("seed", 0)},
-            split=request.split, data_digest=tensor_digest(*(t for s in chosen for t in (s.inputs, s.targets))),
-            grid=grid, chunk_size=plan.chunk_size, eval_config=self.config)
-        # the evaluated subset, made once here (the engine would make the same one on every call)
-        self.chosen = [s.subset(config.max_samples, seed=config.sample_seed) for s in chosen]
+            model=opened.model_name,
+            dataset={"name": opened.dataset_name, "data_root": opened.config.get("data_root"),
+                     "seed": opened.config.get("seed", 0)},
+            split=request.split, data_digest="/".join(d.digest() for d in self.chosen),
+            grid=grid, chunk_size=plan.chunk_size, eval_config=self.config, loss=self.loss.to_dict())
         self.directions = directions
+        baseline = _baseline(self.objective, self.chosen[0])
+        classes = opened.num_classes
+        if classes is None and self.loss.name in ("cross_entropy", "nll") and evaluates:  # from the outputs
+            classes = probe(self.model, self.chosen[0], self.objective)[1].classes
         self.meta = surface_meta(
-            model=cfg["model"], parameters=sum(p.numel() for p in self.model.parameters()),
+            model=opened.model_name, parameters=sum(p.numel() for p in self.model.parameters()),
             directions=directions.meta, config=self.config, split=request.split,
-            samples=[len(s) for s in self.chosen], dataset=cfg["dataset"], num_classes=info.get("num_classes"),
-            extra={"run": str(run.root), "epoch": self.epoch, "directions_file": str(request.directions)})
+            samples=[d.n or 0 for d in self.chosen], dataset=opened.dataset_name, num_classes=classes,
+            loss=self.loss,
+            extra={"run": str(run.root), "epoch": self.epoch, "directions_file": str(request.directions),
+                   "unit": opened.unit, **({"baseline_loss": baseline} if baseline is not None else {})})
         self._resident: tuple | None = None
 
     def evaluator(self, cap: bool = True):
@@ -84,11 +97,22 @@ class SurfaceJob:
                 [s.to(self.device) for s in self.chosen])
         model, directions, data = self._resident
         config = self.config if cap else uncapped(self.config)
-        return make_chunk_evaluator(model, directions, data[0], config, data[1] if len(data) > 1 else None)
+        return make_chunk_evaluator(model, directions, data[0], config, data[1] if len(data) > 1 else None,
+                                    loss=self.objective)
 
     def centre_meta(self) -> dict[str, float]:
         """Loss and accuracy at (0, 0) when the grid cannot provide them (:func:`~.evaluator.centre_meta`)."""
         return centre_meta(self.evaluator(cap=False), self.grid, self.config.cap)
+
+
+def _baseline(objective: Any, data: Any) -> float | None:
+    """The loss of the best constant prediction on data in memory (None for a stream, or classes)."""
+    import torch
+
+    if not data.in_memory:
+        return None
+    batches = data.target_batches()
+    return objective.baseline(torch.cat([t.reshape(-1) for t in batches])) if batches is not None else None
 
 
 def compute_surface(request: SurfaceRequest, options: ResumeOptions = ResumeOptions(), *,

@@ -23,7 +23,7 @@ DIRECTION_KEYS = ("norm", "ignore", "dir_type", "seed", "explained_variance", "c
 
 def surface_meta(*, model: str, parameters: int, directions: Mapping[str, Any], config: Any, split: str,
                  samples: Sequence[int], dataset: str | None = None, num_classes: int | None = None,
-                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 loss: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Metadata of a surface about to be evaluated.
 
     Parameters
@@ -40,12 +40,17 @@ def surface_meta(*, model: str, parameters: int, directions: Mapping[str, Any], 
     samples : [n] or [n_train, n_test]
         Samples evaluated per point (after a subset), one per split.
     dataset, num_classes : optional
+    loss : LossSpec, optional
+        What the value is (default cross-entropy): ``loss_name`` (its name for labels) and
+        ``loss_spec`` (the whole spec).
     extra : mapping, optional
         Merged last (e.g. ``run``, ``epoch``, ``directions_file``).
     """
     from .. import software_versions
+    from ..objective import LossSpec
 
     d = dict(directions)
+    spec = loss if isinstance(loss, LossSpec) else LossSpec()
     meta = {
         "format_version": FORMAT_VERSION,
         "model": model,
@@ -53,6 +58,8 @@ def surface_meta(*, model: str, parameters: int, directions: Mapping[str, Any], 
         "dataset": dataset,
         "num_classes": num_classes,
         "split": split,
+        "loss_name": spec.label,
+        "loss_spec": spec.to_dict(),
         "samples": int(samples[0]),
         **({"test_samples": int(samples[1])} if len(samples) > 1 else {}),
         "direction_kind": d.get("kind", "random"),

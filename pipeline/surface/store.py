@@ -11,9 +11,11 @@ Work directory ``<out>.parts/`` (e.g. ``surface_random.vts.parts/``)::
 
 Chunk file layout: a magic line ``LOSSCAPE-CHUNK 1``, one line of JSON (chunk number, point
 range, fingerprint, payload size and SHA-256, what the evaluator reported), then the payload:
-an ``.npz`` archive of the arrays ``coords`` (n, 2), ``loss``, ``accuracy``, ``bounded``,
-``samples`` (n,) and, when both splits were evaluated, ``test_loss``, ``test_accuracy``. A truncated file, a flipped bit,
-a chunk of another configuration or of other points is reported as :class:`CorruptChunkError`.
+an ``.npz`` archive of the arrays ``coords`` (n, 2), ``loss``, ``bounded``, ``samples`` (n,)
+and any further float64 values per point: ``accuracy`` (class outputs), the user's metrics and,
+when both splits were evaluated, ``test_loss``, ``test_accuracy`` and ``test_<metric>``. A
+truncated file, a flipped bit, a chunk of another configuration or of other points is
+reported as :class:`CorruptChunkError`.
 """
 from __future__ import annotations
 
@@ -38,12 +40,12 @@ from .plan import ChunkPlan
 log = logging.getLogger(__name__)
 
 __all__ = ["ChunkStore", "MemoryStore", "ChunkData", "CorruptChunkError", "ConfigMismatchError", "parts_dir",
-           "fingerprint_of", "chunk_payload", "ARRAYS", "TEST_ARRAYS"]
+           "fingerprint_of", "chunk_payload", "ARRAYS", "array_dtype"]
 
 MAGIC = b"LOSSCAPE-CHUNK 1\n"
 MANIFEST_FORMAT = 1
-ARRAYS = {"loss": np.float64, "accuracy": np.float64, "bounded": np.bool_, "samples": np.int64}
-TEST_ARRAYS = {"test_loss": np.float64, "test_accuracy": np.float64}
+ARRAYS = {"loss": np.float64, "bounded": np.bool_, "samples": np.int64}  # every chunk has these
+_VALUE_NAME = re.compile(r"^[A-Za-z_]\w*$")  # any other array: float64 values per point
 _CHUNK_RE = re.compile(r"^chunk_(\d{6,})\.bin$")
 
 
@@ -288,14 +290,21 @@ def _manifest_text(manifest: Mapping[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True, allow_nan=True, default=str) + "\n").encode()
 
 
+def array_dtype(name: str) -> Any:
+    """The dtype a chunk stores the array ``name`` in: the fixed ones, else float64 values."""
+    if name in ARRAYS:
+        return ARRAYS[name]
+    if name == "coords" or not _VALUE_NAME.match(name):
+        raise ValueError(f"chunk array names must be identifiers other than 'coords'; got {name!r}")
+    return np.float64
+
+
 def chunk_payload(start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The arrays of chunk ``start:stop`` checked and cast to their dtypes (``coords`` (n, 2) included)."""
     n = stop - start
     payload = {"coords": np.ascontiguousarray(coords, dtype=np.float64).reshape(n, 2)}
     for name, arr in arrays.items():
-        dtype = ARRAYS.get(name) or TEST_ARRAYS.get(name)
-        if dtype is None:
-            raise ValueError(f"chunk array must be one of {sorted(ARRAYS) + sorted(TEST_ARRAYS)}; got {name!r}")
+        dtype = array_dtype(name)
         a = np.asarray(arr).astype(dtype, copy=False).reshape(-1)
         if a.shape != (n,):
             raise ValueError(f"chunk array {name!r} must have shape ({n},); got {a.shape}")

@@ -15,14 +15,14 @@ every reader and writer here goes through them.
 Files
 -----
 Surface ``.vts`` (vtkStructuredGrid, XML, appended raw binary, zlib): points
-``(xs[i], ys[j], 0)``, dimensions ``(nx, ny, 1)``; float64 point arrays ``loss``,
-``accuracy`` (and ``test_loss``, ``test_accuracy`` when present); uint8 ``valid``
+``(xs[i], ys[j], 0)``, dimensions ``(nx, ny, 1)``; float64 point arrays ``loss`` and, when
+present, ``accuracy`` (class outputs), ``test_loss``, ``test_accuracy``; uint8 ``valid``
 (``Surface.valid``: 0 where the loss is non-finite or only bounded) and uint8 ``bounded``
 (``Surface.bounded``: 1 where the loss is only a lower bound, i.e. the evaluation stopped
 early). Every array of ``Surface.extra`` is written under its own name and dtype (e.g.
 ``basin`` int32). When a file has no ``bounded`` array (written by another tool) it is
 derived on reading as ``valid == 0`` at a finite loss. A missing ``accuracy`` array reads as
-NaN. The optional ``.vti`` twin (vtkImageData; TTK rejects structured grids) holds the same
+None. The optional ``.vti`` twin (vtkImageData; TTK rejects structured grids) holds the same
 arrays with origin ``(xmin, ymin, 0)`` and spacing ``(dx, dy, 1)``; :func:`read_surface`
 reads either.
 

@@ -42,8 +42,8 @@ logger = logging.getLogger(__name__)
 
 def _surface_point_arrays(surface: Surface) -> dict[str, np.ndarray]:
     """Named (nx, ny[, c]) arrays of a surface, in file order."""
-    arrays: dict[str, np.ndarray] = {"loss": surface.loss, "accuracy": surface.accuracy}
-    for name in ("test_loss", "test_accuracy"):
+    arrays: dict[str, np.ndarray] = {"loss": surface.loss}
+    for name in ("accuracy", "test_loss", "test_accuracy"):
         if getattr(surface, name) is not None:
             arrays[name] = getattr(surface, name)
     arrays["valid"] = surface.valid
@@ -196,10 +196,7 @@ def read_surface(path: str | os.PathLike) -> Surface:
         raise VTKFileError(f"{str(path)!r} is not a lossvista surface: no 'loss' point array "
                            f"(arrays: {sorted(arrays) or 'none'})")
     loss = arrays.pop("loss").astype(np.float64)
-    accuracy = arrays.pop("accuracy", None)
-    if accuracy is None:
-        logger.info("%s has no 'accuracy' array; reading it as NaN", path)
-        accuracy = np.full(shape, np.nan)
+    accuracy = arrays.pop("accuracy", None)  # None: a loss without classes (a regression)
     valid = arrays.pop("valid", None)
     bounded = arrays.pop("bounded", None)
     if bounded is None:

@@ -1,0 +1,294 @@
+"""What the value of a point is: the loss (by name, or the user's function), accuracy where it
+means something, and the user's metrics.
+
+``LossSpec`` says it (serialisable: it goes into run.json, the surface's metadata and the
+fingerprint of a computation); ``Objective`` computes it on the engine's forwards. The value of
+a point is the mean over every element of the whole split: over samples for a classifier or a
+regression, over tokens for a language model (the per-token mean, as users report it; with
+``ignore_index``, over the tokens that count).
+
+==================  ===============================================  ==========================
+name                outputs vs targets                               accuracy
+==================  ===============================================  ==========================
+``cross_entropy``   logits, classes in dimension 1 (``(N, C, d..)``,  arg-max == target
+                    torch's layout) or last (``(N, d.., C)``);
+                    targets class indices; ``label_smoothing``,
+                    ``ignore_index``
+``nll``             log-probabilities, same layouts; ``ignore_index``  arg-max == target
+``mse``, ``l1``     same shape (a trailing 1 of the outputs is        --
+                    dropped: ``(N, 1)`` against ``(N,)``)
+``huber``           same shape; ``delta`` (default 1.0)               --
+``bce_with_logits`` same shape; targets in [0, 1]                      (logit > 0) == (target > 0.5)
+``module:function`` ``function(outputs, targets)`` returns the        --
+                    per-sample ``(N,)`` or per-element ``(N, ...)``
+                    losses
+==================  ===============================================  ==========================
+
+The named losses are non-negative, so an early exit above a cap is exact for them; a user's
+function may return anything, so a cap is refused with it. User metrics
+(``metrics=["module:function", ...]``) return per-sample or per-element values like a user loss
+and are averaged the same way; each becomes a surface array named after the function.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import ParameterError, param
+from .usercode import is_spec
+
+__all__ = ["LossSpec", "Objective", "LOSSES", "BatchSums"]
+
+# name -> {option: (type, low, high)}, the options each named loss takes
+LOSSES: dict[str, dict[str, tuple[type, float, float]]] = {
+    "cross_entropy": {"label_smoothing": (float, 0.0, 1.0), "ignore_index": (int, -math.inf, math.inf)},
+    "nll": {"ignore_index": (int, -math.inf, math.inf)},
+    "mse": {},
+    "l1": {},
+    "huber": {"delta": (float, 0.0, math.inf)},
+    "bce_with_logits": {},
+}
+CLASS_LOSSES = ("cross_entropy", "nll")
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A loss and its options, and the user's metrics (JSON-friendly).
+
+    ``name``: a key of :data:`LOSSES` or ``"module:function"``; ``options``: the named loss's
+    options (e.g. ``{"label_smoothing": 0.1}``); ``metrics``: ``"module:function"`` specs;
+    ``search``: folders to import the user's modules from (the run's own folder).
+    """
+
+    name: str = "cross_entropy"
+    options: Mapping[str, Any] = field(default_factory=dict)
+    metrics: tuple[str, ...] = ()
+    search: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not (self.name in LOSSES or is_spec(self.name)):
+            raise ParameterError(f"{param('loss')} must be one of {', '.join(map(repr, LOSSES))} or "
+                                 f"'module:function'; got {self.name!r}")
+        options = dict(self.options or {})
+        allowed = LOSSES.get(self.name, {})
+        for key, value in options.items():
+            if key not in allowed:
+                what = f"takes {', '.join(map(repr, allowed))}" if allowed else "takes no options"
+                raise ParameterError(f"{param('loss')} {self.name!r} {what}; got the option {key!r}")
+            kind, low, high = allowed[key]
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value <= high
+            if kind is int:
+                ok = ok and float(value).is_integer()
+            if not ok:
+                raise ParameterError(f"{param('loss')} option {key} must be {'an integer' if kind is int else 'a number'}"
+                                     f" in [{low:g}, {high:g}]; got {value!r}")
+            options[key] = kind(value)
+        object.__setattr__(self, "options", options)
+        metrics = tuple(self.metrics or ())
+        bad = [m for m in metrics if not is_spec(m)]
+        if bad:
+            raise ParameterError(f"{param('metrics')} must be 'module:function' specs; got {bad[0]!r}")
+        object.__setattr__(self, "metrics", metrics)
+        object.__setattr__(self, "search", tuple(str(s) for s in (self.search or ())))
+
+    @property
+    def label(self) -> str:
+        """The loss's name as pictures and summaries show it (``cross_entropy``, ``mymod:loss``)."""
+        return self.name
+
+    @property
+    def has_accuracy(self) -> bool:
+        return self.name in CLASS_LOSSES or self.name == "bce_with_logits"
+
+    @property
+    def nonnegative(self) -> bool:
+        """Whether every element of the loss is >= 0 (what an exact early exit needs)."""
+        return self.name in LOSSES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "options": dict(self.options), "metrics": list(self.metrics),
+                "search": list(self.search)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> "LossSpec":
+        """The spec recorded by :meth:`to_dict` (``None``: cross-entropy, what older runs used)."""
+        if d is None:
+            return cls()
+        if not isinstance(d, Mapping):
+            raise ParameterError(f"{param('loss')} must be a table with 'name' (and 'options'); got {d!r}")
+        return cls(d.get("name", "cross_entropy"), d.get("options") or {}, tuple(d.get("metrics") or ()),
+                   tuple(d.get("search") or ()))
+
+
+@dataclass
+class BatchSums:
+    """What one batch adds to each of ``g`` points (lanes): float64 sums and element counts."""
+
+    loss: Any  # (g,) float64 tensor: sum of the loss over the batch's elements
+    count: int  # elements the loss is averaged over
+    correct: Any = None  # (g,) float64 tensor of correct predictions, or None
+    predictions: int = 0  # elements accuracy is averaged over
+    metrics: dict[str, tuple[Any, int]] = field(default_factory=dict)  # name -> ((g,) sums, count)
+
+
+class Objective:
+    """A :class:`LossSpec` ready to run: per-batch sums for a group of points (lanes)."""
+
+    def __init__(self, spec: LossSpec | None = None):
+        from .usercode import load_callable
+
+        self.spec = spec or LossSpec()
+        self.user: Callable | None = None
+        if self.spec.name not in LOSSES:
+            self.user = load_callable(self.spec.name, search=self.spec.search, name="loss")
+        self.metric_fns = {m.rsplit(":", 1)[1].rsplit(".", 1)[-1]: load_callable(m, search=self.spec.search,
+                                                                                 name="metrics")
+                           for m in self.spec.metrics}
+        self.classes: int | None = None  # the number of classes seen (class losses)
+
+    @property
+    def name(self) -> str:
+        return self.spec.label
+
+    @property
+    def metric_names(self) -> list[str]:
+        return (["accuracy"] if self.spec.has_accuracy else []) + list(self.metric_fns)
+
+    # -- the element count and the baseline, from targets alone --------------------------------
+    def counts(self, targets: Any) -> int | None:
+        """Elements the loss of these targets is averaged over (None for a user's function: it
+        decides the shape of what it returns)."""
+        if self.user is not None:
+            return None
+        if self.spec.name in CLASS_LOSSES:  # torch ignores -100 unless told another index
+            return int((targets != self.spec.options.get("ignore_index", -100)).sum())
+        return int(targets.numel())
+
+    def baseline(self, targets: Any) -> float | None:
+        """The loss of the best constant prediction for these targets, a reference for the
+        divergence cap (classes: ``ln(C)`` is used instead; a user's function: None)."""
+        import torch
+
+        if self.user is not None or self.spec.name in CLASS_LOSSES:
+            return None
+        t = targets.detach().double().reshape(-1)
+        if t.numel() == 0:
+            return None
+        if self.spec.name == "mse":
+            return float(((t - t.mean()) ** 2).mean())
+        if self.spec.name == "l1":
+            return float((t - t.median()).abs().mean())
+        if self.spec.name == "huber":
+            return float(torch.nn.functional.huber_loss(t, t.median().expand_as(t),
+                                                        delta=self.spec.options.get("delta", 1.0)))
+        p = float(t.mean().clamp(1e-12, 1 - 1e-12))  # bce_with_logits
+        return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+    # -- one batch ---------------------------------------------------------------------------
+    def reduce(self, outputs: Any, targets: Any) -> BatchSums:
+        """Sums of ``outputs`` ``(g, B, ...)`` (the lanes' forwards of one batch) against
+        ``targets`` ``(B, ...)``: float64 sums per lane, each lane by its own 1-D reduction."""
+        import torch
+
+        if not isinstance(outputs, torch.Tensor):
+            raise ValueError(f"the model must return a tensor (or the forward hook an (outputs, targets) pair); "
+                             f"got {type(outputs).__name__}")
+        if not isinstance(targets, torch.Tensor) or targets.dim() < 1 or len(targets) != outputs.shape[1]:
+            got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets must be a tensor with one entry per sample ({outputs.shape[1]}); got {got}")
+        g, b = outputs.shape[:2]
+        out = outputs.float().reshape(g * b, *outputs.shape[2:])
+        tgt = targets.unsqueeze(0).expand(g, *targets.shape).reshape(g * b, *targets.shape[1:])
+        sums = BatchSums(loss=None, count=0)
+        if self.user is not None:
+            per = self._user_values(self.user, out, tgt, g, "loss")
+            sums.loss, sums.count = _row_sums(per), per.shape[1]
+        elif self.spec.name in CLASS_LOSSES:
+            self._class_sums(out, tgt, g, sums)
+        else:
+            self._elementwise_sums(out, tgt, g, sums)
+        for name, fn in self.metric_fns.items():
+            per = self._user_values(fn, out, tgt, g, f"metric {name}")
+            sums.metrics[name] = (_row_sums(per), per.shape[1])
+        return sums
+
+    def _class_sums(self, out: Any, tgt: Any, g: int, sums: BatchSums) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        o, t = out.shape[1:], tgt.shape[1:]
+        if tuple(o[:-1]) == tuple(t):
+            logits = out  # classes last: (N, C) or (N, d.., C), as language models return them
+        elif tuple(o[1:]) == tuple(t) and len(o) >= 2:
+            logits = out.movedim(1, -1)  # torch's layout (N, C, d..)
+        else:
+            raise ValueError(f"outputs of shape {tuple(o)} per sample do not fit targets of shape {tuple(t)} for "
+                             f"{self.spec.name}: the classes must be the first or the last dimension")
+        c = logits.shape[-1]
+        self.classes = c
+        flat_t = tgt.reshape(-1)
+        if flat_t.is_floating_point() or flat_t.is_complex():
+            raise ValueError(f"{self.spec.name} needs integer class indices as targets; got {tgt.dtype}")
+        ignore = self.spec.options.get("ignore_index", -100)
+        counted = flat_t != ignore
+        if counted.any():
+            lo, hi = int(flat_t[counted].min()), int(flat_t[counted].max())
+            if lo < 0 or hi >= c:
+                raise ValueError(f"targets must be class indices in [0, {c}) for a model with {c} outputs; "
+                                 f"got values in [{lo}, {hi}]")
+        flat = logits.reshape(-1, c)
+        if self.spec.name == "cross_entropy":
+            per = F.cross_entropy(flat, flat_t, reduction="none", ignore_index=ignore,
+                                  label_smoothing=self.spec.options.get("label_smoothing", 0.0))
+        else:
+            per = F.nll_loss(flat, flat_t, reduction="none", ignore_index=ignore)
+        mask = counted.view(g, -1)
+        sums.loss, sums.count = _row_sums(per.view(g, -1)), int(mask[0].sum())
+        right = (flat.argmax(-1) == flat_t) & counted
+        sums.correct, sums.predictions = right.view(g, -1).sum(-1, dtype=torch.float64), sums.count
+
+    def _elementwise_sums(self, out: Any, tgt: Any, g: int, sums: BatchSums) -> None:
+        import torch
+        import torch.nn.functional as F
+
+        if out.shape != tgt.shape and out.shape[:-1] == tgt.shape and out.shape[-1] == 1:
+            out = out.squeeze(-1)  # (N, 1) outputs against (N,) targets
+        if out.shape != tgt.shape:
+            raise ValueError(f"outputs of shape {tuple(out.shape[1:])} per sample do not fit targets of shape "
+                             f"{tuple(tgt.shape[1:])} for {self.spec.name}: they must be the same")
+        t = tgt.to(out.dtype)
+        if self.spec.name == "mse":
+            per = F.mse_loss(out, t, reduction="none")
+        elif self.spec.name == "l1":
+            per = F.l1_loss(out, t, reduction="none")
+        elif self.spec.name == "huber":
+            per = F.huber_loss(out, t, reduction="none", delta=self.spec.options.get("delta", 1.0))
+        else:
+            per = F.binary_cross_entropy_with_logits(out, t, reduction="none")
+        per = per.reshape(g, -1)
+        sums.loss, sums.count = _row_sums(per), per.shape[1]
+        if self.spec.name == "bce_with_logits":
+            right = ((out > 0) == (t > 0.5)).reshape(g, -1)
+            sums.correct, sums.predictions = right.sum(-1, dtype=torch.float64), per.shape[1]
+
+    @staticmethod
+    def _user_values(fn: Callable, out: Any, tgt: Any, g: int, what: str) -> Any:
+        import torch
+
+        value = fn(out, tgt)
+        n = out.shape[0]
+        if not isinstance(value, torch.Tensor) or value.dim() < 1 or value.shape[0] != n:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise ValueError(f"the {what} function must return per-sample ({n},) or per-element ({n}, ...) values "
+                             f"(not their mean); got {got}")
+        return value.float().reshape(g, -1)
+
+
+def _row_sums(rows: Any) -> Any:
+    """(g,) float64 sums of the rows of (g, L), each by its own 1-D reduction (a row's sum never
+    depends on how many rows there are)."""
+    import torch
+
+    return torch.stack([r.double().sum() for r in rows])

@@ -1,0 +1,289 @@
+"""The user's own training as a run: checkpoints as training loops save them (pipeline.checkpoints
+.read_state), ``lossvista import`` and its one-line refusals, the Recorder, and ``lossvista run``
+on the result, whose centre value is the user's loss computed here by hand."""
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pipeline.checkpoints import read_state
+from pipeline.errors import CheckpointError, ParameterError
+
+from .conftest import assert_one_line_error, run_cli
+
+MODELS = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Wider(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(4, 9), nn.Tanh(), nn.Linear(9, 1))
+
+    def forward(self, x):
+        return self.body(x)
+'''
+
+DATA = '''
+import torch
+
+
+def splits():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(120, 4, generator=g)
+    y = x[:, :1] - 0.5 * x[:, 1:2]
+    return (x[:90], y[:90]), (x[90:], y[90:])
+
+
+def broken():
+    return 42
+
+
+def nan_targets():
+    (x, y), test = splits()
+    return (x, y * float("nan")), test
+'''
+
+LOSSES = '''
+def mean_only(outputs, targets):
+    return ((outputs - targets) ** 2).mean()
+'''
+
+
+@pytest.fixture
+def project(tmp_path):
+    """A user's project folder: models, data, a loss, and three checkpoints saved as a loop saves them."""
+    (tmp_path / "mymodels.py").write_text(MODELS)
+    (tmp_path / "mydata.py").write_text(DATA)
+    (tmp_path / "mylosses.py").write_text(LOSSES)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_user_models", tmp_path / "mymodels.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    model = module.Net()
+    (tmp_path / "ckpt").mkdir()
+    for epoch in (0, 5, 10):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.mul_(0.9).add_(0.01)
+        torch.save({"epoch": epoch, "model_state_dict": model.state_dict(), "optimizer_state_dict": {}},
+                   tmp_path / "ckpt" / f"epoch{epoch}.pt")
+    return tmp_path
+
+
+def _import(project, *extra, out="runs/mine"):
+    return run_cli("import", "--checkpoints", "ckpt/epoch*.pt", "--model", "mymodels:Net", "--data", "mydata:splits",
+                   "--out", out, *extra, cwd=project)
+
+
+# checkpoints as training loops save them ---------------------------------------------------------
+
+def _state():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)).state_dict()
+
+
+@pytest.mark.parametrize("wrap, kwargs, info", [
+    (lambda s: s, {}, {}),
+    (lambda s: {"epoch": 7, "model_state_dict": s, "optimizer_state_dict": {}}, {}, {"epoch": 7}),
+    (lambda s: {"state_dict": s, "global_step": 40}, {}, {"step": 40}),
+    (lambda s: {"step": 3, "model": s}, {}, {"step": 3}),
+    (lambda s: {"net": s, "epoch": True}, {}, {}),  # a bool is not an epoch number
+    (lambda s: {"ema": s, "weights": s}, {"key": "ema"}, {}),
+    (lambda s: {f"module.{k}": v for k, v in s.items()}, {}, {}),  # DataParallel
+    (lambda s: {"state_dict": {f"model.{k}": v for k, v in s.items()} | {"loss_fn.w": torch.ones(1)}},
+     {"strip_prefix": "model."}, {}),  # Lightning
+])
+def test_read_state_finds_the_weights(tmp_path, wrap, kwargs, info):
+    state = _state()
+    torch.save(wrap(state), tmp_path / "c.ckpt")
+    got, got_info = read_state(tmp_path / "c.ckpt", **kwargs)
+    assert list(got) == list(state) and all(torch.equal(got[k], state[k]) for k in state)
+    assert got_info == info
+
+
+def test_read_state_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    state = _state()
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
+    got, info = read_state(tmp_path / "model.safetensors")
+    assert all(torch.equal(got[k], state[k]) for k in state) and info == {}
+    (tmp_path / "bad.safetensors").write_bytes(b"\x00" * 20)
+    with pytest.raises(CheckpointError, match="is not a readable .safetensors file"):
+        read_state(tmp_path / "bad.safetensors")
+
+
+def test_read_state_names_what_it_found_instead(tmp_path):
+    torch.save({"epoch": 1, "optimizer": {"lr": 0.1}, "ema": _state()}, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="holds no state_dict under 'state_dict', .* its entries: ema, epoch, "
+                                              "optimizer"):
+        read_state(tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="has no entry 'weights'; its entries: ema, epoch, optimizer"):
+        read_state(tmp_path / "c.pt", key="weights")
+    with pytest.raises(CheckpointError, match="the entry 'epoch' is not a state_dict"):
+        read_state(tmp_path / "c.pt", key="epoch")
+    with pytest.raises(CheckpointError, match="no tensor name starts with 'model.'"):
+        read_state(tmp_path / "c.pt", key="ema", strip_prefix="model.")
+
+
+# lossvista import ---------------------------------------------------------------------------------
+
+def test_import_then_run_shows_the_users_loss(project):
+    proc = _import(project, "--loss", "mse")
+    assert proc.returncode == 0, proc.stderr
+    assert "imported 3 checkpoints (epochs 0..10)" in proc.stderr and "lossvista run --out runs/mine" in proc.stderr
+    run = project / "runs" / "mine"
+    info = json.loads((run / "run.json").read_text())
+    assert info["kind"] == "imported" and info["unit"] == "epoch" and info["loss"]["name"] == "mse"
+    assert info["search"] == [str(project.resolve())] and info["num_classes"] is None
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch_000.pt", "epoch_005.pt", "epoch_010.pt"]
+    assert not [p for p in project.glob("runs/.*")]  # no staging folder left behind
+
+    proc = run_cli("run", "--out", "runs/mine", "--planes", "random", "--grid", "5", "--backend", "none",
+                   cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    from pipeline.run import Run
+    from pipeline.vtkio import read_surface
+
+    surface = read_surface(run / "surface_random.vts")
+    assert surface.meta["loss_name"] == "mse" and surface.loss_label == "mse"
+    assert surface.accuracy is None
+    model, epoch = Run(run).build_model()  # the final weights
+    assert epoch == 10
+    import sys
+
+    sys.path.insert(0, str(project))
+    try:
+        from mydata import splits  # the user's module, as their own loop would use it
+    finally:
+        sys.path.remove(str(project))
+        sys.modules.pop("mydata", None)
+    (x, y), _ = splits()
+    with torch.no_grad():
+        want = F.mse_loss(model(x), y).item()
+    assert surface.centre_value() == pytest.approx(want, rel=1e-5)
+    traj = json.loads((run / "topology_random.json").read_text())
+    assert traj  # the analysis ran on the MSE surface
+
+
+def test_import_step_checkpoints_from_names_and_restart(project):
+    for p in (project / "ckpt").iterdir():
+        state = torch.load(p)["model_state_dict"]
+        number = int(p.stem.removeprefix("epoch")) * 100
+        torch.save(state, project / "ckpt" / f"iter-{number}.pth")
+    proc = run_cli("import", "--checkpoints", "ckpt/iter-*.pth", "--model", "mymodels:Net", "--data", "mydata:splits",
+                   "--loss", "l1", "--out", "runs/steps", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((project / "runs/steps/run.json").read_text())
+    assert info["unit"] == "step" and [c["epoch"] for c in info["checkpoints"]] == [0, 500, 1000]
+    assert_one_line_error(_import(project, out="runs/steps"), "already holds a run", "--restart")
+    proc = _import(project, "--loss", "mse", "--restart", out="runs/steps")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads((project / "runs/steps/run.json").read_text())["unit"] == "epoch"
+
+
+@pytest.mark.parametrize("change, args, fragments", [
+    (None, ["--checkpoints", "nothing/*.pt"], ["'nothing/*.pt' matches no file"]),
+    (None, ["--model", "mymodels:Wider"], ["body.0.weight", "shape"]),
+    (None, ["--model", "nomodule:Net"], ["cannot import module 'nomodule'"]),
+    (None, ["--model", "mymodels:Nope"], ["mymodels", "Nope"]),
+    (None, ["--data", "mydata:broken"], ["mydata:broken"]),
+    (None, ["--data", "mydata:nan_targets", "--loss", "mse"], ["must be finite"]),
+    (None, ["--loss", "mylosses:mean_only"], ["per-sample"]),
+    (None, ["--loss", "hinge"], ["--loss must be one of"]),
+    (None, ["--loss", "mse", "--loss-option", "delta"], ["KEY=VALUE"]),
+    (None, ["--key", "weights"], ["has no entry 'weights'", "model_state_dict"]),
+    ("same-epoch", [], ["are both epoch 5"]),
+    ("garbage", [], ["epoch5.pt"]),
+])
+def test_import_refusals_are_one_line_and_write_nothing(project, change, args, fragments):
+    if change == "same-epoch":
+        torch.save(torch.load(project / "ckpt" / "epoch5.pt"), project / "ckpt" / "epoch5b.pt")
+    if change == "garbage":
+        (project / "ckpt" / "epoch5.pt").write_bytes(b"not a checkpoint")
+    base = {"--checkpoints": "ckpt/epoch*.pt", "--model": "mymodels:Net", "--data": "mydata:splits", "--loss": "mse"}
+    given = dict(zip(args[::2], args[1::2]))
+    argv = [x for k, v in {**base, **given}.items() for x in (k, v)]
+    proc = run_cli("import", *argv, "--out", "runs/x", cwd=project)
+    assert_one_line_error(proc, *fragments)
+    assert not (project / "runs").exists() or not any((project / "runs").iterdir())
+
+
+def test_cross_entropy_import_records_the_classes(tmp_path, monkeypatch):
+    """A classifier's run, imported from a bundled dataset name: the class count comes from its outputs."""
+    from pipeline.importer import ImportConfig, import_run
+
+    monkeypatch.chdir(tmp_path)
+    from tests.user_models import tiny_mlp
+
+    torch.save({"epoch": 0, "state_dict": tiny_mlp().state_dict()}, tmp_path / "e0.pt")
+    info = import_run(tmp_path / "run", ImportConfig(checkpoints=(str(tmp_path / "e0.pt"),),
+                                                     model="tests.user_models:tiny_mlp", data="digits",
+                                                     search=(str(Path(__file__).parents[1]),)))
+    assert info["num_classes"] == 10 and info["loss"]["name"] == "cross_entropy"
+
+
+# the Recorder ------------------------------------------------------------------------------------
+
+def test_recorder_writes_a_run_the_pipeline_reads(project, monkeypatch):
+    from pipeline import Recorder
+    from pipeline.run import Run
+
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    from mymodels import Net
+
+    model = Net()
+    rec = Recorder("runs/rec", model, data="mydata:splits", loss="huber", unit="step")
+    for step in (0, 50):
+        rec.save(step)
+        with torch.no_grad():
+            model.body[0].weight.add_(0.1)
+    run = Run("runs/rec")
+    assert run.unit == "step" and run.loss().label == "huber" and run.dir.epochs() == [0, 50]
+    assert torch.equal(torch.load("runs/rec/checkpoints/epoch_050.pt")["body.0.weight"] + 0.1,
+                       model.body[0].weight)
+    with pytest.raises(ParameterError, match="must be 'module:function'"):
+        Recorder("runs/r2", model, data=(torch.zeros(2, 4), torch.zeros(2, 1)))
+    with pytest.raises(ParameterError, match="does not fit the one being trained"):
+        Recorder("runs/r3", model, data="mydata:splits", model_spec="mymodels:Wider")
+    with pytest.raises(ParameterError, match="integer >= 0"):
+        rec.save(-1)
+
+
+def test_recorder_refuses_a_model_defined_in_the_script(tmp_path):
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent('''
+        from torch import nn
+        from pipeline import Recorder
+
+        class Net(nn.Linear):
+            def __init__(self):
+                super().__init__(2, 1)
+
+        Recorder("runs/r", Net(), data="mydata:splits")
+    '''))
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode != 0 and "defined in the script being run" in proc.stderr
