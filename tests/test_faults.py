@@ -21,6 +21,7 @@ from pipeline.datamodel import Grid, Surface
 from pipeline.directions import Directions, random_directions
 from pipeline.errors import CheckpointError, LossvistaError
 from pipeline.rundir import RunDir
+from pipeline.vtkio import read_surface, write_surface
 
 from .conftest import ROOT, assert_one_line_error, run_cli
 
