@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..datamodel import Surface, Trajectory
-from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
+from ..display import COLORMAP, CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
 from .field import _cap_note, _epoch_labels, _title, display_field, parse_critical
 
 __all__ = ["plot_contours_2d", "plot_line_1d"]
@@ -47,7 +47,7 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
     ax = fig.add_subplot()
     norm = colors.LogNorm(field.vmin, field.vmax) if field.log else colors.Normalize(field.vmin, field.vmax)
     Z = np.ma.masked_invalid(field.values)
-    cs = ax.contour(A, B, Z, levels=field.levels, cmap="viridis", norm=norm, linewidths=1.1)
+    cs = ax.contour(A, B, Z, levels=field.levels, cmap=COLORMAP, norm=norm, linewidths=1.1)
     labelled = cs.levels[:: max(1, len(cs.levels) // 5)]
     ax.clabel(cs, labelled, inline=True, fontsize=7, fmt=lambda v: f"{v:.3g}")
     if field.divergent.any():

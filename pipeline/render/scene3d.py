@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import geometry
 from ..datamodel import Surface, Trajectory
-from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
+from ..display import CAMERA_3D, COLORMAP, CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
 from ..vtkio import to_vtk_order
 from .field import _cap_note, _title, display_field, parse_critical
 
@@ -92,7 +92,7 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
             bar = dict(title=field.name + (" (log)" if field.log else ""), n_labels=5, fmt="%.3g", color="black",
                        vertical=True, position_x=0.89, position_y=0.18, height=0.6, width=0.045,
                        title_font_size=18, label_font_size=15)
-            common = dict(scalars="shown", cmap="viridis", clim=(field.vmin, field.vmax), log_scale=field.log,
+            common = dict(scalars="shown", cmap=COLORMAP, clim=(field.vmin, field.vmax), log_scale=field.log,
                           nan_color=DIVERGENT_COLOR, scalar_bar_args=bar)
             # cells touching a divergent point form a translucent grey plateau at the cap height, so
             # they neither take a colour nor hide the valid surface behind them
@@ -173,7 +173,7 @@ def _surface_of(cells):
     return pv.wrap(f.GetOutput())
 
 
-def _set_camera(pl, bounds, azimuth: float = -55.0, elevation: float = 32.0) -> None:
+def _set_camera(pl, bounds, azimuth: float = CAMERA_3D[0], elevation: float = CAMERA_3D[1]) -> None:
     """Look at the scene's centre from ``azimuth`` degrees (from -y, towards +x) and ``elevation`` above it."""
     x0, x1, y0, y1, z0, z1 = bounds
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2])
