@@ -18,7 +18,7 @@ __version__ = "0.2.0"
 # public name -> module that defines it (imported on first access)
 _API = {
     "Grid": "datamodel", "Surface": "datamodel", "Trajectory": "datamodel",
-    "RunDir": "rundir",
+    "RunDir": "rundir", "Run": "run", "open_run": "run",
     "EvalConfig": "engine", "evaluate_points": "engine",
     "evaluate": "surface", "SurfaceRequest": "surface", "compute_surface": "surface",
     "Directions": "directions", "random_directions": "directions", "pca_directions": "directions",

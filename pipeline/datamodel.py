@@ -252,6 +252,14 @@ class Surface:
     def ys(self) -> np.ndarray:
         return self.grid.ys
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        """Jupyter: the surface's interactive page inline, a PNG where no JavaScript runs
+        (:func:`pipeline.render.page.notebook_bundle`)."""
+        from .render.page import PlaneData, notebook_bundle
+
+        kind = self.meta.get("direction_kind") or "surface"
+        return notebook_bundle([PlaneData(str(kind), self)])
+
 
 @dataclass
 class Trajectory:
