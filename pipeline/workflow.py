@@ -10,6 +10,7 @@ trajectory                 :func:`make_trajectory`: checkpoints + directions -> 
 surface                    :func:`pipeline.surface.compute_surface` (resumable, distributed)
 analysis                   :func:`pipeline.analyze.analyze_file`
 pictures                   :func:`render_pictures`: ParaView views and/or quick looks
+export                     :func:`export`: a mesh of a surface, or the page of a run (``index.html``)
 the whole run              :func:`run_pipeline`
 =========================  ===================================================================
 """
@@ -29,11 +30,12 @@ from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_directions", "make_trajectory", "render_pictures", "RunOptions", "RunResult", "run_pipeline",
-           "DIRECTION_KINDS", "BACKENDS"]
+__all__ = ["make_directions", "make_trajectory", "render_pictures", "export", "RunOptions", "RunResult",
+           "run_pipeline", "DIRECTION_KINDS", "BACKENDS", "EXPORT_FORMATS"]
 
 DIRECTION_KINDS = ("random", "pca", "interp")
 BACKENDS = ("auto", "paraview", "pyvista", "none")
+EXPORT_FORMATS = ("ply", "obj", "stl", "html")  # the mesh formats of pipeline.vtkio, and the page
 Notice = Callable[[str], None]
 
 
@@ -196,6 +198,31 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     return pictures
 
 
+def export(source: str | Path, format: str, *, out: str | Path | None = None, array: str = "loss",
+           scale: float | None = None, log: bool = False) -> Path:
+    """Write ``source`` as ``format`` and return the path written.
+
+    ``html``: the self-contained page (:func:`pipeline.render.page.export_page`) of a run
+    directory (default ``RUN/index.html``) or of one surface file; ``array`` colours it first.
+    ``ply``, ``obj``, ``stl``: the warped surface of a ``.vts`` as a mesh
+    (:func:`pipeline.vtkio.export_file`: ``array``, ``scale``, ``log``).
+    """
+    fmt = str(format).lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ParameterError(f"{param('format')} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
+    if fmt != "html":
+        from .vtkio import export_file
+
+        return export_file(source, fmt, out=out, array=array, scale=scale, log=log)
+    for name, value, unset in (("scale", scale, None), ("log", log, False)):
+        if value != unset:
+            raise ParameterError(f"{param(name)} shapes a mesh (ply, obj, stl); the html page takes none; "
+                                 f"got {value!r}")
+    from .render.page import export_page
+
+    return export_page(source, out, array=array)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How ``lossvista run`` does its work (the preset says what)."""
@@ -208,6 +235,7 @@ class RunOptions:
     persistence: float = 0.01  # analysis threshold, a fraction of the value range (relative)
     restart_training: bool = False
     pca_points: int = 51  # per axis on the PCA plane
+    page: bool = True  # write RUN/index.html, the run's self-contained page
 
     def __post_init__(self) -> None:
         bad = [p for p in self.planes if p not in PLANES]
@@ -284,4 +312,9 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     result.pictures += render_pictures(run, backend=options.backend, planes=options.planes, with_quicklooks=True,
                                        notice=notice)
     lap("pictures")
+    if options.page:
+        from .run import Run
+
+        result.files["page"] = [Run(run.root).write_page(run.index_html)]
+        lap("page")
     return result
