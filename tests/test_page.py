@@ -78,6 +78,11 @@ def test_display_rules_are_the_pictures(toy):
     np.testing.assert_allclose(colours[ok], np.log10(surface.loss[ok]), atol=1e-4)
     assert math.isnan(heights[0, -1]) and math.isnan(colours[0, -1])  # the NaN: a hole, never 0
     assert c["ticks"]["text"][-1] == f"above the cap {cap:.3g}"
+    # 2D lines: Plotly spreads line colours over the levels, so their scale gives each level its own colour
+    from matplotlib import colormaps, colors
+
+    for stop, value in ((c["line_scale"][0], c["levels"]["start"]), (c["line_scale"][-1], c["levels"]["end"])):
+        assert stop[1] == colors.to_hex(colormaps["viridis"]((value - c["cmin"]) / (c["cmax"] - c["cmin"])))
     # an array that may be negative: linear colours, no cap
     h = scene["colour"]["hessian_max"]
     assert not h["log"] and h["cap"] is None

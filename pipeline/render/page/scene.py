@@ -113,11 +113,25 @@ def _colour(surface: Surface, name: str, field: DisplayField) -> dict[str, Any]:
         ticktext[-1] = f"above the cap {hi:.3g}" if capped else f"not usable (> {hi:.3g})"
     levels = axis(field.levels)
     return {"label": display.array_label(surface.meta, name), "log": bool(field.log),
+            "line_scale": _stops(float(levels[0]), float(levels[-1]), cmin, cmax),
             "values": _nested(values, DIGITS, top - cmin), "cmin": cmin, "cmax": cmax,
             "grey_from": cmax if band else None, "band": [cmax, top] if band else None, "cap": hi if capped else None,
             "ticks": {"vals": tickvals, "text": ticktext},
             "levels": {"start": float(levels[0]), "end": float(levels[-1]),
                        "size": float((levels[-1] - levels[0]) / max(len(levels) - 1, 1))}}
+
+
+def _stops(lo: float, hi: float, cmin: float, cmax: float, n: int = 17) -> list[list]:
+    """Plotly colour stops over ``[lo, hi]`` that give each value its colour on the axis
+    ``[cmin, cmax]``: Plotly spreads a contour trace's line colours over its levels, not its
+    colour range."""
+    from matplotlib import colormaps, colors
+
+    cmap = colormaps[display.COLORMAP]
+    values = np.linspace(lo, hi, n) if hi > lo else np.full(2, lo)
+    pos = np.linspace(0.0, 1.0, len(values))
+    return [[float(p), colors.to_hex(cmap(float(np.clip((v - cmin) / (cmax - cmin), 0, 1))))]
+            for p, v in zip(pos, values)]
 
 
 def _contour_lines(xs: np.ndarray, ys: np.ndarray, heights: np.ndarray, levels: np.ndarray,
@@ -174,14 +188,14 @@ def plane_scene(plane: PlaneData) -> dict[str, Any]:
     sides = (float(np.ptp(xs)), float(np.ptp(ys)))
     larger = geometry.plane_size(sides, "larger")
     lift = 0.01 * (hi - lo)  # lines and markers just above the surface they lie on
+    aspect = {"x": sides[0] / larger, "y": sides[1] / larger,  # the relief as ParaView's Warp By Loss draws it
+              "z": display.RELIEF_FRACTION * geometry.plane_size(sides, "geometric") / larger}
     scene: dict[str, Any] = {
         "kind": plane.kind, "title": _plane_title(plane.kind, s.meta), "axes": list(display.axis_labels(s.meta)),
         "xs": xs.tolist(), "ys": ys.tolist(), "values": values, "inexact": inexact, "colour": colour,
         "height_label": display.array_label(s.meta, "loss"),
         "heights": _nested(heights, DIGITS, hi - lo), "zrange": [lo, hi],
-        "aspect": {"x": sides[0] / larger, "y": sides[1] / larger,
-                   "z": display.RELIEF_FRACTION * geometry.plane_size(sides, "geometric") / larger},
-        "camera": _eye(*display.CAMERA_3D),
+        "aspect": aspect, "camera": _eye(*display.CAMERA_3D, distance=1.25 * math.hypot(*aspect.values())),
         "contours": _contour_lines(xs, ys, np.where(hidden, np.nan, heights), loss.levels[:-1], lift),
         "path": None, "critical": None,
     }
@@ -219,9 +233,10 @@ def _plane_title(kind: str, meta: dict) -> str:
     return f"{kind} plane"
 
 
-def _eye(azimuth: float, elevation: float, distance: float = 1.6) -> dict[str, float]:
+def _eye(azimuth: float, elevation: float, distance: float) -> dict[str, float]:
     """Plotly's camera eye looking at the scene's centre from ``azimuth`` (from -y towards +x) and
-    ``elevation`` degrees, as the 3D quick looks."""
+    ``elevation`` degrees, as the 3D quick looks, at ``distance`` (Plotly's scene units: the box's
+    aspect ratio, so an elongated plane is seen from closer)."""
     az, el = math.radians(azimuth), math.radians(elevation)
     return {"x": distance * math.sin(az) * math.cos(el), "y": -distance * math.cos(az) * math.cos(el),
             "z": distance * math.sin(el)}

@@ -125,7 +125,7 @@
     data = data.concat(pathTraces(p, true), criticalTraces(p, true));
     var layout = {
       scene: {xaxis: axis(p.axes[0]), yaxis: axis(p.axes[1]),
-              zaxis: Object.assign(axis(p.height_label), {range: [z0, z1 + pad]}),
+              zaxis: Object.assign(axis(p.height_label), {range: [z0 - pad / 2, z1 + pad]}),  // heights are rounded
               aspectmode: "manual", aspectratio: p.aspect, camera: {eye: p.camera}}
     };
     return {data: data, layout: layout};
@@ -136,11 +136,13 @@
     var grey = c.grey_from === null ? null : c.values.map(function (row) {
       return row.map(function (v) { return v !== null && v >= c.grey_from ? 1 : null; });
     });
-    var data = [Object.assign({type: "contour", name: c.label, meta: "grid", x: p.xs, y: p.ys,
+    // line colours spread over the levels (Plotly's rule for contour lines): line_scale maps them back
+    var bar = colour(p, array, "z").colorbar;
+    var data = [{type: "contour", name: c.label, meta: "grid", x: p.xs, y: p.ys,
       z: transpose(c.values), customdata: transpose(p.values[array]), hovertemplate: hoverText(p, array),
-      connectgaps: false, zauto: false,
-      contours: {coloring: "lines", start: c.levels.start, end: c.levels.end, size: c.levels.size},
-      line: {width: 1.8}, showlegend: false}, colour(p, array, "z"))];
+      connectgaps: false, zauto: false, zmin: c.levels.start, zmax: c.levels.end, colorscale: c.line_scale,
+      colorbar: bar, contours: {coloring: "lines", start: c.levels.start, end: c.levels.end, size: c.levels.size},
+      line: {width: 1.8}, showlegend: false}];
     if (grey && grey.some(function (row) { return row.some(function (v) { return v !== null; }); })) {
       data.push({type: "heatmap", name: "above the cap or not usable", x: p.xs, y: p.ys, z: transpose(grey),
                  colorscale: [[0, style.divergent], [1, style.divergent]], showscale: false, opacity: 0.45,
