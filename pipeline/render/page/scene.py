@@ -16,7 +16,8 @@ The scene of a plane (:func:`plane_scene`)::
     kind, title, axes (2 titles), xs (nx), ys (ny)
     values    {array: (nx, ny) the file's values exactly; null where not finite}
     inexact   {array: [[i, j], ...] finite but not usable (only a bound after an early exit)}
-    colour    {array: {label, log, values (nx, ny), cmin, cmax, grey_from, band, ticks, levels}}
+    colour    {array: {label, log, values (nx, ny), cmin, cmax, cap, grey_from, band, ticks, levels,
+               line_scale}}: the colour axis (log10 of the value for a logarithmic map)
     heights   (nx, ny) the loss clamped at its cap, null where unknown; the 3D surface's z
     zrange, aspect (Plotly's aspectratio), camera (Plotly's eye)
     contours  {x, y, z}: the loss's contour lines in 3D, null between lines
