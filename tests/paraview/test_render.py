@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from conftest import ROOT, picture_stats
+from tests.conftest import as_cli
 
 pytestmark = pytest.mark.paraview
 
@@ -89,8 +90,9 @@ def test_driver_missing_pvbatch(run_b, tmp_path):
     from pipeline.errors import LossvistaError
     from pipeline.render.pvbatch import render_paraview
 
-    with pytest.raises(LossvistaError, match=r"pvbatch not found .*no /nonexistent/pvbatch.*--backend pyvista"):
+    with pytest.raises(LossvistaError, match=r"pvbatch not found .*no /nonexistent/pvbatch.*backend pyvista") as e:
         render_paraview(run_b, "random", ["2d_contours"], tmp_path, pvbatch="/nonexistent/pvbatch")
+    assert "use --backend pyvista" in as_cli(e.value)
 
 
 def test_driver_without_display_needs_xvfb_run(run_b, tmp_path, monkeypatch):
