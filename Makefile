@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	touch $(STAMP)
 
-# ParaView (pvbatch/pvpython), Xvfb and Fashion-MNIST from Debian when missing and we can.
+# ParaView (pvbatch/pvpython), Xvfb, Fashion-MNIST and Chromium from Debian when missing and we can.
 system:
 	@sh scripts/install_system.sh
 

@@ -17,6 +17,7 @@ BENCHMARKS = [
     ["bench_scale.py"],
     ["bench_topology.py", "--out", str(RESULTS / "topology.json")],
     ["bench_pca_memory.py"],
+    ["bench_data.py", "--json", str(RESULTS / "data.json")],
 ]
 
 

@@ -18,9 +18,9 @@ __version__ = "0.2.0"
 # public name -> module that defines it (imported on first access)
 _API = {
     "Grid": "datamodel", "Surface": "datamodel", "Trajectory": "datamodel",
-    "RunDir": "rundir", "Run": "run",
+    "RunDir": "rundir", "Run": "run", "open_run": "run",
     "LossSpec": "objective",
-    "Recorder": "recorder", "ImportConfig": "importer", "import_run": "importer",
+    "Recorder": "recorder", "ImportConfig": "importer", "import_run": "importer", "landscape": "workflow",
     "EvalConfig": "engine", "evaluate_points": "engine",
     "evaluate": "surface", "SurfaceRequest": "surface", "compute_surface": "surface",
     "Directions": "directions", "random_directions": "directions", "pca_directions": "directions",

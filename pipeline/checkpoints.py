@@ -20,7 +20,7 @@ from .atomic import atomic_path
 from .errors import CheckpointError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_state_into", "mismatch", "tensor_digest", "state_digest",
-           "read_state", "STATE_KEYS"]
+           "read_state", "state_in", "STATE_KEYS"]
 
 
 def tensor_digest(*tensors: Any) -> str:
@@ -157,10 +157,14 @@ def read_state(path: str | os.PathLike, *, key: str | None = None, strip_prefix:
     entries when it has them (integers).
     """
     path = Path(path)
-    if path.suffix == ".safetensors":
-        obj = _read_safetensors(path)
-    else:
-        obj = load_checkpoint(path)
+    obj = _read_safetensors(path) if path.suffix == ".safetensors" else load_checkpoint(path)
+    return state_in(obj, f"checkpoint {path}", key=key, strip_prefix=strip_prefix)
+
+
+def state_in(obj: Any, label: str, *, key: str | None = None, strip_prefix: str | None = None
+             ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """The weights in a loaded checkpoint ``obj`` and its ``epoch``/``step`` entries
+    (:func:`read_state`'s rules); ``label`` names it in errors (``"checkpoint ckpt/e3.pt"``)."""
     info = {k: int(obj[k]) for k in ("epoch", "step", "global_step")
             if isinstance(obj, Mapping) and isinstance(obj.get(k), int) and not isinstance(obj.get(k), bool)}
     if "global_step" in info:
@@ -168,17 +172,17 @@ def read_state(path: str | os.PathLike, *, key: str | None = None, strip_prefix:
     if key is not None:
         if not isinstance(obj, Mapping) or key not in obj:
             keys = sorted(map(str, obj)) if isinstance(obj, Mapping) else []
-            raise CheckpointError(f"checkpoint {path} has no entry {key!r}; its entries: {', '.join(keys) or 'none'}")
+            raise CheckpointError(f"{label} has no entry {key!r}; its entries: {', '.join(keys) or 'none'}")
         state = obj[key]
         if not _is_state(state):
-            raise CheckpointError(f"checkpoint {path}: the entry {key!r} is not a state_dict of tensors")
+            raise CheckpointError(f"{label}: the entry {key!r} is not a state_dict of tensors")
     elif _is_state(obj):
         state = obj
     else:
         found = [k for k in STATE_KEYS if isinstance(obj, Mapping) and _is_state(obj.get(k))]
         if not found:
             keys = sorted(map(str, obj)) if isinstance(obj, Mapping) else [type(obj).__name__]
-            raise CheckpointError(f"checkpoint {path} holds no state_dict under {', '.join(map(repr, STATE_KEYS))}; "
+            raise CheckpointError(f"{label} holds no state_dict under {', '.join(map(repr, STATE_KEYS))}; "
                                   f"its entries: {', '.join(keys[:12])}{', ...' if len(keys) > 12 else ''} (name "
                                   f"the one with the weights with key)")
         state = obj[found[0]]
@@ -186,12 +190,12 @@ def read_state(path: str | os.PathLike, *, key: str | None = None, strip_prefix:
     if strip_prefix:
         kept = {k[len(strip_prefix):]: v for k, v in state.items() if k.startswith(strip_prefix)}
         if not kept:
-            raise CheckpointError(f"checkpoint {path}: no tensor name starts with {strip_prefix!r} (e.g. "
+            raise CheckpointError(f"{label}: no tensor name starts with {strip_prefix!r} (e.g. "
                                   f"{next(iter(state))!r})")
         state = kept
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
-    return {k: v.detach().cpu() for k, v in state.items()}, info
+    return {k: (v.detach() if v.device.type == "cpu" else v.detach().cpu()) for k, v in state.items()}, info
 
 
 def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:

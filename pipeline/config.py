@@ -109,6 +109,7 @@ class RunConfig:
     eval_batch_size: int | None = None  # None: chosen by the engine
     split: str = "train"  # train | test | both
     description: str = ""
+    source: Any = None  # an ImportConfig: the user's own training to import instead of training ([import])
 
     def __post_init__(self) -> None:
         from .directions.base import IGNORES, NORMS
@@ -127,6 +128,10 @@ class RunConfig:
         check_str("split", self.split, ("train", "test", "both"))
         if not isinstance(self.description, str):
             raise ParameterError(f"{param('description')} must be a string; got {self.description!r}")
+        from .importer import ImportConfig
+
+        if self.source is not None and not isinstance(self.source, ImportConfig):
+            raise ParameterError(f"{param('source')} must be an ImportConfig; got {type(self.source).__name__}")
 
     def with_grid_points(self, n: int) -> "RunConfig":
         """This config with ``n`` points per axis on the random plane (odd, so 0 is a grid point)."""
@@ -159,14 +164,24 @@ def load_preset(name: str) -> RunConfig:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"preset {name!r} is not valid TOML: {exc}") from None
     try:
-        return run_config_from_dict(data, default_name=path.stem)
+        return run_config_from_dict(data, default_name=path.stem,
+                                    base=path.resolve().parent if name.endswith(".toml") else None)
     except ValueError as exc:  # named as in the file (batch_size), not as a command-line flag
         raise ValueError(f"preset {name!r}: {exc}") from None
 
 
-def run_config_from_dict(data: dict[str, Any], default_name: str = "run") -> RunConfig:
+def run_config_from_dict(data: dict[str, Any], default_name: str = "run", base: Any = None) -> RunConfig:
+    """A preset's tables as a :class:`RunConfig`; ``base`` is the preset file's folder (where an
+    ``[import]`` table's relative paths and modules are)."""
     data = dict(data)
     train = data.pop("train", {})
+    source = data.pop("import", None)
+    if source is not None:
+        from .importer import import_config_from_dict
+
+        data["source"] = import_config_from_dict(source, base)
+        if train:
+            raise ValueError("a preset has [train] or [import], not both (an imported run is not trained)")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(train) - known
     if unknown:

@@ -266,6 +266,14 @@ class Surface:
     def ys(self) -> np.ndarray:
         return self.grid.ys
 
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        """Jupyter: the surface's interactive page inline, a PNG where no JavaScript runs
+        (:func:`pipeline.render.page.notebook_bundle`)."""
+        from .render.page import PlaneData, notebook_bundle
+
+        kind = self.meta.get("direction_kind") or "surface"
+        return notebook_bundle([PlaneData(str(kind), self)])
+
 
 @dataclass
 class Trajectory:
@@ -277,6 +285,7 @@ class Trajectory:
         ``(alpha, beta)`` of each checkpoint's least-squares projection onto the plane,
         relative to the centre (final) weights.
     epoch : (E,) int64
+        The checkpoints' numbers: epochs, or steps where ``meta["unit"]`` says so (:attr:`unit`).
     loss : (E,) float64
         Each checkpoint's own loss (NaN when unknown).
     surface_loss : (E,) float64
@@ -303,3 +312,8 @@ class Trajectory:
         for name in ("epoch", "loss", "surface_loss", "residual"):
             if getattr(self, name).shape != (n,):
                 raise ValueError(f"{name} must have shape ({n},); got {getattr(self, name).shape}")
+
+    @property
+    def unit(self) -> str:
+        """What the checkpoints' numbers count, for labels: ``epoch`` (default) or ``step``."""
+        return str(self.meta.get("unit") or "epoch")

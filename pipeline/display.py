@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PLANES", "VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES",
-    "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
+    "PLANES", "VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
+    "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
     "find_meta", "num_classes", "chance_loss", "cap_reference", "default_cap", "surface_cap", "DEFAULT_CAP_FACTOR",
     "log10_or_nan", "threshold", "contour_levels", "axis_labels",
 ]
@@ -34,6 +34,10 @@ VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # ParaView stat
 QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")  # matplotlib / pyvista pictures
 THRESHOLD_MODES = ("blank", "clamp", "log10")
 DEFAULT_CAP_FACTOR = 5.0
+CAPPED_ARRAYS = ("loss", "test_loss")  # arrays that diverge: drawn up to a cap; the others are not capped
+COLORMAP = "viridis"  # the value colour map of every picture (matplotlib's name; ParaView's "Viridis (matplotlib)")
+RELIEF_FRACTION = 0.5  # a warped surface's relief (lowest to highest point) per plane size sqrt(width * height)
+CAMERA_3D = (-55.0, 32.0)  # (azimuth from -y towards +x, elevation) in degrees of the 3D quick looks and the page
 
 PATH_COLOR = "#e41a1c"  # the descent path: red, absent from the viridis loss map
 START_COLOR = "#141414"  # the path's first checkpoint
@@ -243,6 +247,15 @@ def contour_levels(lo: float, hi: float, n: int, *, log: bool = False, lower: bo
     space = np.geomspace if log else np.linspace
     levels = space(lo, hi, int(n) + (not lower) + (not upper))
     return levels[(0 if lower else 1):(None if upper else -1)]
+
+
+def array_label(meta: Mapping[str, Any], array: str = "loss") -> str:
+    """How a picture names ``array``: the loss by the metadata's ``loss_name`` when it has one
+    (``"cross_entropy"``; ``"test cross_entropy"`` for ``test_loss``), every other array by its name."""
+    name = meta.get("loss_name")
+    if not (isinstance(name, str) and name.strip()):
+        return array
+    return {"loss": name.strip(), "test_loss": f"test {name.strip()}"}.get(array, array)
 
 
 def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True) -> tuple[str, str]:

@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import LossvistaError, ParameterError, param
 
-__all__ = ["ImportConfig", "import_run", "checkpoint_files", "run_info"]
+__all__ = ["ImportConfig", "import_config_from_dict", "import_run", "checkpoint_files", "run_info"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,56 @@ class ImportConfig:
     key: str | None = None  # the checkpoint entry holding the state_dict
     strip_prefix: str | None = None  # e.g. "model." for Lightning
     search: tuple[str, ...] = field(default_factory=tuple)  # folders of the user's modules; default: cwd
+
+
+IMPORT_KEYS = ("checkpoints", "model", "data", "loss", "metrics", "forward", "key", "strip_prefix")
+
+
+def import_config_from_dict(table: dict[str, Any], base: str | os.PathLike | None = None) -> ImportConfig:
+    """A preset's ``[import]`` table as an :class:`ImportConfig`::
+
+        [import]
+        checkpoints = "ckpt/epoch*.pt"          # or a list of globs and files
+        model = "mymodels:MLP"
+        data = "mydata:splits"
+        loss = "mse"                            # or { name = "cross_entropy", options = { label_smoothing = 0.1 } }
+        metrics = ["mymetrics:mae"]             # optional; also forward, key, strip_prefix
+
+    Relative checkpoint paths and the user's modules are found in ``base`` (the preset's folder).
+    """
+    from .objective import LossSpec
+
+    if not isinstance(table, dict):
+        raise ParameterError(f"[import] must be a table; got {table!r}")
+    unknown = sorted(set(table) - set(IMPORT_KEYS))
+    if unknown:
+        raise ParameterError(f"unknown [import] keys {unknown}; allowed: {list(IMPORT_KEYS)}")
+    missing = [k for k in ("checkpoints", "model", "data") if k not in table]
+    if missing:
+        raise ParameterError(f"[import] needs {', '.join(missing)}")
+    patterns = table["checkpoints"]
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    if not isinstance(patterns, list) or not patterns or not all(isinstance(p, str) for p in patterns):
+        raise ParameterError(f"[import] checkpoints must be a glob or a list of globs; got {table['checkpoints']!r}")
+    for name in ("model", "data", "forward", "key", "strip_prefix"):
+        if name in table and not isinstance(table[name], str):
+            raise ParameterError(f"[import] {name} must be a string; got {table[name]!r}")
+    loss = table.get("loss", "cross_entropy")
+    metrics = table.get("metrics", [])
+    if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+        raise ParameterError(f"[import] metrics must be a list of 'module:function'; got {metrics!r}")
+    if isinstance(loss, str):
+        spec = LossSpec(loss, metrics=tuple(metrics))
+    elif isinstance(loss, dict):
+        spec = LossSpec.from_dict({"metrics": metrics, **loss})
+    else:
+        raise ParameterError(f"[import] loss must be a name, 'module:function' or a table; got {loss!r}")
+    folder = Path(base) if base is not None else None
+    if folder is not None:
+        patterns = [p if Path(p).is_absolute() else str(folder / p) for p in patterns]
+    return ImportConfig(checkpoints=tuple(patterns), model=table["model"], data=table["data"], loss=spec,
+                        forward=table.get("forward"), key=table.get("key"), strip_prefix=table.get("strip_prefix"),
+                        search=(str(folder),) if folder is not None else ())
 
 
 def checkpoint_files(patterns: Sequence[str | os.PathLike]) -> list[Path]:

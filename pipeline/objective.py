@@ -187,9 +187,13 @@ class Objective:
         return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
     # -- one batch ---------------------------------------------------------------------------
-    def reduce(self, outputs: Any, targets: Any) -> BatchSums:
+    def reduce(self, outputs: Any, targets: Any, memo: dict | None = None) -> BatchSums:
         """Sums of ``outputs`` ``(g, B, ...)`` (the lanes' forwards of one batch) against
-        ``targets`` ``(B, ...)``: float64 sums per lane, each lane by its own 1-D reduction."""
+        ``targets`` ``(B, ...)``: float64 sums per lane, each lane by its own 1-D reduction.
+
+        ``memo``: a dict kept by the caller for this batch while its targets stay the same (data
+        in memory); what depends on the targets alone (their checks, the mask of ignored
+        entries, the element count) is computed on the first call and reused."""
         import torch
 
         if not isinstance(outputs, torch.Tensor):
@@ -198,15 +202,16 @@ class Objective:
         if not isinstance(targets, torch.Tensor) or targets.dim() < 1 or len(targets) != outputs.shape[1]:
             got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
             raise ValueError(f"targets must be a tensor with one entry per sample ({outputs.shape[1]}); got {got}")
+        memo = {} if memo is None else memo
         g, b = outputs.shape[:2]
         out = outputs.float().reshape(g * b, *outputs.shape[2:])
-        tgt = targets.unsqueeze(0).expand(g, *targets.shape).reshape(g * b, *targets.shape[1:])
+        tgt = targets.unsqueeze(0).expand(g, *targets.shape).reshape(g * b, *targets.shape[1:]) if g > 1 else targets
         sums = BatchSums(loss=None, count=0)
         if self.user is not None:
             per = self._user_values(self.user, out, tgt, g, "loss")
             sums.loss, sums.count = _row_sums(per), per.shape[1]
         elif self.spec.name in CLASS_LOSSES:
-            self._class_sums(out, tgt, g, sums)
+            self._class_sums(out, tgt, targets, g, sums, memo)
         else:
             self._elementwise_sums(out, tgt, g, sums)
         for name, fn in self.metric_fns.items():
@@ -214,7 +219,24 @@ class Objective:
             sums.metrics[name] = (_row_sums(per), per.shape[1])
         return sums
 
-    def _class_sums(self, out: Any, tgt: Any, g: int, sums: BatchSums) -> None:
+    def _class_targets(self, targets: Any, c: int) -> tuple[Any, Any, int]:
+        """``(flat targets, mask of counted entries or None when all count, count)`` of one
+        batch's targets, checked: integer class indices in ``[0, c)`` or the ignored index."""
+        flat = targets.reshape(-1)
+        if flat.is_floating_point() or flat.is_complex():
+            raise ValueError(f"{self.spec.name} needs integer class indices as targets; got {targets.dtype}")
+        ignore = self.spec.options.get("ignore_index", -100)
+        counted = flat != ignore
+        count = int(counted.sum())
+        if count:
+            kept = flat[counted] if count < len(flat) else flat
+            lo, hi = int(kept.min()), int(kept.max())
+            if lo < 0 or hi >= c:
+                raise ValueError(f"targets must be class indices in [0, {c}) for a model with {c} outputs; "
+                                 f"got values in [{lo}, {hi}]")
+        return flat, (None if count == len(flat) else counted), count
+
+    def _class_sums(self, out: Any, tgt: Any, targets: Any, g: int, sums: BatchSums, memo: dict) -> None:
         import torch
         import torch.nn.functional as F
 
@@ -228,26 +250,22 @@ class Objective:
                              f"{self.spec.name}: the classes must be the first or the last dimension")
         c = logits.shape[-1]
         self.classes = c
-        flat_t = tgt.reshape(-1)
-        if flat_t.is_floating_point() or flat_t.is_complex():
-            raise ValueError(f"{self.spec.name} needs integer class indices as targets; got {tgt.dtype}")
+        if memo.get("classes") != c:
+            memo["classes"], memo["targets"] = c, self._class_targets(targets, c)
+        flat_one, counted_one, count = memo["targets"]
+        flat_t = flat_one.repeat(g) if g > 1 else flat_one
         ignore = self.spec.options.get("ignore_index", -100)
-        counted = flat_t != ignore
-        if counted.any():
-            lo, hi = int(flat_t[counted].min()), int(flat_t[counted].max())
-            if lo < 0 or hi >= c:
-                raise ValueError(f"targets must be class indices in [0, {c}) for a model with {c} outputs; "
-                                 f"got values in [{lo}, {hi}]")
         flat = logits.reshape(-1, c)
         if self.spec.name == "cross_entropy":
             per = F.cross_entropy(flat, flat_t, reduction="none", ignore_index=ignore,
                                   label_smoothing=self.spec.options.get("label_smoothing", 0.0))
         else:
             per = F.nll_loss(flat, flat_t, reduction="none", ignore_index=ignore)
-        mask = counted.view(g, -1)
-        sums.loss, sums.count = _row_sums(per.view(g, -1)), int(mask[0].sum())
-        right = (flat.argmax(-1) == flat_t) & counted
-        sums.correct, sums.predictions = right.view(g, -1).sum(-1, dtype=torch.float64), sums.count
+        sums.loss, sums.count = _row_sums(per.view(g, -1)), count
+        right = flat.argmax(-1).view(g, -1) == flat_one
+        if counted_one is not None:
+            right &= counted_one
+        sums.correct, sums.predictions = right.sum(-1, dtype=torch.float64), count
 
     def _elementwise_sums(self, out: Any, tgt: Any, g: int, sums: BatchSums) -> None:
         import torch

@@ -1,4 +1,5 @@
-"""A run directory opened: its model, its data, its loss, as its ``run.json`` records them.
+"""A run directory opened: what it was trained with (its model, data and loss, as ``run.json``
+records them) and what it holds (its planes, paths, critical points, topology and page).
 
 Two kinds of runs share one layout (:class:`~pipeline.rundir.RunDir`): those ``lossvista
 train`` made (a model of the zoo or ``module:factory``, a bundled dataset, cross-entropy or the
@@ -6,6 +7,11 @@ preset's loss) and those recorded from the user's own training (``lossvista impo
 :class:`~pipeline.recorder.Recorder`): the user's model factory, data function, loss, forward
 hook and metrics, named ``module:function`` and imported from the folders in ``run.json``'s
 ``search`` (where the user's modules were), so that no ``PYTHONPATH`` is needed.
+
+``open_run("runs/demo")`` is what a notebook shows: the run's interactive page inline
+(:mod:`pipeline.render.page`), or a static picture where no JavaScript runs. Files are read
+through :mod:`pipeline.vtkio` when asked for, so opening a run is cheap; a folder of surfaces
+without ``run.json`` can be shown, but not evaluated again.
 
 ``run.json`` of an imported run::
 
@@ -18,27 +24,53 @@ hook and metrics, named ``module:function`` and imported from the folders in ``r
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+from .display import PLANES
 from .errors import LossvistaError
-from .rundir import RunDir
+from .rundir import RunDir, read_json
 
-__all__ = ["Run", "SPLIT_NAMES", "splits_of", "user_splits"]
+__all__ = ["Run", "open_run", "SPLIT_NAMES", "splits_of", "user_splits"]
 
 SPLIT_NAMES = ("train", "test")
 
 
 class Run:
-    """A run directory with its ``run.json`` read (and checked) once."""
+    """A run directory, read on demand (``run.json`` once, checked; the other files when asked for).
+
+    Parameters
+    ----------
+    root : path of the run directory (``lossvista run --out``), or its :class:`RunDir`
+
+    Raises :class:`~pipeline.errors.LossvistaError` when ``root`` is not a directory; asking
+    what the run was trained with raises one when it has no (or a malformed) ``run.json``,
+    asking for its planes when it holds no ``surface_<plane>.vts``.
+    """
 
     def __init__(self, root: str | os.PathLike | RunDir):
         self.dir = root if isinstance(root, RunDir) else RunDir(root)
-        self.info = self.dir.read_run()
+        if not self.dir.root.is_dir():
+            raise LossvistaError(f"run directory {str(self.dir.root)!r} does not exist")
+        self._info: dict[str, Any] | None = None
         self._splits: dict[str, Any] | None = None
 
-    # -- what the run is -------------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.dir.root
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """``run.json``, checked (``{}`` when the folder holds surfaces only)."""
+        if self._info is None:
+            self._info = self.dir.read_run() if self.dir.run_json.is_file() else {}
+        return self._info
+
+    # -- what the run was trained with -----------------------------------------------------------
     @property
     def config(self) -> dict[str, Any]:
+        if not self.info:
+            self.dir.read_run()  # its one-line error: no run.json
         return self.info["config"]
 
     @property
@@ -128,6 +160,84 @@ class Run:
             raise ParameterError(f"{param('split')} {split!r} is not in the data of {self.dir.root} (it has {have})")
         return as_eval_data(splits[split], split, forward=self.forward())
 
+
+    # -- what the run holds --------------------------------------------------------------------
+    @property
+    def planes(self) -> list[str]:
+        """Kinds of the surfaces present: the default planes first (random, pca), then the others."""
+        kinds = self._kinds()
+        if not kinds:
+            raise LossvistaError(f"{str(self.root)!r} has no surface_<plane>.vts; compute one first "
+                                 f"(lossvista run, or lossvista surface)")
+        return kinds
+
+    def _kinds(self) -> list[str]:
+        kinds = list(self.dir.surfaces())
+        return [k for k in PLANES if k in kinds] + [k for k in kinds if k not in PLANES]
+
+    def surface(self, kind: str):
+        """The :class:`~pipeline.datamodel.Surface` of the plane ``kind``."""
+        from .vtkio import read_surface
+
+        if kind not in self.planes:
+            raise LossvistaError(f"plane must be one of {', '.join(map(repr, self.planes))} in "
+                                 f"{str(self.root)!r}; got {kind!r}")
+        return read_surface(self.dir.surface(kind))
+
+    def trajectory(self, kind: str):
+        """The descent path projected onto the plane ``kind``, or None when it has none."""
+        from .vtkio import read_trajectory
+
+        path = self.dir.trajectory(kind)
+        return read_trajectory(path) if path.is_file() else None
+
+    def critical_points(self, kind: str):
+        """:func:`pipeline.vtkio.read_points` of ``critical_points_<kind>.vtp``, or None."""
+        from .vtkio import read_points
+
+        path = self.dir.critical_points(kind)
+        return read_points(path) if path.is_file() else None
+
+    def topology(self, kind: str) -> dict[str, Any] | None:
+        """``topology_<kind>.json`` (critical points, counts, minima, ...), or None."""
+        path = self.dir.topology(kind)
+        return read_json(path) if path.is_file() else None
+
+    def plane(self, kind: str):
+        """Everything the page draws of one plane (:class:`pipeline.render.page.PlaneData`)."""
+        from .render.page import PlaneData
+
+        return PlaneData(kind, self.surface(kind), self.trajectory(kind), self.critical_points(kind),
+                         self.topology(kind))
+
+    def page_html(self, **kwargs: Any) -> str:
+        """The run's self-contained page (:func:`pipeline.render.page.page_html`'s options)."""
+        from .render.page import page_html
+
+        return page_html([self.plane(k) for k in self.planes], info=self.info, **kwargs)
+
+    def write_page(self, out: str | os.PathLike | None = None, **kwargs: Any) -> Path:
+        """Write the page to ``out`` (default ``RUN/index.html``) atomically and return its path."""
+        from .render.page import write_page
+
+        return write_page([self.plane(k) for k in self.planes], out or self.dir.index_html, info=self.info,
+                          **kwargs)
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
+        """Jupyter: the page inline, and a PNG of the first plane where no JavaScript runs."""
+        from .render.page import notebook_bundle
+
+        return notebook_bundle([self.plane(k) for k in self.planes], info=self.info)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.root)!r}, planes={self._kinds()})"
+
+
+def open_run(root: str | os.PathLike) -> Run:
+    """The run directory ``root``, ready to show (in a notebook: its interactive page)."""
+    run = Run(root)
+    run.planes  # noqa: B018  (its one-line error now: a folder without surfaces)
+    return run
 
 def splits_of(dataset: str, search: tuple[str, ...] = (), *, data_root: str | None = None, seed: int = 0
               ) -> dict[str, Any]:

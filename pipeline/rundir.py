@@ -12,6 +12,7 @@ A run directory ``runs/NAME/`` holds::
     topology_<kind>.json              ... (``_<array>`` appended for another array, e.g. test_loss)
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
+    index.html                        the run as one self-contained interactive page
 
 Standard library only (no torch): the analysis, the pictures and ParaView's own Python use it.
 What a run's files mean (its model, data and loss) is :class:`pipeline.run.Run`'s business.
@@ -142,6 +143,11 @@ class RunDir:
     @property
     def quicklooks(self) -> Path:
         return self.renders / "quicklook"
+
+    @property
+    def index_html(self) -> Path:
+        """The run's page: every plane, the path, the critical points and the summary in one HTML file."""
+        return self.root / "index.html"
 
     @staticmethod
     def picture(folder: str | os.PathLike, plane: str, view: str) -> Path:

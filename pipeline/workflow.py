@@ -10,6 +10,7 @@ trajectory                 :func:`make_trajectory`: checkpoints + directions -> 
 surface                    :func:`pipeline.surface.compute_surface` (resumable, distributed)
 analysis                   :func:`pipeline.analyze.analyze_file`
 pictures                   :func:`render_pictures`: ParaView views and/or quick looks
+export                     :func:`export`: a mesh of a surface, or the page of a run (``index.html``)
 the whole run              :func:`run_pipeline`
 =========================  ===================================================================
 """
@@ -29,11 +30,12 @@ from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_directions", "make_trajectory", "render_pictures", "RunOptions", "RunResult", "run_pipeline",
-           "DIRECTION_KINDS", "BACKENDS"]
+__all__ = ["make_directions", "make_trajectory", "render_pictures", "export", "RunOptions", "RunResult", "landscape",
+           "run_pipeline", "DIRECTION_KINDS", "BACKENDS", "EXPORT_FORMATS"]
 
 DIRECTION_KINDS = ("random", "pca", "interp")
 BACKENDS = ("auto", "paraview", "pyvista", "none")
+EXPORT_FORMATS = ("ply", "obj", "stl", "html")  # the mesh formats of pipeline.vtkio, and the page
 Notice = Callable[[str], None]
 
 
@@ -209,6 +211,31 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     return pictures
 
 
+def export(source: str | Path, format: str, *, out: str | Path | None = None, array: str = "loss",
+           scale: float | None = None, log: bool = False) -> Path:
+    """Write ``source`` as ``format`` and return the path written.
+
+    ``html``: the self-contained page (:func:`pipeline.render.page.export_page`) of a run
+    directory (default ``RUN/index.html``) or of one surface file; ``array`` colours it first.
+    ``ply``, ``obj``, ``stl``: the warped surface of a ``.vts`` as a mesh
+    (:func:`pipeline.vtkio.export_file`: ``array``, ``scale``, ``log``).
+    """
+    fmt = str(format).lower()
+    if fmt not in EXPORT_FORMATS:
+        raise ParameterError(f"{param('format')} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
+    if fmt != "html":
+        from .vtkio import export_file
+
+        return export_file(source, fmt, out=out, array=array, scale=scale, log=log)
+    for name, value, unset in (("scale", scale, None), ("log", log, False)):
+        if value != unset:
+            raise ParameterError(f"{param(name)} shapes a mesh (ply, obj, stl); the html page takes none; "
+                                 f"got {value!r}")
+    from .render.page import export_page
+
+    return export_page(source, out, array=array)
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How ``lossvista run`` does its work (the preset says what)."""
@@ -221,6 +248,7 @@ class RunOptions:
     persistence: float = 0.01  # analysis threshold, a fraction of the value range (relative), in [0, 1)
     restart_training: bool = False
     pca_points: int = 51  # per axis on the PCA plane
+    page: bool = True  # write RUN/index.html, the run's self-contained page
 
     def __post_init__(self) -> None:
         bad = [p for p in self.planes if p not in PLANES]
@@ -253,7 +281,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     """Train (or resume), then for each plane: directions, trajectory, surface, analysis; then pictures.
 
     A run recorded from the user's own training (``lossvista import``, :class:`~pipeline.Recorder`)
-    is not trained: its checkpoints are already there.
+    is not trained: its checkpoints are already there. A config with a ``source`` (a preset's
+    ``[import]`` table, :func:`landscape`) imports that training first, when ``out`` holds no run.
 
     Every stage writes its files into ``out`` atomically; the surfaces are resumable (rerunning
     after an interruption continues where it stopped). ``notice`` receives user-facing notices
@@ -275,8 +304,15 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
         result.seconds[name] = round(result.seconds.get(name, 0.0) + now - clock, 2)
         clock = now
 
+    if cfg.source is not None and (options.restart_training or not run.run_json.is_file()):
+        from .importer import import_run
+
+        import_run(run.root, cfg.source, name=cfg.name, restart=options.restart_training)
     if run.run_json.is_file() and Run(run).imported:  # the user's own training: its checkpoints are there
         result.summary["imported"] = True
+    elif cfg.source is not None:
+        raise LossvistaError(f"{run.root} holds a run lossvista trained, not the one the preset imports; choose "
+                             f"another {param('out')} or pass {param('restart')}")
     else:
         info = train(cfg.train, run.root, restart=options.restart_training, name=cfg.name)
         result.summary["test_accuracy"] = info["history"][-1]["test_accuracy"]
@@ -311,4 +347,46 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     result.pictures += render_pictures(run, backend=options.backend, planes=options.planes, with_quicklooks=True,
                                        notice=notice)
     lap("pictures")
+    if options.page:
+        from .run import Run
+
+        result.files["page"] = [Run(run.root).write_page(run.index_html)]
+        lap("page")
     return result
+
+
+def landscape(out: str | Path, *, model: str, checkpoints: str | Sequence[str], data: str,
+              loss: Any = "cross_entropy", metrics: Sequence[str] = (), forward: str | None = None,
+              key: str | None = None, strip_prefix: str | None = None, grid: int | None = None,
+              options: RunOptions | None = None, restart: bool = False,
+              notice: Notice | None = None) -> RunResult:
+    """One call from the user's training to a complete run: import, then every stage.
+
+    ``lossvista import`` followed by ``lossvista run``::
+
+        from pipeline import landscape
+        landscape("runs/mine", model="mymodels:MLP", checkpoints="ckpt/epoch*.pt",
+                  data="mydata:splits", loss="mse")
+
+    ``model``, ``data``, ``forward`` and ``metrics`` are ``module:function`` specs found in the
+    working directory (:class:`~pipeline.importer.ImportConfig`); ``loss`` is a name, a spec or a
+    :class:`~pipeline.objective.LossSpec`; ``grid`` the points per axis of both planes (default
+    51); ``options`` how the stages run (:class:`RunOptions`). An ``out`` that already holds this
+    import is completed, resuming its surfaces; ``restart`` imports again from scratch.
+    """
+    from .importer import ImportConfig
+    from .objective import LossSpec
+
+    spec = loss if isinstance(loss, LossSpec) else LossSpec(loss, metrics=tuple(metrics))
+    patterns = (checkpoints,) if isinstance(checkpoints, (str, Path)) else tuple(checkpoints)
+    source = ImportConfig(checkpoints=tuple(map(str, patterns)), model=model, data=data, loss=spec,
+                          forward=forward, key=key, strip_prefix=strip_prefix)
+    cfg = RunConfig(name=Path(out).name, source=source)
+    if grid is not None:
+        cfg = cfg.with_grid_points(grid)
+    options = options or RunOptions(pca_points=grid or 51)
+    if restart:
+        from dataclasses import replace
+
+        options = replace(options, restart_training=True)
+    return run_pipeline(cfg, out, options, notice=notice)

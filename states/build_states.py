@@ -228,7 +228,7 @@ def build_view(simple, view_name, surface_file, trajectory_file):
     if three_d:
         def warp(name, src):
             w = simple.WarpByLoss(registrationName=name, Input=src, Surface=capped)
-            w.ReliefFraction = 0.5
+            w.ReliefFraction = display.RELIEF_FRACTION
             return w
 
         path_shown = warp("Warp path", path)

@@ -222,3 +222,15 @@ def test_linear_levels_and_the_usual_ranges():
 def test_contour_level_errors(args, kwargs, message):
     with pytest.raises(ValueError, match=message):
         display.contour_levels(*args, **kwargs)
+
+
+@pytest.mark.parametrize("meta, array, label", [
+    ({}, "loss", "loss"),
+    ({"loss_name": "cross_entropy"}, "loss", "cross_entropy"),
+    ({"loss_name": "mse"}, "test_loss", "test mse"),
+    ({"loss_name": "mse"}, "accuracy", "accuracy"),
+    ({"loss_name": " "}, "loss", "loss"),
+    ({"loss_name": None}, "hessian_max", "hessian_max"),
+])
+def test_array_label_names_the_loss_by_its_metadata(meta, array, label):
+    assert display.array_label(meta, array) == label

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from pipeline.vtkio import read_surface
+from pipeline.vtkio import read_surface, read_trajectory
 
 from .conftest import ROOT, run_cli
 
@@ -31,8 +31,15 @@ def _train(folder, *args):
 
 
 def _run(folder, run, *args):
-    proc = run_cli("run", "--out", run, "--grid", "5", "--backend", "none", *args, cwd=folder)
+    """``lossvista run`` at 5 x 5: every plane's surface, path, critical points and topology."""
+    proc = run_cli("run", "--out", run, "--grid", "5", "--backend", "pyvista", *args, cwd=folder)
     assert proc.returncode == 0, proc.stderr
+    for plane in ("random", "pca"):
+        for name in (f"trajectory_{plane}.vtp", f"critical_points_{plane}.vtp", f"topology_{plane}.json",
+                     f"renders/quicklook/{plane}_2d_contours.png"):
+            assert (folder / run / name).is_file(), name
+        assert len(read_trajectory(folder / run / f"trajectory_{plane}.vtp").epoch) >= 3
+    assert (folder / run / "index.html").is_file()
     return {plane: read_surface(folder / run / f"surface_{plane}.vts") for plane in ("random", "pca")}
 
 
@@ -47,6 +54,10 @@ def test_regression_example(tmp_path):
     for s in surfaces.values():
         assert s.loss_label == "mse" and s.accuracy is None
         assert s.centre_value() == pytest.approx(train_mse, abs=1e-4)
+    by_preset = run_cli("run", "--preset", "lossvista.toml", "--out", "runs/preset", "--planes", "random",
+                        "--grid", "5", "--backend", "none", "--no-page", cwd=folder)
+    assert by_preset.returncode == 0, by_preset.stderr
+    assert read_surface(folder / "runs/preset/surface_random.vts").centre_value() == surfaces["random"].centre_value()
 
 
 def test_classifier_example_records_label_smoothing(tmp_path):
@@ -67,5 +78,6 @@ def test_charlm_example_counts_steps(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "steps 0..20" in proc.stderr
     surfaces = _run(folder, "runs/charlm", "--max-samples", "64")
-    assert surfaces["random"].loss_label == "cross_entropy"
+    assert surfaces["random"].loss_label == "cross_entropy" and surfaces["pca"].meta["unit"] == "step"
+    assert read_trajectory(folder / "runs/charlm/trajectory_pca.vtp").unit == "step"
     assert 0 < surfaces["random"].centre_value() < 5

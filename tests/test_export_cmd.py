@@ -43,7 +43,7 @@ def test_export_out_and_log(surface_file, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--format", "vtk"], ["--format must be one of ply, obj, stl", "'vtk'"]),
+    (["--format", "vtk"], ["--format must be one of ply, obj, stl, html", "'vtk'"]),
     (["--format", "ply", "--scale", "0"], ["scale must be a finite non-zero number", "got 0"]),
     (["--format", "ply", "--array", "energy"], ["array must be one of", "got 'energy'"]),
 ])
@@ -61,3 +61,58 @@ def test_missing_and_wrong_files(tmp_path):
     proc = run_cli("export", str(tmp_path / "notes.vts"), "--format", "obj")
     assert_one_line_error(proc, "not a VTK XML file")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.vts"]
+
+
+# -- the page: lossvista export RUN --format html ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from .page_run import make_run
+
+    return make_run(tmp_path_factory.mktemp("export") / "toy")
+
+
+def _scene(path):
+    import json
+    import re
+
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>")
+    return json.loads(re.search(r'id="lossvista-scene">(.*?)</script>', text, re.S).group(1))
+
+
+def test_export_html_of_a_run(run_dir, tmp_path):
+    proc = run_cli("export", str(run_dir), "--format", "html")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == str(run_dir / "index.html")
+    assert [p["kind"] for p in _scene(run_dir / "index.html")["planes"]] == ["random", "pca"]
+    out = tmp_path / "page.html"
+    proc = run_cli("export", str(run_dir), "--format", "HTML", "--out", str(out), "--array", "accuracy")
+    assert proc.returncode == 0, proc.stderr
+    assert _scene(out)["initial"] == {"plane": 0, "view": "3d", "array": "accuracy"}
+
+
+def test_export_html_of_one_surface(surface_file):
+    proc = run_cli("export", str(surface_file), "--format", "html")
+    assert proc.returncode == 0, proc.stderr
+    out = surface_file.with_suffix(".html")
+    assert proc.stdout.strip() == str(out)
+    assert [p["kind"] for p in _scene(out)["planes"]] == ["random"]
+
+
+@pytest.mark.parametrize("case, fragments", [
+    ("empty run", ["has no surface_<plane>.vts"]),
+    ("out is a directory", ["--out must be a file, not a directory"]),
+    ("scale", ["--scale shapes a mesh (ply, obj, stl)", "got 2.0"]),
+    ("no such run", ["no run directory or surface file"]),
+])
+def test_export_html_bad_input(run_dir, tmp_path, case, fragments):
+    (tmp_path / "empty").mkdir()
+    args = {"empty run": [str(tmp_path / "empty")],
+            "out is a directory": [str(run_dir), "--out", str(tmp_path)],
+            "scale": [str(run_dir), "--scale", "2", "--out", str(tmp_path / "p.html")],
+            "no such run": [str(tmp_path / "nope"), "--out", str(tmp_path / "p.html")]}[case]
+    proc = run_cli("export", *args, "--format", "html")
+    assert_one_line_error(proc, *fragments)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # nothing written

@@ -7,6 +7,7 @@ import json
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -55,6 +56,16 @@ def broken():
     return 42
 
 
+def streamed():
+    """The train split streamed batch by batch (as data too large for memory is)."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from pipeline.engine.batches import as_eval_data
+
+    (x, y), test = splits()
+    return as_eval_data(DataLoader(TensorDataset(x, y), batch_size=16), "train", memory=0), test
+
+
 def nan_targets():
     (x, y), test = splits()
     return (x, y * float("nan")), test
@@ -83,7 +94,7 @@ def project(tmp_path):
     for epoch in (0, 5, 10):
         with torch.no_grad():
             for p in model.parameters():
-                p.mul_(0.9).add_(0.01)
+                p.mul_(0.9).add_(0.05 * torch.randn_like(p))
         torch.save({"epoch": epoch, "model_state_dict": model.state_dict(), "optimizer_state_dict": {}},
                    tmp_path / "ckpt" / f"epoch{epoch}.pt")
     return tmp_path
@@ -287,3 +298,85 @@ def test_recorder_refuses_a_model_defined_in_the_script(tmp_path):
 
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode != 0 and "defined in the script being run" in proc.stderr
+
+
+# one call, a preset, the directions on the user's files -------------------------------------------
+
+def test_landscape_is_import_then_run_in_one_call(project, monkeypatch):
+    from pipeline import landscape
+    from pipeline.workflow import RunOptions
+
+    monkeypatch.chdir(project)
+    result = landscape("runs/one", model="mymodels:Net", checkpoints="ckpt/epoch*.pt", data="mydata:splits",
+                       loss="l1", grid=5, options=RunOptions(planes=("random", "pca"), backend="none", pca_points=5,
+                                                             page=False))
+    run = project / "runs" / "one"
+    assert result.summary["imported"] and json.loads((run / "run.json").read_text())["loss"]["name"] == "l1"
+    for name in ("surface_random.vts", "surface_pca.vts", "trajectory_pca.vtp", "topology_pca.json"):
+        assert (run / name).is_file(), name
+    again = landscape("runs/one", model="mymodels:Net", checkpoints="ckpt/epoch*.pt", data="mydata:splits",
+                      loss="l1", grid=5, options=RunOptions(planes=("random",), backend="none", page=False))
+    assert again.summary["imported"]  # completed in place, not imported twice
+
+
+def test_a_preset_imports_relative_to_its_folder(project, tmp_path):
+    (project / "mine.toml").write_text('name = "mine"\n[import]\ncheckpoints = "ckpt/epoch*.pt"\n'
+                                       'model = "mymodels:Net"\ndata = "mydata:splits"\n'
+                                       'loss = { name = "huber", options = { delta = 0.5 } }\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_cli("run", "--preset", str(project / "mine.toml"), "--out", "runs/p", "--planes", "random",
+                   "--grid", "3", "--backend", "none", "--no-page", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads((elsewhere / "runs/p/run.json").read_text())
+    assert info["loss"] == {"name": "huber", "options": {"delta": 0.5}, "metrics": [], "search": [str(project)]}
+    (project / "bad.toml").write_text('[import]\nmodel = "mymodels:Net"\ndata = "mydata:splits"\n')
+    assert_one_line_error(run_cli("run", "--preset", str(project / "bad.toml"), "--out", "runs/b", cwd=elsewhere),
+                          "[import] needs checkpoints")
+
+
+def test_directions_on_the_users_checkpoint_files(project):
+    from pipeline.directions import pca_directions, random_directions
+
+    files = sorted((project / "ckpt").glob("epoch*.pt"), key=lambda p: int(p.stem[5:]))
+    d = random_directions(files[-1], seed=0)
+    state = torch.load(files[-1])["model_state_dict"]
+    assert set(d.x) == {k for k in state if k.endswith("weight")} | {k for k in state if k.endswith("bias")}
+    p = pca_directions(files)
+    assert p.meta["explained_variance"][0] > 0.5
+    from safetensors.torch import save_file
+
+    save_file(state, project / "final.safetensors")
+    assert set(random_directions(project / "final.safetensors", seed=0).x) == set(d.x)
+
+
+def test_streamed_data_shards_merges_and_caps_like_data_in_memory(project):
+    """The surface of an imported run whose data is streamed: computed in two shards and merged,
+    equal to the in-memory surface; a cap bounds the same points."""
+    from pipeline.vtkio import read_surface
+
+    def surface(data, out, *extra):
+        assert run_cli("import", "--checkpoints", "ckpt/epoch*.pt", "--model", "mymodels:Net", "--data", data,
+                       "--loss", "mse", "--out", out, cwd=project).returncode == 0
+        assert run_cli("directions", "--run", out, "--kind", "random", cwd=project).returncode == 0
+        args = ("surface", "--run", out, "--directions", f"{out}/directions/random.pt", "--x", "-3:3:7",
+                "--y", "-3:3:7", "--chunk-size", "8", *extra)
+        if data.endswith("streamed"):
+            for shard in ("0/2", "1/2"):
+                proc = run_cli(*args, "--shard", shard, cwd=project)
+                assert proc.returncode == 0, proc.stderr
+            args = (*args, "--merge")
+        proc = run_cli(*args, cwd=project)
+        assert proc.returncode == 0, proc.stderr
+        return read_surface(project / out / "surface_random.vts")
+
+    memory, streamed = surface("mydata:splits", "runs/m"), surface("mydata:streamed", "runs/s")
+    np.testing.assert_allclose(streamed.loss, memory.loss, rtol=1e-6)
+    assert streamed.meta["samples"] == memory.meta["samples"] == 90
+    ordered = np.sort(memory.loss.ravel())
+    cap = float(ordered[24] + ordered[25]) / 2  # between two values: no point sits at the cap
+    capped = surface("mydata:streamed", "runs/c", "--cap", str(cap))
+    above = memory.loss > cap
+    assert np.array_equal(capped.bounded.astype(bool), above)
+    np.testing.assert_allclose(capped.loss[~above], memory.loss[~above], rtol=1e-6)
+    assert np.all(capped.loss[above] > cap)

@@ -9,8 +9,9 @@ from .conftest import ROOT
 
 
 def _api_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    assert len(blocks) == 1, "the README should have exactly one Python example"
+    blocks = [b for b in re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+              if 'Run("runs/demo")' in b]
+    assert len(blocks) == 1, "the README should have exactly one Python API example on runs/demo"
     return blocks[0]
 
 

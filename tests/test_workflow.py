@@ -45,6 +45,9 @@ def test_run_writes_every_file(demo):
             assert (run.renders / "quicklook" / f"{plane}_{view}.png").stat().st_size > 10_000
     pca = read_surface(run.surface("pca"))
     assert len(pca.meta["explained_variance"]) == 2
+    # the run's page, printed among the outputs
+    assert run.index_html.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert f"page (opens in any browser, offline): {run.index_html}" in proc.stderr
     # the PCA plane spans the whole path
     t = read_trajectory(run.trajectory("pca"))
     assert (t.coords[:, 0].min() >= pca.grid.xmin) and (t.coords[:, 0].max() <= pca.grid.xmax)
@@ -53,11 +56,12 @@ def test_run_writes_every_file(demo):
 def test_rerun_reuses_everything_trained(demo):
     out, _ = demo
     run = RunDir(out)
-    before = {p: p.stat().st_mtime_ns for p in run.checkpoints()}
+    before = {p: p.stat().st_mtime_ns for p in [*run.checkpoints(), run.index_html]}
     proc = run_cli("run", "--out", str(out), "--epochs", "4", "--grid", "9", "--backend", "none",
-                   "--max-samples", "400", "--planes", "random")
+                   "--max-samples", "400", "--planes", "random", "--no-page")
     assert proc.returncode == 0, proc.stderr
-    assert {p: p.stat().st_mtime_ns for p in run.checkpoints()} == before
+    assert {p: p.stat().st_mtime_ns for p in [*run.checkpoints(), run.index_html]} == before
+    assert "page" not in proc.stderr
 
 
 @pytest.mark.parametrize("args, fragment", [

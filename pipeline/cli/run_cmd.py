@@ -34,6 +34,8 @@ def register(sub) -> None:
                    help="analysis: keep critical points whose persistence exceeds this fraction of the loss range "
                    "(default: %(default)s)")
     p.add_argument("--restart", action="store_true", help="discard an existing training in RUN and start over")
+    p.add_argument("--no-page", dest="page", action="store_false",
+                   help="do not write RUN/index.html (the run as one interactive page)")
     p.set_defaults(func=_run)
 
 
@@ -46,7 +48,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,
                          max_samples=args.max_samples, device=args.surface_device, precision=args.precision,
                          persistence=args.persistence, restart_training=args.restart,
-                         pca_points=args.grid or 51)
+                         pca_points=args.grid or 51, page=args.page)
     out = args.out or f"runs/{cfg.name}"
     t0 = time.perf_counter()
     with stop_on_signals():
@@ -82,5 +84,7 @@ def _print_summary(result, seconds: float) -> None:
         print(f"  pictures ({len(result.pictures)}):", file=err)
         for path in result.pictures:
             print(f"    {shown_path(path)}", file=err)
+    for path in result.files.get("page", []):
+        print(f"  page (opens in any browser, offline): {shown_path(path)}", file=err)
     print("  open in ParaView: see docs/paraview.md", file=err)
     print(result.root)

@@ -32,7 +32,7 @@ from typing import Any, Union
 import torch
 from torch import nn
 
-from ..checkpoints import load_checkpoint, mismatch, save_checkpoint, state_digest
+from ..checkpoints import load_checkpoint, mismatch, read_state, save_checkpoint, state_digest, state_in
 from ..errors import CheckpointError
 from ..rundir import epoch_of
 
@@ -94,13 +94,6 @@ def in_space(role: str, dir_type: str) -> bool:
 # loading states (memory-mapped where possible)
 
 
-def _state_dict_or_error(obj: Any, label: str) -> dict[str, torch.Tensor]:
-    if not (isinstance(obj, Mapping) and obj and all(isinstance(k, str) and isinstance(v, torch.Tensor)
-                                                     for k, v in obj.items())):
-        raise CheckpointError(f"{label} is not a state_dict of tensors (a dict of name -> tensor)")
-    return dict(obj)
-
-
 def _load_mmap(path: Path) -> dict[str, torch.Tensor]:
     """``torch.load(path, mmap=True, weights_only=True)``; tensors stay on disk until touched.
 
@@ -110,16 +103,15 @@ def _load_mmap(path: Path) -> dict[str, torch.Tensor]:
     """
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        return read_state(path)[0]
     try:
         # No map_location: it costs a copy-free but slow per-tensor hook; CPU files need none.
         obj = torch.load(path, mmap=True, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
         log.debug("cannot memory-map %s (%s); loading it whole", path, exc)
         obj = load_checkpoint(path)
-    state = _state_dict_or_error(obj, f"checkpoint {path}")
-    if any(t.device.type != "cpu" for t in state.values()):
-        state = {k: t.cpu() for k, t in state.items()}
-    return state
+    return state_in(obj, f"checkpoint {path}")[0]  # a bare state_dict, or one inside the dict a loop saved
 
 
 class StateSource:
@@ -141,8 +133,7 @@ class StateSource:
             self.label = label or str(self.path)
         elif isinstance(obj, Mapping):
             self.label = label or "state_dict"
-            self._state = _state_dict_or_error(obj, self.label)
-            self._state = {k: v.detach().cpu() for k, v in self._state.items()}
+            self._state = state_in(obj, self.label)[0]
         else:
             raise ValueError(f"a checkpoint must be a path, a state_dict or an nn.Module; got {type(obj).__name__}")
         self._checked_against: int | None = None

@@ -243,7 +243,7 @@ def _gather(source: Any, name: str, forward: Callable | None, memory: int, lengt
     for batch in it:
         kept.append(batch)
         size += nbytes(batch)
-        if size > memory:
+        if size > memory or (len(kept) == 1 and _too_large(batch, length, memory)):
             return BatchData(source, forward, length=length, name=name)
     if not kept:
         raise ParameterError(f"{param(name)} holds no batches")
@@ -251,6 +251,15 @@ def _gather(source: Any, name: str, forward: Callable | None, memory: int, lengt
         return TensorData(torch.cat([b[0] for b in kept]), torch.cat([b[1] for b in kept]), name)
     count = length if length is not None else _count(kept)
     return BatchData(source, forward, batches=kept, length=count, name=name)
+
+
+def _too_large(first: Any, length: int | None, memory: int) -> bool:
+    """Whether ``length`` samples of the size of the first batch's exceed ``memory`` (known from
+    its first batch, so that a large source is streamed without reading ``memory`` bytes first)."""
+    t = next(_tensors(first), None)
+    if length is None or t is None or t.dim() == 0 or len(t) == 0:
+        return False
+    return nbytes(first) / len(t) * length > memory
 
 
 def _same_trailing(batches: list) -> bool:

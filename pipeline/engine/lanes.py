@@ -130,6 +130,8 @@ class LaneRunner:
         self.sizes = lane_sizes(lanes) if lanes > 1 else [1]
         self.channels_last = channels_last
         self._total: int | None = None
+        # per batch, what depends on its targets alone (Objective.reduce's memo): data in memory only
+        self._memos: dict[Any, dict] | None = {} if self.tensors or data.in_memory else None
         fixed = plane.fixed
         if lanes > 1:
             def one(w: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
@@ -223,7 +225,8 @@ class LaneRunner:
         for step, batch in enumerate(batches):
             k = len(active)
             out, targets = self.outputs(state, batch)
-            sums = self.objective.reduce(out[:k], targets)
+            memo = None if self._memos is None else self._memos.setdefault(batch if self.tensors else step, {})
+            sums = self.objective.reduce(out[:k], targets, memo)
             lane_loss = sums.loss.tolist()
             lane_correct = sums.correct.tolist() if sums.correct is not None else None
             lane_metrics = {name: (v.tolist(), c) for name, (v, c) in sums.metrics.items()}

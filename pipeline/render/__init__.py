@@ -7,6 +7,8 @@ ParaView. Import the submodule you need:
   matplotlib (2D contour lines, 1D line plot) and off-screen pyvista (3D surface, 3D mesh);
   entry point :func:`pipeline.render.quicklook.render_quicklook`.
 - ``pipeline.render.pvbatch``: the ParaView state-file driver.
+- :mod:`pipeline.render.page`: the run as one self-contained interactive HTML page (Plotly),
+  and its display in notebooks.
 """
 from __future__ import annotations
 

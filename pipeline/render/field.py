@@ -81,7 +81,7 @@ def display_field(surface: Surface, array: str = "loss", *, cap_factor: float = 
     if not valid.any():
         raise ValueError(f"array {array!r} has no valid (finite) point to draw")
     vmin, vtop = float(raw[valid].min()), float(raw[valid].max())
-    if array not in ("loss", "test_loss"):
+    if array not in display.CAPPED_ARRAYS:
         cap = vtop  # accuracy and analysis arrays do not diverge
     elif cap is None:
         cap = display.surface_cap(surface, array, cap_factor=cap_factor, floor=floor)

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..atomic import write_png
 from ..datamodel import Surface, Trajectory
-from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
+from ..display import COLORMAP, CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
 from .field import _cap_note, _epoch_labels, _title, display_field, parse_critical
 
 __all__ = ["plot_contours_2d", "plot_line_1d"]
@@ -48,7 +48,7 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
     ax = fig.add_subplot()
     norm = colors.LogNorm(field.vmin, field.vmax) if field.log else colors.Normalize(field.vmin, field.vmax)
     Z = np.ma.masked_invalid(field.values)
-    cs = ax.contour(A, B, Z, levels=field.levels, cmap="viridis", norm=norm, linewidths=1.1)
+    cs = ax.contour(A, B, Z, levels=field.levels, cmap=COLORMAP, norm=norm, linewidths=1.1)
     labelled = cs.levels[:: max(1, len(cs.levels) // 5)]
     ax.clabel(cs, labelled, inline=True, fontsize=7, fmt=lambda v: f"{v:.3g}")
     if field.divergent.any():
@@ -82,9 +82,9 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
         ax.plot(c[:, 0], c[:, 1], "-", color=PATH_COLOR, lw=2.2, zorder=7, label="descent path")
         ax.plot(c[:, 0], c[:, 1], "o", color=PATH_COLOR, ms=4, mec="white", mew=0.6, zorder=8)
         ax.plot(*c[0], "s", color=START_COLOR, mec=PATH_COLOR, mew=2, ms=9, zorder=9,
-                label=f"start (epoch {int(trajectory.epoch[0])})")
+                label=f"start ({trajectory.unit} {int(trajectory.epoch[0])})")
         ax.plot(*c[-1], "*", color=END_COLOR, mec="black", mew=0.8, ms=15, zorder=9,
-                label=f"end (epoch {int(trajectory.epoch[-1])})")
+                label=f"end ({trajectory.unit} {int(trajectory.epoch[-1])})")
         for k in _epoch_labels(len(c))[1:-1]:
             if k == len(c) - 2:
                 continue  # would sit on the end marker

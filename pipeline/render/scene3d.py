@@ -15,7 +15,7 @@ import numpy as np
 from .. import geometry
 from ..atomic import write_png
 from ..datamodel import Surface, Trajectory
-from ..display import CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
+from ..display import CAMERA_3D, COLORMAP, CRITICAL_STYLE, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
 from ..vtkio import to_vtk_order
 from .field import _cap_note, _title, display_field, parse_critical
 
@@ -93,7 +93,7 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
             bar = dict(title=field.name + (" (log)" if field.log else ""), n_labels=5, fmt="%.3g", color="black",
                        vertical=True, position_x=0.89, position_y=0.18, height=0.6, width=0.045,
                        title_font_size=18, label_font_size=15)
-            common = dict(scalars="shown", cmap="viridis", clim=(field.vmin, field.vmax), log_scale=field.log,
+            common = dict(scalars="shown", cmap=COLORMAP, clim=(field.vmin, field.vmax), log_scale=field.log,
                           nan_color=DIVERGENT_COLOR, scalar_bar_args=bar)
             # cells touching a divergent point form a translucent grey plateau at the cap height, so
             # they neither take a colour nor hide the valid surface behind them
@@ -136,11 +136,11 @@ def render_surface_3d(surface: Surface, path: str | os.PathLike, *, view: str = 
                 pl.add_points(pts, color=PATH_COLOR, point_size=11, render_points_as_spheres=True, lighting=False)
                 pl.add_points(pts[:1], color=START_COLOR, point_size=19, render_points_as_spheres=True)
                 pl.add_points(pts[-1:], color=END_COLOR, point_size=19, render_points_as_spheres=True)
-                e0, e1 = int(trajectory.epoch[0]), int(trajectory.epoch[-1])
+                e0, e1, unit = int(trajectory.epoch[0]), int(trajectory.epoch[-1]), trajectory.unit
                 if np.linalg.norm(c[-1] - c[0]) > 0.04 * extent:
-                    ends, labels = pts[[0, -1]], [f"start (epoch {e0})", f"end (epoch {e1})"]
+                    ends, labels = pts[[0, -1]], [f"start ({unit} {e0})", f"end ({unit} {e1})"]
                 else:  # a path that stays this close to the centre (random planes): one label, no overlap
-                    ends, labels = pts[-1:], [f"path: epochs {e0}-{e1}" if len(pts) > 1 else f"epoch {e1}"]
+                    ends, labels = pts[-1:], [f"path: {unit}s {e0}-{e1}" if len(pts) > 1 else f"{unit} {e1}"]
                 pl.add_point_labels(ends, labels, font_size=14, text_color="black", fill_shape=True,
                                     shape_color="white", shape_opacity=0.75, show_points=False,
                                     always_visible=True)
@@ -172,7 +172,7 @@ def _surface_of(cells):
     return pv.wrap(f.GetOutput())
 
 
-def _set_camera(pl, bounds, azimuth: float = -55.0, elevation: float = 32.0) -> None:
+def _set_camera(pl, bounds, azimuth: float = CAMERA_3D[0], elevation: float = CAMERA_3D[1]) -> None:
     """Look at the scene's centre from ``azimuth`` degrees (from -y, towards +x) and ``elevation`` above it."""
     x0, x1, y0, y1, z0, z1 = bounds
     centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2])

@@ -34,6 +34,7 @@ def test_pip_install_then_render_with_paraview_from_an_unrelated_directory(run_b
     package = site / "pipeline"
     assert (package / "states" / "landscape_3d_surface.pvsm").is_file()
     assert (package / "paraview_plugins" / "lossvista_filters.py").is_file()
+    assert (package / "render" / "page" / "assets" / "page.js").is_file()
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -47,3 +48,9 @@ def test_pip_install_then_render_with_paraview_from_an_unrelated_directory(run_b
     assert f"{package / 'states' / 'render_state.py'}" in proc.stderr  # the installed copy ran, not the checkout
     stats = picture_stats(png)
     assert (stats["width"], stats["height"]) == (480, 360) and stats["red"] > 50, stats
+    # the page's script and style ship too: the installed command writes the run's page
+    page = tmp_path / "page.html"
+    proc = subprocess.run([str(venv / "bin" / "lossvista"), "export", str(run_b), "--format", "html", "--out",
+                           str(page)], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "window.lossvista" in page.read_text(encoding="utf-8")
