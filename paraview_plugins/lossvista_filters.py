@@ -16,13 +16,17 @@ analyze``). This file holds the VTK plumbing and the properties only.
 Filters (each class's docstring is its help text in ParaView, each property's its tooltip):
 
 Loss Threshold          blank or clamp above a cap (default: the quick looks' cap), or log10;
-                        keeps the structured grid; settings in field data ``lossvista_threshold``
+                        keeps the structured grid (or image); settings in field data ``lossvista_threshold``
 Loss Critical Points    minima, saddles, maxima with persistence, as ``lossvista analyze``;
                         second output: the ``basin`` labels on the grid
 Loss Contours           N contour lines of the piecewise-linear surface, linear or log levels,
-                        each polyline with its ``level``
+                        each polyline with its ``level``; of a volume, N isosurfaces
 Warp By Loss            z = scale x value (or log10) for the surface, contours, path and critical
                         points; the same ``Surface`` input gives them all one scale
+
+The first three take a volume too (``volume_<kind>.vti``, vtkImageData of dimensions
+``(nx, ny, nz)``): Loss Critical Points then finds minima, 1-saddles, 2-saddles and maxima on the
+tetrahedral subdivision (TTK's 3D codes 0, 1, 2, 3), as ``lossvista analyze`` does.
 
 Errors on bad input (no loss array, not a 2D grid, ...) are written to ParaView's output
 window as ``<filter>: <what is wrong>``, and the filter produces nothing.
@@ -166,6 +170,20 @@ class _LossFilter(VTKPythonAlgorithmBase):
             _report_error(self.LABEL, str(exc))
             return 0
         return 1
+
+
+def _dims(data, what="input"):
+    """(nx, ny) of a 2D grid ``(nx, ny, 1)``, or (nx, ny, nz) of a volume (vtkImageData, every size >= 2)."""
+    from vtkmodules.vtkCommonDataModel import vtkImageData
+
+    if isinstance(data, vtkImageData):
+        dims = [0, 0, 0]
+        data.GetDimensions(dims)
+        if dims[2] > 1:
+            if min(dims) < 2:
+                raise InputError(f"the {what} must be a volume with every dimension >= 2; got {tuple(dims)}")
+            return tuple(int(d) for d in dims)
+    return _grid_shape(data, what)
 
 
 def _grid_shape(data, what="input"):
@@ -339,10 +357,15 @@ def _is_grid(data):
     return True
 
 
-def _axes(data, nx, ny):
-    """(xs (nx,), ys (ny,)) of an axis-aligned grid, or None when the grid is curvilinear."""
+def _axes(data, nx, ny, nz=None):
+    """(xs (nx,), ys (ny,)[, zs (nz,)]) of an axis-aligned grid (volume), or None when it is curvilinear."""
     import numpy as np
 
+    if nz is not None:  # an image: its axes are origin + spacing * index
+        origin, spacing = data.GetOrigin(), data.GetSpacing()
+        if min(spacing) <= 0:
+            return None
+        return tuple(origin[k] + spacing[k] * np.arange(n) for k, n in enumerate((nx, ny, nz)))
     xyz = _points_xyz(data).reshape(ny, nx, 3)
     xs, ys = xyz[0, :, 0], xyz[:, 0, 1]
     if not (np.allclose(xyz[:, :, 0], xs[None, :]) and np.allclose(xyz[:, :, 1], ys[:, None])):
@@ -352,21 +375,23 @@ def _axes(data, nx, ny):
     return xs, ys
 
 
-def _grid(flat, nx, ny):
-    """(nx, ny) view of a point array in VTK order (vertex id ``i + nx * j``)."""
+def _grid(flat, *dims):
+    """(nx, ny[, nz]) view of a point array in VTK order (vertex id ``i + nx * j (+ nx * ny * k)``)."""
     import numpy as np
 
-    return np.asarray(flat).reshape(ny, nx).T
+    return np.asarray(flat).reshape(dims[::-1]).T
 
 
 def _centre_id(data):
-    """Vertex id of the grid point (0, 0) (:func:`pipeline.datamodel.centre_index`), or None."""
+    """Vertex id of the grid point at the origin (:func:`pipeline.datamodel.centre_index`), or None."""
     from pipeline.datamodel import centre_index
 
-    nx, ny = _grid_shape(data)
-    axes = _axes(data, nx, ny)
-    ij = centre_index(*axes) if axes is not None else None
-    return None if ij is None else ij[0] + nx * ij[1]
+    dims = _dims(data)
+    axes = _axes(data, *dims)
+    ijk = centre_index(*axes) if axes is not None else None
+    if ijk is None:
+        return None
+    return int(sum(i * stride for i, stride in zip(ijk, (1, dims[0], dims[0] * dims[1]))))
 
 
 # ------------------------------------------------------------------------------------------
@@ -380,7 +405,7 @@ def _centre_id(data):
 @smdomain.datatype(dataTypes=["vtkDataSet"], composite_data_supported=False)
 @smdomain.xml(_INPUT_ARRAYS)
 class LossThreshold(_LossFilter):
-    """Cap a loss surface for viewing (blank or clamp above a cap, or log10), keeping its grid.
+    """Cap a loss surface (or volume) for viewing (blank or clamp above a cap, or log10), keeping its grid.
 
     Output: the input grid with the array replaced (NaN at hidden points), the original
     values as ``<array>_raw``, hidden points marked in ``vtkGhostType`` (HIDDENPOINT) and the
@@ -489,7 +514,7 @@ class LossThreshold(_LossFilter):
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         out = vtkDataSet.GetData(outInfo, 0)
-        _grid_shape(inp)
+        _dims(inp)
         if _record(inp, THRESHOLD_RECORD) is not None:
             raise InputError("the input is already thresholded; apply Loss Threshold to the surface itself")
         if not 0 <= self._mode < len(self.MODES):
@@ -528,19 +553,22 @@ class LossThreshold(_LossFilter):
 
 
 @smproxy.filter(name="LossContours", label="Loss Contours")
-@_described('Contour lines of a loss surface, N levels (linear or log), each line with its level.')
+@_described('Contour lines of a loss surface (isosurfaces of a volume), N levels (linear or log), each with its level.')
 @smhint.xml(CATEGORY)
 @smproperty.input(name="Input", port_index=0)
 @smdomain.datatype(dataTypes=["vtkDataSet"], composite_data_supported=False)
 @smdomain.xml(_INPUT_ARRAYS)
 class LossContours(_LossFilter):
-    """Contour lines of a loss surface, each polyline carrying its ``level``.
+    """Contour lines of a loss surface, each polyline carrying its ``level``; of a volume, isosurfaces.
 
     The grid is split into triangles as the topology's triangulation (docs/architecture.md), so the
     lines are exact for the piecewise-linear surface that the critical points refer to.
     Triangles touching a hidden or invalid point are left out. Output: polylines with point
     and cell array ``level``, the input's other point arrays interpolated, the input's field
-    data, and ``lossvista_contours`` (JSON: the levels).
+    data, and ``lossvista_contours`` (JSON: the levels). A volume (vtkImageData of dimensions
+    ``(nx, ny, nz)``) gives one closed isosurface (triangles) per level, by VTK's contour filter
+    on the voxels; hidden and invalid points count as above every level, so isosurfaces close
+    around divergent regions instead of passing through them.
     """
 
     LABEL = "Loss Contours"
@@ -627,10 +655,14 @@ class LossContours(_LossFilter):
 
         inp = vtkDataSet.GetData(inInfo[0], 0)
         out = vtkPolyData.GetData(outInfo, 0)
-        nx, ny = _grid_shape(inp)
+        dims = _dims(inp)
         v = _values(inp, self._array)
         missing = _missing(inp, self._array, v)
         levels = self.levels(inp, v, missing)
+        if len(dims) == 3:
+            self._isosurfaces(inp, out, v, missing, levels)
+            return
+        nx, ny = dims
 
         tri = geometry.grid_triangles(nx, ny, keep=_grid(~missing, nx, ny))  # (T, 3) VTK point ids
         mesh = vtkPolyData()
@@ -670,10 +702,40 @@ class LossContours(_LossFilter):
         if pieces:
             append.Update()
             out.ShallowCopy(append.GetOutput())
+        self._finish(inp, out, levels)
+
+    def _finish(self, inp, out, levels):
         out.GetPointData().SetActiveScalars("level")
         _copy_field_data(inp, out)
         _set_record(out, "lossvista_contours", {"array": self._array, "levels": [float(x) for x in levels],
                                                "spacing": "log" if self._spacing == 1 else "linear"})
+
+    def _isosurfaces(self, inp, out, v, missing, levels):
+        """One isosurface per level of a volume; missing points above every level."""
+        import numpy as np
+        from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData
+        from vtkmodules.vtkFiltersCore import vtkContourFilter
+
+        image = vtkImageData()
+        image.CopyStructure(inp)
+        above = float(levels[-1]) * (2.0 if levels[-1] > 0 else 1.0) + 1.0
+        image.GetPointData().AddArray(_numpy_to_vtk(np.where(missing, above, v), self._array))
+        contour = vtkContourFilter()
+        contour.SetInputData(image)
+        contour.SetInputArrayToProcess(0, 0, 0, vtkDataObject.FIELD_ASSOCIATION_POINTS, self._array)
+        contour.ComputeScalarsOn()
+        contour.ComputeNormalsOn()
+        for k, level in enumerate(levels):
+            contour.SetValue(k, float(level))
+        contour.Update()
+        out.ShallowCopy(contour.GetOutput())
+        pd = out.GetPointData()
+        values = _optional_values(out, self._array)
+        if values is not None:  # each point lies on its level: name it as the lines' array is named
+            level = np.asarray(levels, dtype=np.float64)
+            snapped = level[np.abs(np.asarray(values)[:, None] - level[None, :]).argmin(axis=1)]
+            pd.AddArray(_numpy_to_vtk(snapped, "level"))
+        self._finish(inp, out, levels)
 
 
 # ------------------------------------------------------------------------------------------
@@ -785,6 +847,10 @@ class WarpByLoss(_LossFilter):
         inp = vtkDataSet.GetData(inInfo[0], 0)
         ref = vtkDataSet.GetData(inInfo[1], 0) if inInfo[1].GetNumberOfInformationObjects() else None
         out = vtkDataSet.GetData(outInfo, 0)
+        for data, what in ((inp, "input"), (ref, "Surface input")):
+            if data is not None and data.IsA("vtkImageData") and len(_dims(data, what)) == 3:
+                raise InputError(f"the {what} is a volume: its third axis is a direction (gamma), not a height; "
+                                 f"show it with Loss Contours (isosurfaces), slices or volume rendering")
         if ref is not None:
             _grid_shape(ref, "Surface input")
         inp_is_grid = _is_grid(inp)
@@ -874,7 +940,7 @@ class WarpByLoss(_LossFilter):
 
 
 @smproxy.filter(name="LossCriticalPoints", label="Loss Critical Points")
-@_described('Minima, saddles, maxima with persistence (as lossvista analyze); basins on output 2.')
+@_described('Minima, saddles, maxima with persistence (as lossvista analyze; of a volume too); basins on output 2.')
 @smhint.xml(CATEGORY)
 @smproperty.xml('<OutputPort name="Critical Points" index="0" />')
 @smproperty.xml('<OutputPort name="Basins" index="1" />')
@@ -890,6 +956,9 @@ class LossCriticalPoints(_LossFilter):
     3 maximum, 4 degenerate), ``persistence``, ``loss`` (the value), ``vertex_id``
     (``i + nx * j``), ``multiplicity``. Output 1 (Basins): the input grid with ``basin``
     (int32, the surviving minimum whose basin holds the point; -1 where the value is missing).
+    A volume (vtkImageData ``(nx, ny, nz)``) is analysed on its tetrahedral subdivision: points
+    at ``(alpha, beta, gamma)``, ``CriticalType`` 0 minimum, 1 1-saddle, 2 2-saddle, 3 maximum,
+    4 degenerate, ``vertex_id`` ``i + nx * j + nx * ny * k``.
     Hidden points and values that are not usable (non-finite, or only bounded by an early exit)
     count as above every value, as in ``lossvista analyze``.
     """
@@ -901,6 +970,7 @@ class LossCriticalPoints(_LossFilter):
         self._array = "loss"
         self._persistence = 0.0  # the defaults of `lossvista analyze`
         self._relative = 0
+        self._boundary = 0
 
     def FillOutputPortInformation(self, port, info):
         from vtkmodules.vtkCommonDataModel import vtkDataObject
@@ -932,6 +1002,15 @@ class LossCriticalPoints(_LossFilter):
         range of the valid values."""
         self._set("_relative", int(value))
 
+    @smproperty.intvector(name="Boundary", default_values=0)
+    @smdomain.xml(_enum("Keep", "Leave out"))
+    @_documented
+    def SetBoundary(self, value):
+        """Keep: every surviving critical point. Leave out: not those on the boundary of the grid,
+        where the plane (box) cuts the landscape: the maxima and saddles there belong to the cut,
+        not to the loss (counts and persistence are unchanged)."""
+        self._set("_boundary", int(value))
+
     def RequestDataObject(self, request, inInfo, outInfo):
         from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkPolyData
 
@@ -951,8 +1030,8 @@ class LossCriticalPoints(_LossFilter):
         inp = vtkDataSet.GetData(inInfo[0], 0)
         points_out = vtkPolyData.GetData(outInfo, 0)
         grid_out = vtkDataSet.GetData(outInfo, 1)
-        nx, ny = _grid_shape(inp)
-        axes = _axes(inp, nx, ny)
+        dims = _dims(inp)
+        axes = _axes(inp, *dims)
         if axes is None:
             raise InputError("the grid must be axis-aligned (points (alpha, beta, 0) as in surface_*.vts); "
                              "apply Loss Critical Points before Warp By Loss")
@@ -960,13 +1039,17 @@ class LossCriticalPoints(_LossFilter):
         missing = _missing(inp, self._array, v)
         if missing.all():
             raise InputError(f"no point has a valid finite {self._array!r}")
-        values = np.where(missing, np.nan, v).reshape(ny, nx).T  # (nx, ny): values[i, j] at (xs[i], ys[j])
+        values = _grid(np.where(missing, np.nan, v), *dims)  # values[i, j(, k)] at (xs[i], ys[j](, zs[k]))
         try:
             topo = analyze(values, persistence=self._persistence, relative=bool(self._relative),
-                           xs=axes[0], ys=axes[1])
+                           **dict(zip(("xs", "ys", "zs"), axes)))
         except ValueError as exc:
             raise InputError(str(exc)) from None
         arrays = topo.critical_point_arrays()
+        if self._boundary == 1:  # only the points inside the grid
+            index = topo.critical_points.index
+            inside = np.all((index > 0) & (index < np.asarray(topo.shape) - 1), axis=1)
+            arrays = {name: a[inside] for name, a in arrays.items()}
 
         xyz = arrays.pop("points")
         pts = vtkPoints()
@@ -984,7 +1067,8 @@ class LossCriticalPoints(_LossFilter):
         _copy_field_data(inp, points_out)
         _set_record(points_out, "lossvista_topology", {
             "array": self._array, "persistence": topo.persistence, "relative": topo.relative,
-            "threshold": topo.threshold, "value_range": list(topo.value_range), "counts": topo.counts()})
+            "threshold": topo.threshold, "value_range": list(topo.value_range), "counts": topo.counts(),
+            "ndim": topo.ndim, "boundary": "left out" if self._boundary == 1 else "kept"})
 
         grid_out.ShallowCopy(inp)
         grid_out.GetPointData().AddArray(_numpy_to_vtk(np.ascontiguousarray(topo.basins.T).ravel(), "basin"))

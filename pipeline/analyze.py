@@ -1,4 +1,4 @@
-"""The analysis stage: topology of a surface and of its file (critical points, summary, basins).
+"""The analysis stage: topology of a surface (or a volume) and of its file (critical points, summary, basins).
 
 Glue between the data model (:mod:`pipeline.datamodel`), :mod:`pipeline.vtkio` and
 :mod:`pipeline.topology` (no torch), used by ``lossvista analyze``, ``lossvista run`` and the
@@ -12,6 +12,11 @@ Files written by :func:`analyze_file` beside ``surface_<kind>.vts`` (each atomic
   model, dataset);
 * the surface itself, rewritten with the int32 point array ``basin`` (-1 where none), and
   its ``.vti`` twin when one exists.
+
+A volume ``volume_<kind>.vti`` is analysed the same way on its tetrahedral subdivision
+(minima, 1-saddles, 2-saddles, maxima: :mod:`pipeline.topology`); its files are named with the
+kind ``volume_<kind>`` (``topology_volume_<kind>.json``, ``critical_points_volume_<kind>.vtp``
+with points ``(alpha, beta, gamma)``) and its ``basin`` array goes into the ``.vti``.
 
 For an array other than ``loss`` the names get a suffix (``topology_<kind>_<array>.json``,
 ``basin_<array>``; :class:`~pipeline.rundir.RunDir`), so analysing ``test_loss`` does not
@@ -41,17 +46,19 @@ JSON_INDENT_MAX_PAIRS = 5000  # above this many pairs the JSON is written compac
 
 def analyze_surface(surface: Surface, *, array: str = "loss", persistence: float = 0.0, relative: bool = False,
                     delta: float | None = None) -> Topology:
-    """``pipeline.topology.analyze`` of one array of a surface, on its (alpha, beta) grid.
+    """``pipeline.topology.analyze`` of one array of a surface, on its (alpha, beta) grid (of a
+    :class:`~pipeline.datamodel.Volume`, on its (alpha, beta, gamma) lattice).
 
     Raises ``ValueError`` for a 1D surface, an unknown array or one without a usable value.
     """
-    if surface.grid.nx < 2 or surface.grid.ny < 2:
-        raise ValueError(f"topology needs a 2D surface (nx >= 2 and ny >= 2); got grid shape {surface.grid.shape}")
+    if min(surface.grid.shape) < 2:
+        what = "volume (every axis >= 2 points)" if surface.grid.ndim == 3 else "2D surface (nx >= 2 and ny >= 2)"
+        raise ValueError(f"topology needs a {what}; got grid shape {surface.grid.shape}")
     values = surface.values(array, masked=True)
     if not np.isfinite(values).any():
         raise ValueError(f"array {array!r} has no finite (valid) value; nothing to analyze")
-    topo = analyze(values, persistence=persistence, relative=relative, xs=surface.grid.xs, ys=surface.grid.ys,
-                   delta=delta)
+    axes = dict(zip(("xs", "ys", "zs"), surface.grid.axes))
+    topo = analyze(values, persistence=persistence, relative=relative, delta=delta, **axes)
     topo.meta.update({"array": array, **{k: surface.meta[k] for k in SUMMARY_KEYS if k in surface.meta}})
     return topo
 
@@ -65,31 +72,39 @@ class AnalysisFiles:
 
 def analyze_file(path: str | os.PathLike, *, array: str = "loss", persistence: float = 0.0,
                  relative: bool = False, delta: float | None = None) -> tuple[Topology, AnalysisFiles]:
-    """Analyse ``path`` (a ``.vts`` surface) and write the files listed in the module docstring.
+    """Analyse ``path`` (a ``.vts`` surface or a ``.vti`` volume) and write the files listed in the
+    module docstring.
 
     Everything is computed and checked before the first file is written; each file is
     written atomically.
     """
     from . import vtkio
+    from .datamodel import Volume
 
     path = Path(path)
-    if path.suffix.lower() != ".vts":
-        raise ParameterError(f"{param('file')} must be a .vts surface (e.g. surface_random.vts); got {str(path)!r}")
-    surface = vtkio.read_surface(path)
+    if path.suffix.lower() not in (".vts", ".vti"):
+        raise ParameterError(f"{param('file')} must be a .vts surface or a .vti volume (e.g. surface_random.vts, "
+                             f"volume_random.vti); got {str(path)!r}")
+    surface = vtkio.read_grid(path)
+    volume = isinstance(surface, Volume)
     kind = surface_kind(path, surface.meta)
     topo = analyze_surface(surface, array=array, persistence=persistence, relative=relative, delta=delta)
     topo.meta.update({"kind": kind, "source": path.name})
     beside = RunDir(path.parent)  # the analysis files sit beside the surface, named as in a run
     files = AnalysisFiles(path, beside.critical_points(kind, array), beside.topology(kind, array))
     arrays = topo.critical_point_arrays()
-    coords = arrays.pop("points")[:, :2]
+    coords = arrays.pop("points")[:, :topo.ndim]
     indent = 1 if len(topo.surviving_pairs()) <= JSON_INDENT_MAX_PAIRS else None
     text = topo.to_json(indent=indent)
     surface.extra["basin" if array == "loss" else f"basin_{array}"] = topo.basins
 
     vtkio.write_points(files.critical_points, coords, arrays,
                        meta={"content": "critical_points", "kind": kind, "array": array, "source": path.name,
-                             "threshold": topo.threshold, "persistence": topo.persistence, "relative": topo.relative})
+                             "threshold": topo.threshold, "persistence": topo.persistence, "relative": topo.relative,
+                             "ndim": topo.ndim})
     write_text(files.topology, text)
-    vtkio.write_surface(path, surface, vti=path.with_suffix(".vti").is_file())
+    if volume:
+        vtkio.write_volume(path, surface)
+    else:
+        vtkio.write_surface(path, surface, vti=path.with_suffix(".vti").is_file())
     return topo, files

@@ -1,6 +1,7 @@
 """The comparison of runs: the landscapes of several runs on the same kind of plane, side by side.
 
-For each run's ``surface_<plane>.vts`` (or a ``.vts`` file): the minima above a persistence
+For each run's ``surface_<plane>.vts`` (or a ``.vts`` file; a volume: ``volume_<kind>.vti`` with
+the plane ``volume_<kind>``, or a ``.vti`` file): the minima above a persistence
 threshold and their persistence, the global minimum's basin, width and curvature, and the
 share of the plane that diverges (above the cap of :func:`pipeline.display.surface_cap`, or not
 usable); written as Markdown, JSON and persistence diagrams (``lossvista compare``).
@@ -20,7 +21,7 @@ import numpy as np
 from .analyze import SUMMARY_KEYS, analyze_surface
 from .atomic import write_png, write_text
 from .errors import LossvistaError, ParameterError, param
-from .rundir import RunDir, surface_kind
+from .rundir import RunDir, surface_kind, volume_kind
 from .topology import cell_areas
 
 __all__ = ["RunSummary", "summarize_surface", "compare_runs", "comparison_markdown", "comparison_dict",
@@ -42,8 +43,8 @@ class RunSummary:
     surface: Path
     kind: str
     meta: dict[str, Any]
-    shape: tuple[int, int]
-    extent: tuple[float, float, float, float]
+    shape: tuple[int, ...]
+    extent: tuple[float, ...]
     threshold: float
     value_range: tuple[float, float]
     n_minima: int
@@ -55,18 +56,19 @@ class RunSummary:
 
 
 def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
-    """``RUN/surface_<plane>.vts`` for a run directory; a ``.vts`` path is taken as it is."""
+    """``RUN/surface_<plane>.vts`` for a run directory (``RUN/volume_<kind>.vti`` for the plane
+    ``volume_<kind>``); a ``.vts`` or ``.vti`` path is taken as it is."""
     p = Path(run)
-    if p.suffix.lower() == ".vts":
+    if p.suffix.lower() in (".vts", ".vti"):
         if not p.is_file():
             raise FileNotFoundError(f"surface file not found: {str(p)!r}")
         return p
     if not p.is_dir():
         raise FileNotFoundError(f"run directory not found: {str(p)!r}")
     run = RunDir(p)
-    f = run.surface(plane)
+    f = run.volume(plane) if plane.startswith("volume_") else run.surface(plane)
     if not f.is_file():
-        have = [q.name for q in run.surfaces().values()]
+        have = [q.name for q in (*run.surfaces().values(), *run.volumes().values())]
         raise LossvistaError(f"{str(p)!r} has no {f.name} (plane {plane!r}); it has: {', '.join(have) or 'none'}")
     return f
 
@@ -83,9 +85,10 @@ def summarize_surface(path: Path, name: str, *, plane: str | None = None, persis
     from . import vtkio
     from .display import surface_cap
 
-    surface = vtkio.read_surface(path)
+    surface = vtkio.read_grid(path)
     kind = surface_kind(path, surface.meta)
-    meta_kind = surface.meta.get("direction_kind")
+    meta_kind = volume_kind(surface.meta["direction_kind"]) if (
+        surface.grid.ndim == 3 and surface.meta.get("direction_kind")) else surface.meta.get("direction_kind")
     if plane is not None and plane not in (kind, meta_kind):
         raise LossvistaError(f"{str(path)!r} is a {meta_kind or kind!r} plane, not {plane!r}")
     if persistence is None:
@@ -96,7 +99,7 @@ def summarize_surface(path: Path, name: str, *, plane: str | None = None, persis
     elif not (math.isfinite(cap) and cap > 0):
         raise ParameterError(f"{param('cap')} must be a finite number > 0; got {cap!r}")
     divergent = ~surface.usable("loss") | (surface.loss > cap)
-    area = cell_areas(surface.grid.xs, surface.grid.ys)
+    area = cell_areas(*surface.grid.axes)
     g = topo.minima[0]
     sp = topo.surviving_pairs()
     values = surface.values("loss", masked=True)
@@ -106,7 +109,7 @@ def summarize_surface(path: Path, name: str, *, plane: str | None = None, persis
     return RunSummary(
         name=name, surface=path, kind=meta_kind or kind,
         meta={k: surface.meta[k] for k in SUMMARY_KEYS if k in surface.meta},
-        shape=x.shape, extent=(x.xmin, x.xmax, x.ymin, x.ymax), threshold=topo.threshold,
+        shape=x.shape, extent=tuple(float(v) for a in x.axes for v in (a[0], a[-1])), threshold=topo.threshold,
         value_range=topo.value_range, n_minima=len(topo.minima),
         minima_persistence=sorted(topo.minima.persistence.tolist(), reverse=True),
         global_min={"value": g.value, "coords": list(g.coords), "basin_area": g.basin_area,
@@ -119,11 +122,13 @@ def summarize_surface(path: Path, name: str, *, plane: str | None = None, persis
 def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str = "random", persistence: float | None = None,
                  relative: bool = False, cap: float | None = None, cap_factor: float = 5.0,
                  delta: float = 0.1) -> list[RunSummary]:
-    """Summaries of the same kind of plane of several runs (run directories or ``.vts`` files)."""
+    """Summaries of the same kind of plane of several runs (run directories, ``.vts`` or ``.vti`` files);
+    ``plane`` ``volume_<kind>`` compares the runs' volumes."""
     if len(runs) < 2:
         raise ValueError(f"runs must name at least two runs to compare; got {len(runs)}")
     paths = [resolve_surface(r, plane) for r in runs]
-    names = [p.parent.name if p == RunDir(p.parent).surface(plane) else p.stem for p in paths]
+    names = [p.parent.name if p in (RunDir(p.parent).surface(plane), RunDir(p.parent).volume(plane)) else p.stem
+             for p in paths]
     for k, n in enumerate(names):  # keep names unique
         if names.count(n) > 1:
             names[k] = f"{n} ({paths[k].parent})"
@@ -137,7 +142,8 @@ def _fmt(x: float) -> str:
 
 def comparison_markdown(summaries: Sequence[RunSummary]) -> str:
     """A Markdown table, one row per run."""
-    head = ("| run | model | minima | persistence of minima | min loss at (α, β) | basin of min "
+    where = "(α, β, γ)" if summaries and len(summaries[0].shape) == 3 else "(α, β)"
+    head = (f"| run | model | minima | persistence of minima | min loss at {where} | basin of min "
             "| width at +δ | curvature (λmin, λmax) | divergent (cap) |")
     rows = [head, "|" + "---|" * 9]
     for s in summaries:
@@ -145,10 +151,10 @@ def comparison_markdown(summaries: Sequence[RunSummary]) -> str:
         pers = ", ".join(_fmt(p) for p in s.minima_persistence[:6]) + (" …" if len(s.minima_persistence) > 6 else "")
         rows.append(
             f"| {s.name} | {s.meta.get('model', '?')} | {s.n_minima} | {pers} "
-            f"| {_fmt(g['value'])} at ({g['coords'][0]:.3g}, {g['coords'][1]:.3g}) "
+            f"| {_fmt(g['value'])} at ({', '.join(f'{c:.3g}' for c in g['coords'])}) "
             f"| {g['basin_fraction']:.1%} ({_fmt(g['basin_area'])}) "
             f"| {_fmt(g['width_diameter'])} (δ={_fmt(g['width_delta'])}) "
-            f"| ({_fmt(g['curvature'][0])}, {_fmt(g['curvature'][1])}) "
+            f"| ({_fmt(g['curvature'][0])}, {_fmt(g['curvature'][-1])}) "
             f"| {s.divergent_fraction:.1%} (>{_fmt(s.cap)}) |")
     thresholds = ", ".join(f"{s.name}: {_fmt(s.threshold)}" for s in summaries)
     notes = [f"Plane: {summaries[0].kind}. Minima counted above the persistence threshold ({thresholds}).",

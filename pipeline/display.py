@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PLANES", "VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
+    "PLANES", "VIEWS", "VOLUME_VIEWS", "QUICKLOOK_VIEWS", "CRITICAL_STYLE_3D", "ISOSURFACE_LEVELS", "ISOSURFACE_OPACITY", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
     "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
     "find_meta", "num_classes", "chance_loss", "cap_reference", "default_cap", "surface_cap", "DEFAULT_CAP_FACTOR",
     "log10_or_nan", "threshold", "contour_levels", "axis_labels",
@@ -32,6 +32,9 @@ __all__ = [
 PLANES = ("random", "pca")  # the planes a run computes by default
 VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # ParaView states: states/landscape_<view>.pvsm
 QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")  # matplotlib / pyvista pictures
+VOLUME_VIEWS = ("isosurfaces", "volume_rendering", "slices")  # ParaView states of a volume: states/volume_<view>.pvsm
+ISOSURFACE_LEVELS = 6  # nested isosurfaces, log-spaced from the minimum to the cap
+ISOSURFACE_OPACITY = 0.3  # each isosurface lets the inner ones show
 THRESHOLD_MODES = ("blank", "clamp", "log10")
 DEFAULT_CAP_FACTOR = 5.0
 CAPPED_ARRAYS = ("loss", "test_loss")  # arrays that diverge: drawn up to a cap; the others are not capped
@@ -48,6 +51,14 @@ CRITICAL_STYLE: dict[int, tuple[str, str, str]] = {
     0: ("minimum", "#00b4ff", "v"),
     1: ("saddle", "#ff9f1c", "X"),
     2: ("saddle", "#ff9f1c", "X"),
+    3: ("maximum", "#ff3df2", "^"),
+    4: ("degenerate saddle", "#8c8c8c", "D"),
+}
+# the same in a volume, where TTK's code 1 is a 1-saddle (joins two basins) and 2 a 2-saddle
+CRITICAL_STYLE_3D: dict[int, tuple[str, str, str]] = {
+    0: ("minimum", "#00b4ff", "v"),
+    1: ("1-saddle", "#ff9f1c", "X"),
+    2: ("2-saddle", "#7f3c00", "P"),
     3: ("maximum", "#ff3df2", "^"),
     4: ("degenerate saddle", "#8c8c8c", "D"),
 }
@@ -258,22 +269,21 @@ def array_label(meta: Mapping[str, Any], array: str = "loss") -> str:
     return {"loss": name.strip(), "test_loss": f"test {name.strip()}"}.get(array, array)
 
 
-def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True) -> tuple[str, str]:
-    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta), else alpha/beta.
+def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True, dims: int = 2) -> tuple[str, ...]:
+    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta), else alpha/beta;
+    ``dims=3`` adds the third axis of a volume (``PC3 (..%)``, gamma).
 
-    ``unicode=False`` spells alpha and beta in ASCII (ParaView's and VTK's bundled fonts have no
-    Greek letters).
+    ``unicode=False`` spells alpha, beta and gamma in ASCII (ParaView's and VTK's bundled fonts
+    have no Greek letters).
     """
+    names = ("α", "β", "γ") if unicode else ("alpha", "beta", "gamma")
+    fallback = tuple(f"{n} (direction {k + 1})" for k, n in enumerate(names[:dims]))
     ev = find_meta(meta, "explained_variance")
     if isinstance(ev, Sequence) and not isinstance(ev, str) and len(ev) >= 1:
         try:
-            pcs = [f"PC{k + 1} ({100 * float(v):.1f}%)" for k, v in enumerate(ev[:2])]
+            pcs = [f"PC{k + 1} ({100 * float(v):.1f}%)" for k, v in enumerate(ev[:dims])]
         except (TypeError, ValueError):
             pcs = []
-        if len(pcs) == 2:
-            return pcs[0], pcs[1]
-        if len(pcs) == 1:
-            return pcs[0], "PC2"
-    if unicode:
-        return "α (direction 1)", "β (direction 2)"
-    return "alpha (direction 1)", "beta (direction 2)"
+        if pcs:
+            return tuple(pcs) + tuple(f"PC{k + 1}" for k in range(len(pcs), dims))
+    return fallback

@@ -6,10 +6,17 @@ A run directory ``runs/NAME/`` holds::
     checkpoints/epoch_000.pt ...      model state_dicts; epoch 0 is the initial weights
     checkpoints/resume.pt             optimizer state of the newest epoch (to resume training)
     directions/<kind>.pt              random, pca, interp
+    directions/<kind>_3d.pt           three directions: random, pca (PC1-PC3), stacked
     trajectory_<kind>.vtp             the descent path projected onto the plane
     surface_<kind>.vts                the loss surface (.vti twin on request; .vts.parts/ while running)
     critical_points_<kind>.vtp        topology of the surface's loss ...
     topology_<kind>.json              ... (``_<array>`` appended for another array, e.g. test_loss)
+    volume_<kind>.vti                 the loss on a lattice of three directions (.vti.parts/ while running)
+    trajectory_volume_<kind>.vtp      the descent path in the volume; the volume's topology is
+    critical_points_volume_<kind>.vtp   ... named as a plane's, with the kind volume_<kind>
+    topology_volume_<kind>.json
+    evolve/                           planes around several checkpoints (``lossvista evolve``)
+    states/<plane>_<view>.pvsm        ParaView states of this run (data paths relative to the run)
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
     index.html                        the run as one self-contained interactive page
@@ -28,10 +35,11 @@ from typing import Any
 
 from .errors import LossvistaError
 
-__all__ = ["RunDir", "read_json", "surface_kind", "epoch_of", "ranges"]
+__all__ = ["RunDir", "read_json", "surface_kind", "volume_kind", "epoch_of", "ranges"]
 
 _EPOCH_RE = re.compile(r"^epoch_(\d+)\.pt$")
 _SURFACE_RE = re.compile(r"surface_([\w.-]+)\.vts")
+_VOLUME_RE = re.compile(r"(volume_[\w.-]+)\.vti")
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -45,6 +53,12 @@ def read_json(path: str | os.PathLike) -> Any:
         raise LossvistaError(f"{path} is not valid JSON ({exc})") from None
 
 
+def volume_kind(kind: str) -> str:
+    """The kind under which a volume's files are named: ``random`` -> ``volume_random`` (unchanged
+    when it is one already)."""
+    return kind if kind.startswith("volume_") else f"volume_{kind}"
+
+
 def epoch_of(path: str | os.PathLike) -> int | None:
     """The epoch of a checkpoint file named like ``epoch_007.pt`` (-> 7), or None."""
     m = re.search(r"epoch_(\d+)", Path(path).name)
@@ -53,13 +67,16 @@ def epoch_of(path: str | os.PathLike) -> int | None:
 
 def surface_kind(path: str | os.PathLike, meta: dict[str, Any] | None = None) -> str:
     """The plane's kind of a surface file: from ``surface_<kind>.vts``, else the metadata's
-    ``direction_kind``, else the file's stem."""
+    ``direction_kind``, else the file's stem. A volume ``volume_<kind>.vti`` is ``volume_<kind>``
+    (so its analysis files are ``topology_volume_<kind>.json``, ...)."""
     path = Path(path)
-    m = _SURFACE_RE.fullmatch(path.name)
+    m = _SURFACE_RE.fullmatch(path.name) or _VOLUME_RE.fullmatch(path.name)
     if m:
         return m.group(1)
     meta = meta or {}
     kind = meta.get("direction_kind") or (meta.get("directions") or {}).get("kind")
+    if kind and meta.get("content") == "volume":
+        kind = f"volume_{kind}"
     return re.sub(r"[^\w.-]", "_", str(kind)) if kind else path.stem
 
 
@@ -113,8 +130,9 @@ class RunDir:
         return ranges(self.epochs(), sep="..")
 
     # -- planes --------------------------------------------------------------------------
-    def directions(self, kind: str) -> Path:
-        return self.root / "directions" / f"{kind}.pt"
+    def directions(self, kind: str, ndim: int = 2) -> Path:
+        """``directions/<kind>.pt``; three directions (a volume's): ``directions/<kind>_3d.pt``."""
+        return self.root / "directions" / (f"{kind}_3d.pt" if ndim == 3 else f"{kind}.pt")
 
     def surface(self, kind: str) -> Path:
         return self.root / f"surface_{kind}.vts"
@@ -127,7 +145,33 @@ class RunDir:
         return {surface_kind(p): p for p in found}
 
     def trajectory(self, kind: str) -> Path:
+        """``trajectory_<kind>.vtp``; the path in a volume is ``trajectory(volume_kind(kind))``."""
         return self.root / f"trajectory_{kind}.vtp"
+
+    def volume(self, kind: str) -> Path:
+        """``volume_<kind>.vti``: the loss on a lattice of three directions."""
+        return self.root / f"{volume_kind(kind)}.vti"
+
+    def volumes(self) -> dict[str, Path]:
+        """``{kind: path}`` of the volume files present (``random`` for ``volume_random.vti``)."""
+        if not self.root.is_dir():
+            return {}
+        found = sorted(p for p in self.root.glob("volume_*.vti") if _VOLUME_RE.fullmatch(p.name))
+        return {p.stem[len("volume_"):]: p for p in found}
+
+    @property
+    def evolve(self) -> Path:
+        """``evolve/``: the planes around several checkpoints and their time series."""
+        return self.root / "evolve"
+
+    @property
+    def states(self) -> Path:
+        """``states/``: ParaView states of this run, their data paths relative to the run."""
+        return self.root / "states"
+
+    def state(self, plane: str, view: str) -> Path:
+        """``states/<plane>_<view>.pvsm``."""
+        return self.states / f"{plane}_{view}.pvsm"
 
     def critical_points(self, kind: str, array: str = "loss") -> Path:
         return self.root / f"critical_points_{kind}{_suffix(array)}.vtp"

@@ -1,8 +1,9 @@
-"""Projection of a training trajectory onto a pair of directions, and the PCA plane's grid.
+"""Projection of a training trajectory onto a pair (or triple) of directions, and the PCA plane's grid.
 
 ``project_trajectory`` finds, for every checkpoint ``theta_e``, the coefficients ``(a_e, b_e)``
 minimising ``|theta_e - theta_c - a x - b y|`` (least squares in the direction basis; the
-directions need not be orthogonal or of unit norm), from the 2x2 normal equations::
+directions need not be orthogonal or of unit norm), from the 2x2 normal equations (3x3, with
+``c_e`` and ``z``, for the three directions of a volume)::
 
     [x.x  x.y] [a]   [x.d]
     [x.y  y.y] [b] = [y.d],      d = theta_e - theta_c
@@ -14,7 +15,7 @@ as biases under ``ignore='biasbn'``, so their drift shows in the residual), para
 BatchNorm running statistics for ``states``. Integer buffers never count.
 
 ``pca_grid`` turns a trajectory's extent into a :class:`~pipeline.datamodel.Grid` on which
-``(0, 0)`` is exactly a grid point.
+``(0, 0)`` is exactly a grid point (a :class:`~pipeline.datamodel.Lattice` for a path in a volume).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import torch
 from torch import nn
 
 from .checkpoints import load_state_into
-from .datamodel import Grid
+from .datamodel import Grid, Lattice
 from .directions.base import Directions, StateLike, StateSource, in_space, tensor_roles
 from .directions.stream import DEFAULT_MEMORY_BUDGET, plan_chunks, stream_differences, unique_sources
 from .errors import CheckpointError
@@ -56,7 +57,8 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
         given in memory, or with other names, are numbered by position. The result is sorted
         by epoch.
     directions : Directions
-        1D (then every ``b`` is 0) or 2D; must fit the centre's keys and shapes.
+        1D (then every ``b`` is 0), 2D, or 3D (the path in a volume); must fit the centre's keys
+        and shapes.
     centre_state : path or state_dict
         The weights at (0, 0), normally the final checkpoint (``directions.meta['centre']``).
     model, data : nn.Module and data, optional
@@ -75,8 +77,9 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
     Returns
     -------
     Trajectory
-        ``coords`` (E, 2) ``(a_e, b_e)``; ``epoch``; ``loss``; ``surface_loss``; ``residual``
-        ``= |d_e - a_e x - b_e y| / |d_e|`` with ``d_e = theta_e - theta_c`` (0 where
+        ``coords`` (E, 2) ``(a_e, b_e)`` ((E, 3) ``(a_e, b_e, c_e)`` for three directions);
+        ``epoch``; ``loss``; ``surface_loss`` (at the projected point of the plane or volume);
+        ``residual`` ``= |d_e - a_e x - b_e y| / |d_e|`` with ``d_e = theta_e - theta_c`` (0 where
         ``d_e = 0``, e.g. the centre itself). ``meta``: the directions' kind, norm, ignore,
         dir_type, seed, explained_variance, centre, centre_epoch, model, ``ndim``,
         ``direction_cosine``, ``num_checkpoints``, ``loss_evaluated``.
@@ -103,7 +106,7 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
                               f"choose another centre epoch")
     dir_type = str(directions.meta.get("dir_type", "weights"))
     roles = tensor_roles(centre, model)
-    axes = [directions.x] + ([directions.y] if directions.y is not None else [])
+    axes = list(directions.axes)
     keys = [k for k, t in centre.items() if t.is_floating_point()
             and (in_space(roles[k], dir_type) or any(bool(ax[k].any()) for ax in axes))]
     numels = {k: centre[k].numel() for k in keys}
@@ -117,11 +120,13 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
             for j in range(i, m):
                 A[i, j] += float(vs[i] @ vs[j])
     A = np.triu(A) + np.triu(A, 1).T
-    if A[0, 0] == 0 or (m == 2 and A[1, 1] == 0):
+    if any(A[k, k] == 0 for k in range(m)):
         raise ValueError("a direction is zero on every tensor of the weight space; cannot project onto it")
-    cos = A[0, 1] / math.sqrt(A[0, 0] * A[1, 1]) if m == 2 else None
-    if m == 2 and abs(cos) > 1 - 1e-9:
+    cos = A[0, 1] / math.sqrt(A[0, 0] * A[1, 1]) if m >= 2 else None
+    if m >= 2 and abs(cos) > 1 - 1e-9:
         raise ValueError(f"directions x and y are parallel (cosine {cos:.6f}): they span a line, not a plane")
+    if m == 3 and np.linalg.cond(A / np.sqrt(np.outer(np.diag(A), np.diag(A)))) > 1e9:
+        raise ValueError("directions x, y and z are linearly dependent: they span no volume")
 
     chunks = plan_chunks(numels, len(unique_sources([centre_src, *sources])[0]), memory_budget)
     E = len(sources)
@@ -147,7 +152,7 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
     nonfinite = ~(np.isfinite(dd_np) & np.isfinite(res_np) & np.isfinite(coef).all(axis=1))
     residual[nonfinite] = np.nan
     coef[nonfinite] = np.nan
-    coords = np.zeros((E, 2))
+    coords = np.zeros((E, max(m, 2)))
     coords[:, :m] = coef
 
     epochs = [s.epoch for s in sources]
@@ -245,17 +250,18 @@ def _axis(values: np.ndarray, n: int, margin: float, symmetric: bool,
         h = _step_next(h)
 
 
-def pca_grid(trajectory: Trajectory, n: int | tuple[int, int] = 51, margin: float = 0.25, *,
-             symmetric: bool = False) -> Grid:
+def pca_grid(trajectory: Trajectory, n: int | tuple[int, ...] = 51, margin: float = 0.25, *,
+             symmetric: bool = False) -> Grid | Lattice:
     """Default grid of a plane: the trajectory's extent (and 0) plus ``margin`` on each side.
 
     Parameters
     ----------
     trajectory : Trajectory
         A projected path (coordinates in the directions' units).
-    n : int or (nx, ny), default 51
+    n : int or (nx, ny) (or (nx, ny, nz)), default 51
         Points per axis, at least 3 (odd when ``symmetric``). A 1D trajectory
-        (``meta['ndim'] == 1``) gives a 1D grid with ``ny = 1``.
+        (``meta['ndim'] == 1``) gives a 1D grid with ``ny = 1``; a path in a volume (three
+        coordinates) gives a :class:`~pipeline.datamodel.Lattice`.
     margin : float, default 0.25
         Added on both sides of each axis, as a fraction of that axis's extent.
     symmetric : bool, default False
@@ -265,15 +271,18 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, int] = 51, margin: floa
 
     Returns
     -------
-    Grid
-        With ``xs[i0] == 0.0`` and ``ys[j0] == 0.0`` exactly for some ``i0, j0``: the step is
-        ``j * 2**k`` (j in 8..16) and the ends are integer multiples of it. An axis with no
-        extent (all coordinates 0) gets the other axis's step, centred on 0.
+    Grid or Lattice
+        With ``xs[i0] == 0.0`` and ``ys[j0] == 0.0`` (and ``zs[l0] == 0.0``) exactly for some
+        indices: the step is ``j * 2**k`` (j in 8..16) and the ends are integer multiples of it.
+        An axis with no extent (all coordinates 0) gets another axis's step, centred on 0.
     """
     if not isinstance(trajectory, Trajectory):
         raise ValueError(f"trajectory must be a pipeline.datamodel.Trajectory; got {type(trajectory).__name__}")
-    nx, ny = (n, n) if isinstance(n, (int, np.integer)) else tuple(n)
-    for name, v in (("nx", nx), ("ny", ny)):
+    dims = trajectory.coords.shape[1]
+    sizes = (n,) * dims if isinstance(n, (int, np.integer)) else tuple(n)
+    if len(sizes) != dims:
+        raise ValueError(f"n must be an integer or {dims} integers for a path of {dims} coordinates; got {n!r}")
+    for name, v in zip(("nx", "ny", "nz"), sizes):
         if isinstance(v, bool) or int(v) != v or v < 3:
             raise ValueError(f"{name} must be an integer >= 3; got {v!r}")
         if symmetric and v % 2 == 0:
@@ -283,17 +292,17 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, int] = 51, margin: floa
     coords = trajectory.coords[np.isfinite(trajectory.coords).all(axis=1)]  # checkpoints with a position
     if len(coords) == 0:
         raise ValueError("the trajectory has no checkpoint with finite coordinates")
-    one_d = trajectory.meta.get("ndim") == 1
-    ax = _axis(coords[:, 0], int(nx), float(margin), symmetric)
-    if one_d:
+    if trajectory.meta.get("ndim") == 1:
+        ax = _axis(coords[:, 0], int(sizes[0]), float(margin), symmetric)
         if ax is None:
             raise ValueError("the trajectory has no extent (every checkpoint projects to 0); give the grid explicitly")
-        return Grid(ax[0], ax[1], int(nx), 0.0, 0.0, 1)
-    ay = _axis(coords[:, 1], int(ny), float(margin), symmetric)
-    if ax is None and ay is None:
-        raise ValueError("the trajectory has no extent (every checkpoint projects to (0, 0)); give the grid explicitly")
-    if ax is None:
-        ax = _axis(coords[:, 0], int(nx), float(margin), symmetric, step=ay[2])
-    if ay is None:
-        ay = _axis(coords[:, 1], int(ny), float(margin), symmetric, step=ax[2])
-    return Grid(ax[0], ax[1], int(nx), ay[0], ay[1], int(ny))
+        return Grid(ax[0], ax[1], int(sizes[0]), 0.0, 0.0, 1)
+    axes = [_axis(coords[:, k], int(sizes[k]), float(margin), symmetric) for k in range(dims)]
+    known = [a for a in axes if a is not None]
+    if not known:
+        raise ValueError("the trajectory has no extent (every checkpoint projects to the centre); give the grid "
+                         "explicitly")
+    axes = [a if a is not None else _axis(coords[:, k], int(sizes[k]), float(margin), symmetric, step=known[0][2])
+            for k, a in enumerate(axes)]
+    bounds = [v for a, size in zip(axes, sizes) for v in (a[0], a[1], int(size))]
+    return Lattice(*bounds) if dims == 3 else Grid(*bounds)

@@ -3,7 +3,10 @@
     xvfb-run -a pvbatch states/build_states.py RUN [--plane random] [--out states] [--preview DIR]
 
 RUN holds ``surface_<plane>.vts`` and ``trajectory_<plane>.vtp`` (what ``lossvista run``
-writes). One state per view is written to ``--out`` (default: this folder):
+writes), and for the volume states ``volume_<plane>.vti`` and ``trajectory_volume_<plane>.vtp``
+(``lossvista volume``; without them the volume states are not rebuilt). One state per view is
+written to ``--out`` (default: this folder); the volume views are ``volume_<view>.pvsm``
+(:mod:`volume_states`):
 
 landscape_2d_contours.pvsm
     Contour lines of the loss on the (alpha, beta) plane seen from above.
@@ -464,30 +467,44 @@ def main(argv=None):
     parser.add_argument("run", help="run directory with surface_<plane>.vts and trajectory_<plane>.vtp")
     parser.add_argument("--plane", default="random", help="plane whose files the states are built from")
     parser.add_argument("--out", default=HERE, help="folder for the .pvsm files (default: states/)")
-    parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=VIEWS)
+    parser.add_argument("--views", nargs="+", default=list(VIEWS) + list(display.VOLUME_VIEWS),
+                        choices=list(VIEWS) + list(display.VOLUME_VIEWS))
     parser.add_argument("--preview", metavar="DIR", help="also save a PNG of each view here")
     args = parser.parse_args(argv)
 
     run = os.path.abspath(args.run)
     files = [str(RunDir(run).surface(args.plane)), str(RunDir(run).trajectory(args.plane))]
-    missing = [f for f in files if not os.path.isfile(f)]
+    volume_files = [str(RunDir(run).volume(args.plane)), str(RunDir(run).trajectory(f"volume_{args.plane}"))]
+    views = list(args.views)
+    missing = [f for f in files if not os.path.isfile(f)] if set(views) - set(display.VOLUME_VIEWS) else []
     if missing:
         sys.exit(f"build_states: missing {', '.join(missing)}")
+    if not all(os.path.isfile(f) for f in volume_files):
+        views = [v for v in views if v not in display.VOLUME_VIEWS]
+        print(f"no {os.path.basename(volume_files[0])} with its path: the volume states are not rebuilt")
     os.makedirs(args.out, exist_ok=True)
 
     from paraview import simple
 
+    sys.path.insert(0, HERE)
+    import volume_states
+
     load_plugin(simple)
-    for name in args.views:
-        view = build_view(simple, name, *files)
+    for name in views:
+        if name in display.VOLUME_VIEWS:
+            view = volume_states.build_volume_view(simple, sys.modules[__name__], name, *volume_files)
+            target = os.path.join(args.out, volume_states.STATE_NAME.format(view=name))
+        else:
+            view = build_view(simple, name, *files)
+            target = os.path.join(args.out, STATE_NAME.format(view=name))
         simple.Render(view)
-        target = os.path.join(args.out, STATE_NAME.format(view=name))
         simple.SaveState(target)
         _relative_file_names(target, run)
         print(f"wrote {target}")
         if args.preview:
             os.makedirs(args.preview, exist_ok=True)
-            png = str(RunDir.picture(args.preview, args.plane, name))
+            plane = f"volume_{args.plane}" if name in display.VOLUME_VIEWS else args.plane
+            png = str(RunDir.picture(args.preview, plane, name))
             simple.SaveScreenshot(png, view, ImageResolution=list(view.ViewSize))
             print(f"wrote {png}")
         clear_session(simple)

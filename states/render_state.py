@@ -1,6 +1,7 @@
 """Render lossvista's ParaView states on a run's files (a pvbatch script).
 
-    xvfb-run -a pvbatch states/render_state.py RUN [--plane random pca] [--views ...] [--out RUN/renders]
+    xvfb-run -a pvbatch states/render_state.py RUN [--plane random pca volume_random] [--views ...]
+        [--out RUN/renders]
 
 For each view, loads ``states/landscape_<view>.pvsm`` with the readers ``surface`` and
 ``trajectory`` pointed at ``RUN/surface_<plane>.vts`` and ``RUN/trajectory_<plane>.vtp``
@@ -8,7 +9,10 @@ For each view, loads ``states/landscape_<view>.pvsm`` with the readers ``surface
 data: the axis titles (alpha/beta, or "PC1 (xx.x%)" from the surface's
 ``explained_variance``), the colour range of the loss (minimum to cap; the clamped plateau
 above the cap is grey) and the camera (same direction as saved, fitted to this plane).
-Writes ``<out>/<plane>_<view>.png`` and prints one line ``wrote <path>`` per picture.
+A plane ``volume_<kind>`` takes the volume views (``states/volume_<view>.pvsm``, readers
+``volume`` and ``trajectory`` on ``RUN/volume_<kind>.vti`` and ``RUN/trajectory_volume_<kind>.vtp``);
+views that do not apply to a plane are skipped. Writes ``<out>/<plane>_<view>.png`` and prints
+one line ``wrote <path>`` per picture.
 
 Several views are rendered in one process: between two states the views and sources are
 deleted (``ResetSession`` after a render makes 5.11's pvbatch exit with status 1 under Xvfb).
@@ -26,7 +30,20 @@ import build_states as common  # noqa: E402  (shim, plugin path, view names, cam
 from pipeline.atomic import write_png  # noqa: E402  (importable once build_states has found the package)
 from pipeline.errors import LossvistaError  # noqa: E402
 
+import volume_states  # noqa: E402
+
 READERS = {"surface": common.RunDir.surface, "trajectory": common.RunDir.trajectory}  # reader -> file of a plane
+VOLUME_READERS = {"volume": common.RunDir.volume, "trajectory": common.RunDir.trajectory}  # of a plane volume_<kind>
+
+
+def is_volume(plane):
+    return plane.startswith("volume_")
+
+
+def views_of(plane, views):
+    """The asked views that apply to ``plane`` (a volume's or a plane's)."""
+    own = volume_states.VIEWS if is_volume(plane) else common.VIEWS
+    return [v for v in views if v in own]
 
 
 def fail(message):
@@ -46,12 +63,14 @@ def reader_ids(state_file):
 
 
 def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
-    state = os.path.join(states_dir, common.STATE_NAME.format(view=view_name))
+    volume = is_volume(plane)
+    readers = VOLUME_READERS if volume else READERS
+    state = os.path.join(states_dir, (volume_states.STATE_NAME if volume else common.STATE_NAME).format(view=view_name))
     if not os.path.isfile(state):
         fail(f"no state file {state}")
     ids = reader_ids(state)
     filenames = []
-    for name, path_of in READERS.items():
+    for name, path_of in readers.items():
         path = str(path_of(common.RunDir(run), plane))
         if not os.path.isfile(path):
             fail(f"{path} not found (needed by {os.path.basename(state)})")
@@ -59,19 +78,23 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
             fail(f"{state} has no reader named {name!r}; rebuild it with states/build_states.py")
         filenames.append({"name": name, "id": ids[name], "FileName": [path]})
     simple.LoadState(state, filenames=filenames)
-    for name in READERS:
+    for name in readers:
         reader = simple.FindSource(name)
         if reader is not None:
             reader.UpdatePipeline()
         if reader is None or reader.GetDataInformation().GetNumberOfPoints() == 0:
-            fail(f"{filenames[list(READERS).index(name)]['FileName'][0]} holds no data "
-                 f"(not a VTK XML {'structured grid' if name == 'surface' else 'polydata'} file, or empty)")
+            kind = {"surface": "structured grid", "volume": "image data"}.get(name, "polydata")
+            fail(f"{filenames[list(readers).index(name)]['FileName'][0]} holds no data "
+                 f"(not a VTK XML {kind} file, or empty)")
     views = simple.GetRenderViews()
     if not views:
         fail(f"{state} holds no render view")
     view = views[0]
     view.ViewSize = list(size)
-    common.fit_to_data(simple, view, view_name)
+    if volume:
+        volume_states.fit_volume(simple, common, view, view_name)
+    else:
+        common.fit_to_data(simple, view, view_name)
     target = str(common.RunDir.picture(out_dir, plane, view_name))
     try:  # a complete picture replaces the old one, or nothing does
         write_png(target, lambda tmp: simple.SaveScreenshot(str(tmp), view, ImageResolution=list(size),
@@ -86,8 +109,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory")
     parser.add_argument("--plane", nargs="+", default=["random"],
-                        help="random and/or pca (file names surface_<plane>.vts, ...)")
-    parser.add_argument("--views", nargs="+", default=list(common.VIEWS), choices=common.VIEWS)
+                        help="random, pca (file names surface_<plane>.vts, ...) and/or volume_random, volume_pca")
+    every = list(common.VIEWS) + list(volume_states.VIEWS)
+    parser.add_argument("--views", nargs="+", default=every, choices=every)
     parser.add_argument("--out", help="output folder (default: RUN/renders)")
     parser.add_argument("--states", default=HERE, help="folder of the .pvsm files (default: states/)")
     parser.add_argument("--plugin", default=common.PLUGIN, help="the lossvista plugin file (default: beside states/)")
@@ -104,7 +128,7 @@ def main(argv=None):
 
     common.load_plugin(simple, args.plugin)
     for plane in args.plane:
-        for name in args.views:
+        for name in views_of(plane, args.views):
             render_one(simple, name, run, plane, out_dir, os.path.abspath(args.states), args.size)
 
 

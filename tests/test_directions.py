@@ -176,7 +176,7 @@ def test_model_tells_buffers_from_parameters():
     ({"norm": "filters"}, "norm must be one of 'filter', 'layer', 'weight', 'none'; got 'filters'"),
     ({"ignore": "bias"}, "ignore must be one of 'biasbn', 'none'; got 'bias'"),
     ({"dir_type": "state"}, "dir_type must be one of 'weights', 'states'; got 'state'"),
-    ({"ndim": 3}, "ndim must be 1 or 2; got 3"),
+    ({"ndim": 4}, "ndim must be 1, 2 or 3; got 4"),
     ({"seed": -1}, "seed must be an integer"),
     ({"seed": 1.5}, "got 1.5"),
 ])

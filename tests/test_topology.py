@@ -364,7 +364,11 @@ def test_json_schema_and_vtp_arrays():
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(values=np.zeros(5)), "values must be a 2D array"),
-    (dict(values=np.zeros((1, 5))), "nx >= 2 and ny >= 2; got shape (1, 5)"),
+    (dict(values=np.zeros((1, 5))), "every size >= 2; got shape (1, 5)"),
+    (dict(values=np.zeros((3, 1, 4))), "every size >= 2; got shape (3, 1, 4)"),
+    (dict(values=np.zeros((2, 2, 2, 2))), "values must be a 2D array (nx, ny) or a 3D array"),
+    (dict(values=np.zeros((3, 4)), zs=[0, 1]), "zs is for a 3D field"),
+    (dict(values=np.zeros((3, 4, 5)), zs=[0, 1]), "zs must have shape (5,)"),
     (dict(values=np.full((3, 3), np.nan)), "no finite value"),
     (dict(values=np.array([["a", "b"], ["c", "d"]])), "values must be real numbers"),
     (dict(values=np.ones((3, 3)) * 1j), "got dtype complex128"),

@@ -1,4 +1,4 @@
-"""`lossvista analyze`: critical points, persistence and basins of a surface file."""
+"""`lossvista analyze`: critical points, persistence and basins of a surface (or volume) file."""
 from __future__ import annotations
 
 import argparse
@@ -9,11 +9,14 @@ examples:
   lossvista analyze runs/digits/surface_random.vts
   lossvista analyze surface_pca.vts --persistence 0.05 --relative
   lossvista analyze surface_random.vts --array test_loss
+  lossvista analyze runs/digits/volume_pca.vti     # minima, 1-saddles, 2-saddles, maxima
 
 Writes beside FILE: critical_points_<kind>.vtp (CriticalType in TTK codes 0 min, 1 saddle,
 3 max, 4 degenerate; persistence; loss; vertex_id = i + nx*j), topology_<kind>.json, and
 adds the int32 array 'basin' (-1 where none) to FILE. <kind> comes from the file name
-surface_<kind>.vts (else the metadata's direction kind). Conventions: docs/topology.md;
+surface_<kind>.vts (else the metadata's direction kind); a volume volume_<kind>.vti gives
+topology_volume_<kind>.json and critical_points_volume_<kind>.vtp (TTK's 3D codes: 0 min,
+1 1-saddle, 2 2-saddle, 3 max, 4 degenerate). Conventions: docs/topology.md;
 basins and widths: 'python -c "import pipeline.topology; help(pipeline.topology)"'."""
 
 
@@ -23,7 +26,8 @@ def register(sub) -> None:
         description="Classify the PL critical points of the surface's loss, pair them by persistence, "
         "simplify below a threshold and label the basins of the surviving minima.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", metavar="FILE.vts", help="surface file ('lossvista surface')")
+    p.add_argument("file", metavar="FILE.vts", help="surface file ('lossvista surface') or volume FILE.vti "
+                   "('lossvista volume')")
     p.add_argument("--persistence", type=float, default=0.0, metavar="P",
                    help="keep features whose persistence exceeds P (loss units; default: %(default)s, "
                    "which drops only ties)")
@@ -53,20 +57,24 @@ def summary_table(topo, max_rows: int = 10) -> str:
     """A short plain-text report: counts and the most persistent minima."""
     c, raw = topo.counts(), topo.counts(simplified=False)
     lo, hi = topo.value_range
-    lines = [f"{topo.meta.get('array', 'values')} on a {topo.shape[0]}x{topo.shape[1]} grid, range "
-             f"[{lo:.4g}, {hi:.4g}]; persistence threshold {topo.threshold:.4g}",
-             f"critical points: {c['minimum']} min, {c['saddle']} saddle, {c['degenerate']} degenerate, "
-             f"{c['maximum']} max (before simplification: {raw['minimum']}, {raw['saddle']}, "
-             f"{raw['degenerate']}, {raw['maximum']})",
+    kinds = ("minimum", "saddle", "degenerate", "maximum") if topo.ndim == 2 else (
+        "minimum", "1-saddle", "2-saddle", "degenerate", "maximum")
+    short = {"minimum": "min", "maximum": "max"}
+    names = ("alpha", "beta", "gamma")[:topo.ndim]
+    lines = [f"{topo.meta.get('array', 'values')} on a {'x'.join(map(str, topo.shape))} "
+             f"{'grid' if topo.ndim == 2 else 'lattice'}, range [{lo:.4g}, {hi:.4g}]; persistence threshold "
+             f"{topo.threshold:.4g}",
+             "critical points: " + ", ".join(f"{c[k]} {short.get(k, k)}" for k in kinds)
+             + " (before simplification: " + ", ".join(str(raw[k]) for k in kinds) + ")",
              "",
-             f"{'basin':>5} {'alpha':>8} {'beta':>8} {'value':>10} {'persistence':>11} {'basin %':>7} "
-             f"{'width':>8} {'curvature (min, max)':>22}"]
+             f"{'basin':>5} " + " ".join(f"{n:>8}" for n in names) + f" {'value':>10} {'persistence':>11} "
+             f"{'basin %':>7} {'width':>8} {'curvature (min, max)':>22}"]
     m = topo.minima
     for k in range(min(len(m), max_rows)):
-        a, b = m.coords[k]
-        c0, c1 = m.curvature[k]
-        lines.append(f"{k:>5} {a:>8.3g} {b:>8.3g} {m.value[k]:>10.4g} {m.persistence[k]:>11.4g} "
-                     f"{100 * m.basin_fraction[k]:>7.1f} {m.width_diameter[k]:>8.3g} {c0:>10.3g} {c1:>11.3g}")
+        cu = m.curvature[k]
+        lines.append(f"{k:>5} " + " ".join(f"{a:>8.3g}" for a in m.coords[k]) + f" {m.value[k]:>10.4g} "
+                     f"{m.persistence[k]:>11.4g} {100 * m.basin_fraction[k]:>7.1f} {m.width_diameter[k]:>8.3g} "
+                     f"{cu[0]:>10.3g} {cu[-1]:>11.3g}")
     if len(m) > max_rows:
         lines.append(f"... {len(m) - max_rows} more minima in the JSON file")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ examples:
   lossvista compare runs/resnet56 runs/resnet56-noshort
   lossvista compare runs/a runs/b runs/c --plane pca --cap 10 --out reports/
   lossvista compare runs/a/surface_random.vts runs/b/surface_random.vts --persistence 0.02
+  lossvista compare runs/a runs/b --plane volume_random          # their volumes (lossvista volume)
 
 Each run's RUN/surface_<plane>.vts is analysed afresh with the same settings. Reported per
 run: minima whose persistence exceeds the threshold and their persistence, the global
@@ -25,9 +26,10 @@ def register(sub) -> None:
         description="Compare runs on the same kind of plane: number and persistence of minima, basin, "
         "width and curvature of the global minimum, and how much of the plane diverges.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or surface .vts files), two or more")
-    p.add_argument("--plane", default="random", metavar="random|pca",
-                   help="which plane's surface_<plane>.vts to compare (default: %(default)s)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or surface .vts, volume .vti files), "
+                   "two or more")
+    p.add_argument("--plane", default="random", metavar="random|pca|volume_random|volume_pca",
+                   help="which plane's surface_<plane>.vts (or volume_<kind>.vti) to compare (default: %(default)s)")
     p.add_argument("--persistence", type=float, metavar="P",
                    help="persistence threshold in loss units (default: 1%% of each run's loss range)")
     p.add_argument("--relative", action="store_true", help="P is a fraction (0..1) of each run's loss range")

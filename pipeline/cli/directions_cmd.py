@@ -9,8 +9,8 @@ def register(sub) -> None:
         "directions", help="make random, PCA or interpolation directions for a run",
         description="Build the directions of a loss-landscape plane around a run's checkpoint and save them "
         "(with their metadata) as a .pt file. random: Gaussian directions normalized to the weights; "
-        "pca: the top two principal components of the trajectory (checkpoints minus the centre), streamed "
-        "from memory-mapped checkpoints; interp: the 1D direction from epoch --from to epoch --to.")
+        "pca: the top two (--ndim 3: three) principal components of the trajectory (checkpoints minus the "
+        "centre), streamed from memory-mapped checkpoints; interp: the 1D direction from epoch --from to epoch --to.")
     p.add_argument("--run", required=True, metavar="RUN", help="run directory (checkpoints/, run.json)")
     p.add_argument("--kind", required=True, metavar="KIND", help="random | pca | interp")
     p.add_argument("--norm", metavar="NORM", help="random only: filter (default) | layer | weight | none")
@@ -19,12 +19,14 @@ def register(sub) -> None:
     p.add_argument("--dir-type", metavar="TYPE", help="weights | states (also BatchNorm running statistics); "
                    "default weights for random/pca, states for interp")
     p.add_argument("--seed", type=int, default=0, help="random only: seed of the Gaussian directions (default 0)")
-    p.add_argument("--ndim", type=int, default=2, help="random only: 1 or 2 directions (default 2)")
+    p.add_argument("--ndim", type=int, default=2, help="random: 1, 2 or 3 directions; pca: 2 or 3 components "
+                   "(default 2); 3 spans a volume and goes to RUN/directions/<kind>_3d.pt")
     p.add_argument("--epoch", type=int, metavar="E", help="random, pca: the centre checkpoint (default: the last); "
                    "pca uses the checkpoints up to E")
     p.add_argument("--from", dest="from_epoch", type=int, metavar="E1", help="interp: start epoch (default 0)")
     p.add_argument("--to", dest="to_epoch", type=int, metavar="E2", help="interp: end epoch (default: the last)")
-    p.add_argument("--out", metavar="FILE.pt", help="output file (default: RUN/directions/<kind>.pt)")
+    p.add_argument("--out", metavar="FILE.pt", help="output file (default: RUN/directions/<kind>.pt, "
+                   "<kind>_3d.pt for three)")
     p.set_defaults(func=_directions)
 
 
@@ -43,7 +45,8 @@ def _directions(args: argparse.Namespace) -> int:
 
     if args.kind not in DIRECTION_KINDS:
         raise ValueError(f"--kind must be one of {', '.join(map(repr, DIRECTION_KINDS))}; got {args.kind!r}")
-    _only(args, ("random",), "norm", "seed", "ndim")
+    _only(args, ("random",), "norm", "seed")
+    _only(args, ("random", "pca"), "ndim")
     _only(args, ("random", "pca"), "ignore", "epoch")
     _only(args, ("interp",), "from_epoch", "to_epoch")
     d, out = make_directions(RunDir(args.run), args.kind, norm=args.norm, ignore=args.ignore, dir_type=args.dir_type,
@@ -52,11 +55,13 @@ def _directions(args: argparse.Namespace) -> int:
     m = d.meta
     if args.kind == "random":
         summary = (f"random directions ({m['norm']}, ignore {m.get('ignore')}, seed {args.seed})"
-                   + (f": cosine(x, y) = {m['cosine']:.2e}" if d.y is not None else ""))
+                   + (f": cosine(x, y) = {m['cosine']:.2e}" if d.y is not None else "")
+                   + (f", cosine(x, z) = {m['cosine_xz']:.2e}, cosine(y, z) = {m['cosine_yz']:.2e}"
+                      if d.z is not None else ""))
     elif args.kind == "pca":
         ev = m["explained_variance"]
         summary = (f"PCA directions of {m.get('num_checkpoints', '?')} checkpoints: explained variance "
-                   f"{100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%")
+                   + " + ".join(f"{100 * v:.1f}%" for v in ev))
     else:
         summary = (f"interpolation from epoch {m.get('from_epoch', '?')} to {m.get('to_epoch', '?')}: distance "
                    f"{m['distance']:.4g}")

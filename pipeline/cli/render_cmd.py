@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..display import PLANES, VIEWS
+from ..display import PLANES, VIEWS, VOLUME_VIEWS
 from ._common import shown_path
 
 
@@ -12,17 +12,20 @@ def register(sub) -> None:
     p = sub.add_parser(
         "render",
         help="render a run's pictures (ParaView states via pvbatch, or pyvista)",
-        description="Render <plane>_<view>.png from the run's surface_<plane>.vts and trajectory_<plane>.vtp: "
-        "into RUN/renders with ParaView (the package's saved states loaded with its plugin, under xvfb-run "
-        "when there is no display), into RUN/renders/quicklook with pyvista and matplotlib.",
+        description="Render <plane>_<view>.png from the run's surface_<plane>.vts and trajectory_<plane>.vtp "
+        "(and volume_<kind>_<view>.png from volume_<kind>.vti and its path): into RUN/renders with ParaView (the "
+        "package's saved states loaded with its plugin, under xvfb-run when there is no display), into "
+        "RUN/renders/quicklook with pyvista and matplotlib.",
     )
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--backend", choices=["paraview", "pyvista"],
                    help="default: paraview when pvbatch is found, else pyvista (with a notice)")
-    p.add_argument("--plane", choices=PLANES, action="append",
-                   help="plane to render (repeatable; default: every plane the run has)")
-    p.add_argument("--views", nargs="+", choices=VIEWS, metavar="VIEW",
-                   help=f"views ({', '.join(VIEWS)}; default: all; pyvista has no 3d_contours)")
+    p.add_argument("--plane", choices=[*PLANES, *(f"volume_{k}" for k in PLANES)], action="append",
+                   help="plane (or volume_random, volume_pca) to render (repeatable; default: every plane and "
+                   "volume the run has)")
+    p.add_argument("--views", nargs="+", choices=[*VIEWS, *VOLUME_VIEWS], metavar="VIEW",
+                   help=f"views of a plane ({', '.join(VIEWS)}; pyvista has no 3d_contours) and of a volume "
+                   f"({', '.join(VOLUME_VIEWS)}, ParaView only); default: all")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/renders, or RUN/renders/quicklook for pyvista)")
     p.add_argument("--size", nargs=2, type=int, default=[1200, 900], metavar=("W", "H"),
                    help="picture size in pixels, ParaView only (default: %(default)s)")

@@ -36,6 +36,11 @@ def register(sub) -> None:
     p.add_argument("--restart", action="store_true", help="discard an existing training in RUN and start over")
     p.add_argument("--no-page", dest="page", action="store_false",
                    help="do not write RUN/index.html (the run as one interactive page)")
+    p.add_argument("--volume", action="store_true",
+                   help="also each plane's volume (a third direction; 21^3 points each, about as long as both "
+                   "planes together): RUN/volume_<plane>.vti, its path, analysis and ParaView views")
+    p.add_argument("--volume-grid", type=int, default=21, metavar="N",
+                   help="points per axis of the volumes (default: %(default)s)")
     p.set_defaults(func=_run)
 
 
@@ -48,7 +53,8 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,
                          max_samples=args.max_samples, device=args.surface_device, precision=args.precision,
                          persistence=args.persistence, restart_training=args.restart,
-                         pca_points=args.grid or 51, page=args.page)
+                         pca_points=args.grid or 51, page=args.page, volume=args.volume,
+                         volume_points=args.volume_grid)
     out = args.out or f"runs/{cfg.name}"
     t0 = time.perf_counter()
     with stop_on_signals():
@@ -79,6 +85,15 @@ def _print_summary(result, seconds: float) -> None:
         print(f"  {plane:6s} plane {s['grid']}{speed}: {counts} above the persistence threshold{extra}",
               file=err)
         for path in result.files.get(plane, []):
+            print(f"    {shown_path(path)}", file=err)
+    for plane in ("random", "pca"):
+        s = result.summary.get(f"volume_{plane}")
+        if not s:
+            continue
+        speed = f", {s['points_per_second']} points/s" if s.get("points_per_second") else ""
+        counts = ", ".join(f"{n} {k}" for k, n in s["counts"].items() if n)
+        print(f"  {plane:6s} volume {s['grid']}{speed}: {counts} above the persistence threshold", file=err)
+        for path in result.files.get(f"volume_{plane}", []):
             print(f"    {shown_path(path)}", file=err)
     if result.pictures:
         print(f"  pictures ({len(result.pictures)}):", file=err)

@@ -34,9 +34,7 @@ def register(sub) -> None:
         description="Evaluate loss and accuracy at theta + a*x + b*y on a grid and write RUN/surface_<kind>.vts. "
         "Finished points are kept in OUT.parts/ while running, so an interrupted run resumes when rerun.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # Let "--x -1:1:51" (the documented spelling) through: argparse takes a value starting with "-" for an
-    # option unless it looks like a negative number; grid specs "-1:1:51" and "-0.5:.5:11" are values too.
-    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(e-?\d+)?:")
+    allow_negative_specs(p)
     p.add_argument("--run", required=True, metavar="RUN", help="run directory (checkpoints/, run.json)")
     p.add_argument("--directions", required=True, metavar="FILE.pt", help="directions file ('lossvista directions')")
     p.add_argument("--x", metavar="MIN:MAX:N", help="first axis (default -1:1:51)")
@@ -49,6 +47,19 @@ def register(sub) -> None:
                    "made around, else the last epoch)")
     p.add_argument("--out", metavar="FILE.vts", help="output (default: RUN/surface_<kind>.vts)")
     p.add_argument("--vti", action="store_true", help="also write the .vti twin (for TTK)")
+    add_engine_options(p)
+    p.set_defaults(func=_surface)
+
+
+def allow_negative_specs(p: argparse.ArgumentParser) -> None:
+    """Let "--x -1:1:51" (the documented spelling) through: argparse takes a value starting with "-"
+    for an option unless it looks like a negative number; grid specs "-1:1:51" and "-0.5:.5:11" are
+    values too."""
+    p._negative_number_matcher = re.compile(r"^-\d+$|^-\d*\.\d+$|^-[\d.]+(e-?\d+)?:")
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """The evaluation and scale options that ``surface`` and ``volume`` share."""
     e = p.add_argument_group("evaluation")
     e.add_argument("--device", help="cpu or cuda (default: cuda when available); under torchrun each rank "
                    "uses cuda:LOCAL_RANK")
@@ -73,7 +84,6 @@ def register(sub) -> None:
     r.add_argument("--keep-parts", action="store_true", help="keep OUT.parts/ after the .vts is written")
     r.add_argument("--shard", metavar="I/K", help="evaluate only shard I of K (0-based), keep its chunks, exit")
     r.add_argument("--merge", action="store_true", help="assemble OUT from the shards' chunks (evaluates nothing)")
-    p.set_defaults(func=_surface)
 
 
 def _dist_env():
@@ -90,19 +100,20 @@ def _dist_env():
     return DistEnv(rank=get("RANK", 0), world_size=get("WORLD_SIZE", 1), local_rank=get("LOCAL_RANK", 0))
 
 
-def _request(args: argparse.Namespace):
+def request_of(args: argparse.Namespace, directions: str | Path, z: str | None = None):
+    """The :class:`~pipeline.surface.SurfaceRequest` of the command line (a volume's with ``z``)."""
     from ..directions import Directions
     from ..engine import EvalConfig
     from ..rundir import RunDir
     from ..surface import SurfaceRequest, complete_grid
 
     grid = None
-    if args.x is not None or args.y is not None:
-        grid = complete_grid(RunDir(args.run), Directions.load(args.directions), args.x, args.y, args.epoch)
+    if args.x is not None or args.y is not None or z is not None:
+        grid = complete_grid(RunDir(args.run), Directions.load(directions), args.x, args.y, args.epoch, z=z)
     engine = {"batch_size": args.batch_size, "points_per_batch": args.points_per_batch, "device": args.device,
               "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
               "sample_seed": args.sample_seed, "deterministic": args.deterministic}
-    return SurfaceRequest(run=Path(args.run), directions=Path(args.directions), grid=grid, split=args.split,
+    return SurfaceRequest(run=Path(args.run), directions=Path(directions), grid=grid, split=args.split,
                           epoch=args.epoch, out=Path(args.out) if args.out else None,
                           eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
 
@@ -121,6 +132,17 @@ def _without_nproc(argv: list[str]) -> list[str]:
 
 
 def _surface(args: argparse.Namespace) -> int:
+    from ..directions import Directions
+
+    if Directions.load(args.directions).ndim == 3:
+        raise ValueError(f"{args.directions} holds three directions (a volume): compute it with 'lossvista volume "
+                         f"--run {args.run} --directions {args.directions}'")
+    return compute(args, request_of(args, args.directions))
+
+
+def compute(args: argparse.Namespace, request: Any) -> int:
+    """Evaluate ``request`` as the command line says: alone, with ``--nproc-per-node`` workers,
+    as one rank of torchrun, one ``--shard``, or ``--merge``; report what was done."""
     from ..surface import ResumeOptions, Shard, SurfaceJob, compute_surface, launch_local, merge_shards
 
     env = _dist_env()
@@ -131,9 +153,8 @@ def _surface(args: argparse.Namespace) -> int:
     if args.nproc_per_node is not None and (args.nproc_per_node < 1 or env.world_size > 1):
         raise ValueError(f"--nproc-per-node must be a positive integer, and not given under torchrun; got "
                          f"{args.nproc_per_node}")
-    request = _request(args)
     options = ResumeOptions(chunk_size=args.chunk_size, shard=shard, restart=args.restart,
-                            keep_parts=args.keep_parts, vti=args.vti)
+                            keep_parts=args.keep_parts, vti=getattr(args, "vti", False))
     if args.nproc_per_node and args.nproc_per_node > 1:
         SurfaceJob(request, chunk_size=args.chunk_size, evaluates=False)  # bad input: one line, before any worker
         os.environ.setdefault("OMP_NUM_THREADS", "1")  # as torchrun: one thread per worker unless set
@@ -174,7 +195,8 @@ def _report(outcome: Any) -> None:
 
     bounded, invalid = int(s.bounded.sum()), int((s.valid == 0).sum())
     nonfinite = int((~np.isfinite(s.loss)).sum())
-    print(f"surface {s.grid.nx}x{s.grid.ny}: {s.grid.size - invalid} of {s.grid.size} points valid"
+    what = "volume" if s.grid.ndim == 3 else "surface"
+    print(f"{what} {'x'.join(map(str, s.grid.shape))}: {s.grid.size - invalid} of {s.grid.size} points valid"
           + (f"; {bounded} above the cap" if bounded else "") + (f"; {nonfinite} non-finite" if nonfinite else ""),
           file=sys.stderr)
     print(outcome.written)

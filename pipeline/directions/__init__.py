@@ -1,15 +1,17 @@
-"""Directions in weight space: the axes of the plane ``theta + a*x + b*y``.
+"""Directions in weight space: the axes of the plane ``theta + a*x + b*y`` (and of the volume
+``theta + a*x + b*y + c*z``).
 
 =============================  ===============================================================
 ``Directions``                 the container (``.x``, ``.y``, ``.meta``, ``save``/``load``)
 ``random_directions``          Gaussian directions, filter/layer/weight normalized (:mod:`.gaussian`)
-``pca_directions``             top two principal components of a trajectory, streamed (:mod:`.pca`)
+``pca_directions``             top two (or three) principal components of a trajectory, streamed (:mod:`.pca`)
 ``interpolation_direction``    1D direction from one checkpoint to another (:mod:`.interp`)
 =============================  ===============================================================
 
-Every direction is a dict of tensors keyed like ``model.state_dict()`` (all keys; zeros where
-nothing moves), on the CPU, in the weights' dtypes. Files are ``.pt`` written atomically and
-read with ``weights_only=True``.
+``Directions.z`` is the third direction of a volume: a third random direction, PC3, or the first
+direction of a third file (``stack_directions``). Every direction is a dict of tensors keyed
+like ``model.state_dict()`` (all keys; zeros where nothing moves), on the CPU, in the weights'
+dtypes. Files are ``.pt`` written atomically and read with ``weights_only=True``.
 """
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from .base import DIR_TYPES, IGNORES, NORMS, Directions, tensor_roles
 from .gaussian import cosine, normalize_direction, random_directions
 from .interp import interpolation_direction
 from .pca import pca_directions
+from .stack import stack_directions
 
-__all__ = ["Directions", "random_directions", "pca_directions", "interpolation_direction", "normalize_direction",
+__all__ = ["Directions", "random_directions", "pca_directions", "interpolation_direction", "stack_directions",
+           "normalize_direction",
            "cosine", "tensor_roles", "NORMS", "IGNORES", "DIR_TYPES"]

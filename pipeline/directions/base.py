@@ -159,7 +159,7 @@ class StateSource:
 
 @dataclass
 class Directions:
-    """One or two directions, each a dict of tensors keyed like ``model.state_dict()``.
+    """One, two or three directions, each a dict of tensors keyed like ``model.state_dict()``.
 
     Every key of the state_dict is present; tensors a direction does not move (ignored
     biases, buffers, integer counters) are zeros of the state's dtype. Tensors live on the CPU.
@@ -171,13 +171,21 @@ class Directions:
     y : dict[str, Tensor] or None
         Second direction (beta); None for a 1D direction.
     meta : dict
-        JSON-serialisable: kind ('random' | 'pca' | 'interp'), norm, ignore, dir_type, seed,
-        explained_variance (PCA), cosine between x and y, centre checkpoint, ...
+        JSON-serialisable: kind ('random' | 'pca' | 'interp' | 'stacked'), norm, ignore,
+        dir_type, seed, explained_variance (PCA), cosine between x and y, centre checkpoint, ...
+    z : dict[str, Tensor] or None
+        Third direction (gamma) of a volume; None for a plane or a line. Files written before
+        volumes existed have none.
     """
 
     x: dict[str, torch.Tensor]
     y: dict[str, torch.Tensor] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    z: dict[str, torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if self.z is not None and self.y is None:
+            raise ValueError("directions with a third direction z need a second one y")
 
     @property
     def kind(self) -> str:
@@ -185,7 +193,25 @@ class Directions:
 
     @property
     def ndim(self) -> int:
-        return 1 if self.y is None else 2
+        return 1 if self.y is None else (2 if self.z is None else 3)
+
+    @property
+    def axes(self) -> tuple[dict[str, torch.Tensor], ...]:
+        """``(x,)``, ``(x, y)`` or ``(x, y, z)``."""
+        return tuple(d for d in (self.x, self.y, self.z) if d is not None)
+
+    def named_axes(self) -> list[tuple[str, dict[str, torch.Tensor]]]:
+        """``[("x", x), ("y", y), ...]`` of the directions present."""
+        return [(n, d) for n, d in (("x", self.x), ("y", self.y), ("z", self.z)) if d is not None]
+
+    def plane(self) -> "Directions":
+        """The first two directions alone (the same tensors): the plane through a volume's centre."""
+        return Directions(self.x, self.y, dict(self.meta, ndim=min(self.ndim, 2)))
+
+    def to(self, device: Any) -> "Directions":
+        """The same directions with every tensor on ``device``."""
+        move = lambda d: None if d is None else {k: v.to(device) for k, v in d.items()}  # noqa: E731
+        return Directions(move(self.x), move(self.y), self.meta, move(self.z))
 
     def alpha_range(self) -> tuple[float, float]:
         """The range of the first coefficient in which every BatchNorm running variance these
@@ -204,7 +230,10 @@ class Directions:
         """Save atomically as a ``.pt`` file loadable with ``weights_only=True``."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return save_checkpoint({"format": DIRECTIONS_FORMAT, "x": self.x, "y": self.y, "meta": self.meta}, path)
+        obj = {"format": DIRECTIONS_FORMAT, "x": self.x, "y": self.y, "meta": self.meta}
+        if self.z is not None:  # a plane's file stays as it always was
+            obj["z"] = self.z
+        return save_checkpoint(obj, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Directions":
@@ -212,25 +241,26 @@ class Directions:
         obj = load_checkpoint(path)
         if not (isinstance(obj, dict) and isinstance(obj.get("x"), dict) and "meta" in obj):
             raise CheckpointError(f"{path} is not a lossvista directions file (make one with 'lossvista directions')")
-        x, y = obj["x"], obj.get("y")
-        for name, d in (("x", x), ("y", y)):
+        x, y, z = obj["x"], obj.get("y"), obj.get("z")
+        for name, d in (("x", x), ("y", y), ("z", z)):
             if d is not None and not (isinstance(d, dict) and all(isinstance(v, torch.Tensor) for v in d.values())):
                 raise CheckpointError(f"{path}: direction {name} is not a dict of tensors")
-        if y is not None:
-            problem = mismatch(x, y, "y")
+        if z is not None and y is None:
+            raise CheckpointError(f"{path}: direction z is given without a direction y")
+        for name, d in (("y", y), ("z", z)):
+            problem = mismatch(x, d, name) if d is not None else None
             if problem:
-                raise CheckpointError(f"{path}: directions x and y do not match: {problem}")
+                raise CheckpointError(f"{path}: directions x and {name} do not match: {problem}")
         if not isinstance(obj["meta"], dict):
             raise CheckpointError(f"{path}: the directions' metadata is not a dict")
-        return cls(x, y, dict(obj["meta"]))
+        return cls(x, y, dict(obj["meta"]), z)
 
     def digest(self) -> str:
         """What the directions are: a digest of ``x`` and ``y`` (keys, dtypes, shapes, values).
 
         The same tensors saved twice give the same digest, unlike the bytes of their files.
         """
-        return state_digest({**{f"x.{k}": v for k, v in self.x.items()},
-                             **({f"y.{k}": v for k, v in self.y.items()} if self.y is not None else {})})
+        return state_digest({f"{name}.{k}": v for name, d in self.named_axes() for k, v in d.items()})
 
     def check_centre(self, state: Mapping[str, torch.Tensor], source: str) -> None:
         """Refuse to use these directions around ``state`` when they were made around other weights
@@ -246,9 +276,7 @@ class Directions:
 
     def check_usable(self) -> None:
         """Refuse directions that span no plane: NaN or inf values, or a direction zero everywhere."""
-        for which, d in (("x", self.x), ("y", self.y)):
-            if d is None:
-                continue
+        for which, d in self.named_axes():
             moves = False
             for k, t in d.items():
                 if not t.is_floating_point():
@@ -262,27 +290,32 @@ class Directions:
                                       f"directions again (lossvista directions)")
 
     def check_fits(self, state: Mapping[str, Any], source: str = "the model") -> None:
-        """Raise ``CheckpointError`` (one line) unless x (and y) have ``state``'s keys and shapes."""
+        """Raise ``CheckpointError`` (one line) unless x (and y, z) have ``state``'s keys and shapes."""
         problem = mismatch(state, self.x, "direction")
         if problem:
             raise CheckpointError(f"directions ({self.kind}) do not fit {source}: {problem}; "
                                   f"make directions for this model with 'lossvista directions'")
 
-    def point(self, centre: Mapping[str, torch.Tensor], a: float, b: float = 0.0) -> dict[str, torch.Tensor]:
-        """The state ``centre + a * x + b * y`` (floating tensors; others are the centre's).
+    def point(self, centre: Mapping[str, torch.Tensor], a: float, b: float = 0.0, c: float = 0.0
+              ) -> dict[str, torch.Tensor]:
+        """The state ``centre + a * x + b * y + c * z`` (floating tensors; others are the centre's).
 
         Computed in the centre's dtype, from the stored centre each time (never by repeated
-        additions), so ``point(c, 0, 0)`` is exactly ``c``.
+        additions), so ``point(centre, 0, 0)`` is exactly ``centre``.
         """
         if b != 0.0 and self.y is None:
             raise ValueError(f"b must be 0 for a 1D direction; got {b!r}")
+        if c != 0.0 and self.z is None:
+            raise ValueError(f"c must be 0 without a third direction; got {c!r}")
         out = {}
-        for k, c in centre.items():
-            if not c.is_floating_point():
-                out[k] = c
+        for k, t in centre.items():
+            if not t.is_floating_point():
+                out[k] = t
                 continue
-            v = c + a * self.x[k].to(c.device, c.dtype) if a != 0.0 else c.clone()
+            v = t + a * self.x[k].to(t.device, t.dtype) if a != 0.0 else t.clone()
             if b != 0.0:
-                v = v + b * self.y[k].to(c.device, c.dtype)
+                v = v + b * self.y[k].to(t.device, t.dtype)
+            if c != 0.0:
+                v = v + c * self.z[k].to(t.device, t.dtype)
             out[k] = v
         return out

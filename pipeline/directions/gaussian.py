@@ -111,9 +111,11 @@ def random_directions(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor
     seed : int, default 0
         Seed of a private ``torch.Generator`` (the global RNG is untouched). The Gaussian for a
         tensor depends only on the seed and the state_dict's keys and shapes, not on ``norm``,
-        ``ignore`` or ``dir_type``; x is drawn for every key first, then y.
-    ndim : {1, 2}, default 2
-        Number of directions (``y`` is None for 1).
+        ``ignore`` or ``dir_type``; x is drawn for every key first, then y, then z. So the
+        first directions of ``ndim=3`` are those of ``ndim=2`` with the same seed: the volume's
+        slice through the centre is that plane.
+    ndim : {1, 2, 3}, default 2
+        Number of directions (``y`` is None for 1; ``z``, the third, for 3).
     centre, model_name : optional
         Recorded in ``meta`` (``centre``, ``centre_epoch``, ``model``). A checkpoint path
         given as ``model_or_state_dict`` is its own centre.
@@ -124,14 +126,15 @@ def random_directions(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor
         ``x``, ``y`` keyed like the state_dict, in the weights' dtypes, on the CPU. ``meta``:
         kind 'random', norm, ignore, dir_type, seed, ndim, ``cosine`` (between x and y; the
         directions are not orthogonalized, two independent Gaussians in P dimensions have a
-        cosine of order 1/sqrt(P)), x_norm, y_norm, centre, centre_epoch, model,
+        cosine of order 1/sqrt(P)), x_norm, y_norm (and z_norm, cosine_xz, cosine_yz for three
+        directions), centre, centre_epoch, model,
         num_parameters, num_perturbed (elements with a non-zero direction).
     """
     check_choice("norm", norm, NORMS)
     check_choice("ignore", ignore, IGNORES)
     check_choice("dir_type", dir_type, DIR_TYPES)
-    if ndim not in (1, 2) or isinstance(ndim, bool):
-        raise ValueError(f"ndim must be 1 or 2; got {ndim!r}")
+    if ndim not in (1, 2, 3) or isinstance(ndim, bool):
+        raise ValueError(f"ndim must be 1, 2 or 3; got {ndim!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer in [0, 2**63); got {seed!r}")
     model = model_or_state_dict if isinstance(model_or_state_dict, nn.Module) else None
@@ -154,7 +157,7 @@ def random_directions(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor
             else:
                 d[k] = torch.zeros(w.shape, dtype=w.dtype)
         dirs.append(d)
-    x, y = dirs[0], (dirs[1] if ndim == 2 else None)
+    x, y, z = (dirs + [None, None])[:3]
 
     num_perturbed = sum(w.numel() for k, w in state.items()
                         if w.is_floating_point() and perturbed(roles[k], w, ignore, dir_type))
@@ -169,6 +172,7 @@ def random_directions(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor
         "kind": "random", "norm": norm, "ignore": ignore, "dir_type": dir_type, "seed": seed, "ndim": ndim,
         "cosine": cosine(x, y) if y is not None else None,
         "x_norm": x_norm, "y_norm": _norm(y) if y is not None else None,
+        **({"z_norm": _norm(z), "cosine_xz": cosine(x, z), "cosine_yz": cosine(y, z)} if z is not None else {}),
         "running_var": "fixed (zero direction)",
         "centre": str(centre) if centre is not None else None,
         "centre_epoch": epoch_of(centre) if centre is not None else None,
@@ -177,4 +181,4 @@ def random_directions(model_or_state_dict: nn.Module | Mapping[str, torch.Tensor
         "num_parameters": sum(w.numel() for k, w in state.items() if roles[k] == "param"),
         "num_perturbed": num_perturbed,
     }
-    return Directions(x, y, meta)
+    return Directions(x, y, meta, z)

@@ -41,12 +41,12 @@ __all__ = ["pca_directions"]
 
 def pca_directions(checkpoints: Sequence[StateLike], *, centre: StateLike | None = None, ignore: str = "biasbn",
                    dir_type: str = "weights", model: nn.Module | None = None, model_name: str | None = None,
-                   memory_budget: int = DEFAULT_MEMORY_BUDGET) -> Directions:
-    """The top two principal components of ``checkpoint_e - centre`` over a trajectory.
+                   memory_budget: int = DEFAULT_MEMORY_BUDGET, ndim: int = 2) -> Directions:
+    """The top two (or three) principal components of ``checkpoint_e - centre`` over a trajectory.
 
     Parameters
     ----------
-    checkpoints : sequence of paths or state_dicts, length E >= 3
+    checkpoints : sequence of paths or state_dicts, length E >= ndim + 1
         The trajectory in epoch order (epoch 0 first). Paths are memory-mapped
         (``torch.load(mmap=True, weights_only=True)``) one chunk at a time; a checkpoint equal
         to the centre contributes a zero row, as in Li et al.'s code.
@@ -61,23 +61,29 @@ def pca_directions(checkpoints: Sequence[StateLike], *, centre: StateLike | None
         Tells parameters from buffers exactly (else key names are used).
     memory_budget : int, bytes, default 64 MiB
         Working memory of one streamed chunk (see :mod:`pipeline.directions.stream`).
+    ndim : {2, 3}, default 2
+        Number of components: 3 adds ``z`` (PC3), for a volume. PC1 and PC2 are the same as
+        with 2 (the same eigenvectors of the same Gram matrix).
 
     Returns
     -------
     Directions
-        Unit-norm ``x`` (PC1) and ``y`` (PC2) in the weights' dtypes. ``meta``: kind 'pca',
-        norm 'none', ignore, dir_type, ``explained_variance`` [r1, r2] (ratios of the centred
-        total variance), ``singular_values`` [s1, s2] of the centred matrix, ``cosine``
-        (about 0), ``mean_centred`` True, ``sign_convention``, centre, centre_epoch, epochs,
-        num_checkpoints, model, num_parameters, num_perturbed.
+        Unit-norm ``x`` (PC1), ``y`` (PC2) (and ``z``, PC3) in the weights' dtypes. ``meta``: kind
+        'pca', norm 'none', ignore, dir_type, ndim, ``explained_variance`` [r1, r2(, r3)] (ratios
+        of the centred total variance), ``singular_values`` [s1, s2(, s3)] of the centred matrix,
+        ``cosine`` (x, y; about 0; and ``cosine_xz``, ``cosine_yz``), ``mean_centred`` True,
+        ``sign_convention``, centre, centre_epoch, epochs, num_checkpoints, model,
+        num_parameters, num_perturbed.
     """
     check_choice("ignore", ignore, IGNORES)
     check_choice("dir_type", dir_type, DIR_TYPES)
     if isinstance(checkpoints, (str, os.PathLike)) or not isinstance(checkpoints, Sequence):
         raise ValueError(f"checkpoints must be a sequence of paths or state_dicts; got {type(checkpoints).__name__}")
-    if len(checkpoints) < 3:
-        raise ValueError(f"PCA of a trajectory needs at least 3 checkpoints (2 components of the centred "
-                         f"differences); got {len(checkpoints)}")
+    if ndim not in (2, 3) or isinstance(ndim, bool):
+        raise ValueError(f"ndim must be 2 or 3; got {ndim!r}")
+    if len(checkpoints) < ndim + 1:
+        raise ValueError(f"PCA of a trajectory needs at least {ndim + 1} checkpoints ({ndim} components of the "
+                         f"centred differences); got {len(checkpoints)}")
     sources = [StateSource(c) for c in checkpoints]
     centre_src = StateSource(centre) if centre is not None else sources[-1]
     centre_state = centre_src.open()
@@ -92,10 +98,10 @@ def pca_directions(checkpoints: Sequence[StateLike], *, centre: StateLike | None
     del centre_state  # drop the mapping; each chunk maps the files afresh
 
     n_files = len(unique_sources([centre_src, *sources])[0])
-    # Pass 2 holds the two output directions; pass 1 may use part of that memory for larger
+    # Pass 2 holds the output directions; pass 1 may use part of that memory for larger
     # chunks (fewer re-mappings of the files) without raising the peak. Half of it: the float64
     # buffers and BLAS workspaces of the larger pieces also grow.
-    out_bytes = 2 * sum(s.numel() * dtypes[k].itemsize for k, s in reference.items())
+    out_bytes = ndim * sum(s.numel() * dtypes[k].itemsize for k, s in reference.items())
     chunks1 = plan_chunks(numels, n_files, memory_budget + out_bytes // 2)
     chunks2 = plan_chunks(numels, n_files, memory_budget)
     E = len(sources)
@@ -118,33 +124,34 @@ def pca_directions(checkpoints: Sequence[StateLike], *, centre: StateLike | None
     total = float(np.trace(K))
     if not total > 0:
         raise ValueError("the checkpoints do not differ from each other (zero variance); PCA needs a trajectory")
-    if not lam[1] > 1e-12 * lam[0]:
-        raise ValueError(f"the centred trajectory spans fewer than 2 dimensions (eigenvalues {lam[0]:.3g}, "
-                         f"{lam[1]:.3g}); PCA needs at least 3 distinct checkpoints")
-    coef = (H @ U[:, :2]) / np.sqrt(lam[:2])  # (E, 2): v_k = sum_e coef[e, k] d_e
-    proj = G @ coef  # (E, 2): <d_e, v_k>, the uncentred coordinates of each checkpoint
-    for k in range(2):
+    if not lam[ndim - 1] > 1e-12 * lam[0]:
+        raise ValueError(f"the centred trajectory spans fewer than {ndim} dimensions (eigenvalues "
+                         f"{', '.join(f'{v:.3g}' for v in lam[:ndim])}); PCA needs at least {ndim + 1} distinct "
+                         f"checkpoints")
+    coef = (H @ U[:, :ndim]) / np.sqrt(lam[:ndim])  # (E, ndim): v_k = sum_e coef[e, k] d_e
+    proj = G @ coef  # (E, ndim): <d_e, v_k>, the uncentred coordinates of each checkpoint
+    for k in range(ndim):
         scale = np.abs(proj[:, k]).max()
         first = next(e for e in range(E) if abs(proj[e, k]) > 1e-6 * scale)
         if proj[first, k] > 0:
             coef[:, k] *= -1
             proj[:, k] *= -1
-    coef_t = torch.from_numpy(np.ascontiguousarray(coef.T))  # (2, E)
+    coef_t = torch.from_numpy(np.ascontiguousarray(coef.T))  # (ndim, E)
 
     # Pass 2: the components, piece by piece.
-    out = [{k: torch.zeros(shape, dtype=dtypes[k]) for k, shape in reference.items()} for _ in range(2)]
+    out = [{k: torch.zeros(shape, dtype=dtypes[k]) for k, shape in reference.items()} for _ in range(ndim)]
     for key, start, stop, d in stream_differences(centre_src, sources, chunks2, reference):
-        comp = coef_t @ d  # (2, n)
-        for k in range(2):
-            out[k][key].view(-1)[start:stop] = comp[k].to(dtypes[key])
-    x, y = out
+        for k in range(ndim):  # one product per component: PC1 and PC2 do not depend on ndim, bit for bit
+            out[k][key].view(-1)[start:stop] = (coef_t[k] @ d).to(dtypes[key])
+    x, y, z = (out + [None])[:3]
 
     epochs = [s.epoch for s in sources]
     meta = {
-        "kind": "pca", "norm": "none", "ignore": ignore, "dir_type": dir_type, "seed": None, "ndim": 2,
-        "explained_variance": [float(lam[0] / total), float(lam[1] / total)],
-        "singular_values": [math.sqrt(float(lam[0])), math.sqrt(float(lam[1]))],
+        "kind": "pca", "norm": "none", "ignore": ignore, "dir_type": dir_type, "seed": None, "ndim": ndim,
+        "explained_variance": [float(v / total) for v in lam[:ndim]],
+        "singular_values": [math.sqrt(float(v)) for v in lam[:ndim]],
         "cosine": cosine(x, y),
+        **({"cosine_xz": cosine(x, z), "cosine_yz": cosine(y, z)} if z is not None else {}),
         "mean_centred": True,
         "sign_convention": "the earliest checkpoint with a non-zero coordinate has a negative coordinate",
         "centre": centre_src.label if centre_src.path is not None else None,
@@ -156,4 +163,4 @@ def pca_directions(checkpoints: Sequence[StateLike], *, centre: StateLike | None
         "num_parameters": sum(int(np.prod(s)) for k, s in reference.items() if roles[k] == "param"),
         "num_perturbed": sum(numels.values()),
     }
-    return Directions(x, y, meta)
+    return Directions(x, y, meta, z)

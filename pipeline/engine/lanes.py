@@ -167,15 +167,15 @@ class LaneRunner:
             start += size
         return out
 
-    def state(self, a: torch.Tensor, b: torch.Tensor | None) -> Any:
-        """Model state of the points ``a``, ``b`` ((k,) each), padded to a canonical group size."""
-        k = len(a)
+    def state(self, coef: torch.Tensor) -> Any:
+        """Model state of the points ``coef`` ((k, ndim) coefficients), padded to a canonical group size."""
+        k = len(coef)
         size = next(s for s in self.sizes if s >= k)
         if size > k:  # pad with copies of the first point (their results are dropped)
-            idx = torch.cat([torch.arange(k, device=a.device), torch.zeros(size - k, dtype=torch.long, device=a.device)])
-            a = a[idx]
-            b = b[idx] if b is not None else None
-        return self._prepare(self.plane.build(a, b))
+            idx = torch.cat([torch.arange(k, device=coef.device),
+                             torch.zeros(size - k, dtype=torch.long, device=coef.device)])
+            coef = coef[idx]
+        return self._prepare(self.plane.build(coef))
 
     def outputs(self, state: Any, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         """``((s, B, ...) outputs of the lanes of state, (B, ...) targets)`` of one batch."""
@@ -205,12 +205,12 @@ class LaneRunner:
             self._total = sum(counts)
         return self._total
 
-    def run_group(self, a: torch.Tensor, b: torch.Tensor | None, cap: float | None) -> dict[str, torch.Tensor]:
-        """Evaluate ``g`` points ((g,) coefficients ``a``, ``b``); returns (g,) tensors on the device:
+    def run_group(self, coef: torch.Tensor, cap: float | None) -> dict[str, torch.Tensor]:
+        """Evaluate ``g`` points ((g, ndim) coefficients); returns (g,) tensors on the device:
         ``loss`` float64, ``bounded`` bool, ``samples`` int64, and ``accuracy`` and each metric
         (float64) when the objective has them."""
-        g = len(a)
-        state = self.state(a, b)
+        g = len(coef)
+        state = self.state(coef)
         loss = [0.0] * g  # float64 sums S_k of the lanes, batch by batch in order
         count = 0  # elements so far (the same for every lane still running)
         seen = [0] * g  # elements of each lane (a stopped lane's stay where it stopped)
@@ -254,10 +254,8 @@ class LaneRunner:
                 if not active:
                     break
                 # the rest go on in a smaller canonical group, rebuilt from their coefficients
-                sel = torch.tensor(keep, device=a.device)
-                a = a[sel]
-                b = b[sel] if b is not None else None
-                state = self.state(a, b)
+                coef = coef[torch.tensor(keep, device=coef.device)]
+                state = self.state(coef)
         total = self.total_count() if cap_total is not None else count  # a stopped lane: S_k / N, a lower bound
         dev = self.device
         result = {"loss": torch.tensor([s / max(total if bounded[i] else seen[i], 1) for i, s in enumerate(loss)],
@@ -295,8 +293,9 @@ def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) ->
     if key in _PROBE_CACHE:
         return _PROBE_CACHE[key]
     dev, lanes = runner.device, runner.lanes
-    a = torch.linspace(-1.0, 1.0, lanes, dtype=torch.float64, device=dev)
-    b = torch.linspace(0.9, -0.7, lanes, dtype=torch.float64, device=dev)
+    coef = torch.stack([torch.linspace(-1.0, 1.0, lanes, dtype=torch.float64, device=dev),
+                        torch.linspace(0.9, -0.7, lanes, dtype=torch.float64, device=dev),
+                        torch.linspace(-0.4, 0.8, lanes, dtype=torch.float64, device=dev)], dim=1)[:, :plane.ndim]
     spans = {}  # one batch of every length the runner uses
     for start, end in runner.batches():
         spans.setdefault(end - start, (start, end))
@@ -308,10 +307,10 @@ def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) ->
     verdict = (True, "")
     try:
         for start, end in spans.values():
-            ref = runner.outputs(runner.state(a, b), (start, end))[0]  # (lanes, B, ...)
+            ref = runner.outputs(runner.state(coef), (start, end))[0]  # (lanes, B, ...)
             for sub in arrangements:
                 idx = torch.tensor(sub, device=dev)
-                got = runner.outputs(runner.state(a[idx], b[idx]), (start, end))[0][:len(sub)]
+                got = runner.outputs(runner.state(coef[idx]), (start, end))[0][:len(sub)]
                 if not torch.equal(got, ref[idx]):
                     verdict = (False, f"vmapped lanes are not independent of their companions (a group of "
                                       f"{len(sub)} of {lanes} points differs in the last bits)")

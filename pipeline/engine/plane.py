@@ -1,12 +1,15 @@
-"""The plane ``theta + a*x + b*y`` on a device: validated tensors and the weights of a group of points.
+"""The plane ``theta + a*x + b*y`` (or the volume ``... + c*z``) on a device: validated tensors
+and the weights of a group of points.
 
-``Plane.build(a, b)`` returns, for ``g`` points, the stacked tensors ``(g, *shape)`` of every
-state entry that moves, computed from the stored centre each time (never by repeated in-place
-additions) with the same three elementwise IEEE operations for every point:
-``w = (a*x + theta) + b*y`` in the centre's dtype. Elementwise operations are exactly rounded, so
-a point's weights are bitwise the same whatever other points share the group, and ``(0, 0)``
-gives exactly ``theta``. Entries whose directions are zero are not stacked: the centre tensor is
-passed as is (identical values, no copies).
+``Plane.build(coef)`` returns, for ``g`` points (``coef``: (g, ndim) coefficients), the stacked
+tensors ``(g, *shape)`` of every state entry that moves, computed from the stored centre each
+time (never by repeated in-place additions) with the same elementwise IEEE operations for every
+point: ``w = ((a*x + theta) + b*y) + c*z`` in the centre's dtype, the terms of the directions
+present in that order. Elementwise operations are exactly rounded, so a point's weights are
+bitwise the same whatever other points share the group, ``(0, 0)`` gives exactly ``theta``, and
+a point ``(a, b, 0)`` of a volume gets the weights of the point ``(a, b)`` of the plane of its
+first two directions (adding ``0 * z`` changes no finite value). Entries whose directions are
+zero are not stacked: the centre tensor is passed as is (identical values, no copies).
 """
 from __future__ import annotations
 
@@ -26,14 +29,15 @@ def _shape(t: torch.Tensor) -> tuple[int, ...]:
 
 
 class Plane:
-    """Centre weights and one or two directions of ``model``, checked and moved to ``device``.
+    """Centre weights and one, two or three directions of ``model``, checked and moved to ``device``.
 
     Parameters
     ----------
     model : nn.Module
         Its current parameters and buffers are the centre ``theta``.
-    directions : Directions (``.x``, ``.y`` dicts keyed like ``model.state_dict()``; ``.y`` None in 1D)
-        Every parameter needs an entry of the same shape in ``x`` (and ``y``); floating buffers
+    directions : Directions (``.x``, ``.y``, ``.z`` dicts keyed like ``model.state_dict()``; ``.y``
+        None in 1D, ``.z`` None (or absent) unless the directions span a volume)
+        Every parameter needs an entry of the same shape in each direction; floating buffers
         (BatchNorm running statistics) may be absent (then they do not move); integer buffers
         (``num_batches_tracked``) never move, and their entries must be zero; keys the model
         does not have are refused.
@@ -50,16 +54,18 @@ class Plane:
     def __init__(self, model: nn.Module, directions: Any, device: torch.device):
         x = getattr(directions, "x", None)
         y = getattr(directions, "y", None)
-        if not isinstance(x, Mapping) or (y is not None and not isinstance(y, Mapping)):
-            raise ValueError(f"directions must have .x (and .y or None) dicts of tensors keyed like "
+        z = getattr(directions, "z", None)
+        if not isinstance(x, Mapping) or any(d is not None and not isinstance(d, Mapping) for d in (y, z)) \
+                or (z is not None and y is None):
+            raise ValueError(f"directions must have .x (and .y, .z or None) dicts of tensors keyed like "
                              f"model.state_dict(); got {type(directions).__name__}")
-        self.ndim = 1 if y is None else 2
+        self.ndim = 1 if y is None else (2 if z is None else 3)
         # functional_call takes de-duplicated names: tied parameters appear once
         params = dict(model.named_parameters())
         buffers = dict(model.named_buffers())
         state_keys = set(model.state_dict().keys())
         model_name = type(model).__name__
-        for which, d in (("x", x), ("y", y)):
+        for which, d in (("x", x), ("y", y), ("z", z)):
             if d is None:
                 continue
             for k in d:
@@ -90,19 +96,18 @@ class Plane:
         self.centre: dict[str, torch.Tensor] = {}  # every tensor passed to the model, on device
         self.x: dict[str, torch.Tensor] = {}  # moving entries only, centre's dtype, on device
         self.y: dict[str, torch.Tensor] = {}
+        self.z: dict[str, torch.Tensor] = {}
         self.param_keys = list(params)
+        given = (x, y, z)[:self.ndim]
         for k, ref in {**params, **buffers}.items():
             theta = ref.detach().to(device)
             self.centre[k] = theta
             if not theta.is_floating_point():
                 continue
-            dx = x.get(k)
-            dy = y.get(k) if y is not None else None
-            moves = any(d is not None and bool(d.count_nonzero().item()) for d in (dx, dy))
-            if moves:
-                self.x[k] = (dx if dx is not None else torch.zeros_like(ref)).detach().to(device, theta.dtype)
-                if self.ndim == 2:
-                    self.y[k] = (dy if dy is not None else torch.zeros_like(ref)).detach().to(device, theta.dtype)
+            ds = [d.get(k) for d in given]
+            if any(d is not None and bool(d.count_nonzero().item()) for d in ds):
+                for axis, d in zip(self.axes, ds):
+                    axis[k] = (d if d is not None else torch.zeros_like(ref)).detach().to(device, theta.dtype)
         self.moving = list(self.x)  # keys of the entries stacked per point
         self.fixed = {k: v for k, v in self.centre.items() if k not in self.x}
         self.numel_moving = sum(v.numel() for v in self.x.values())
@@ -117,24 +122,30 @@ class Plane:
         def cl(t: torch.Tensor) -> torch.Tensor:
             return t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t
 
-        for d in (self.centre, self.x, self.y):
+        for d in (self.centre, *self.axes):
             for k in d:
                 d[k] = cl(d[k])
         self.fixed = {k: v for k, v in self.centre.items() if k not in self.x}
 
-    def build(self, a: torch.Tensor, b: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    @property
+    def axes(self) -> tuple[dict[str, torch.Tensor], ...]:
+        """The moving entries of the ``ndim`` directions: ``(x,)``, ``(x, y)`` or ``(x, y, z)``."""
+        return (self.x, self.y, self.z)[:self.ndim]
+
+    def build(self, coef: torch.Tensor) -> dict[str, torch.Tensor]:
         """Weights of ``g`` points: ``{key: (g, *shape)}`` for every moving entry.
 
-        ``a`` and ``b``: (g,) coefficients (cast to each tensor's dtype on the device); ``b`` is
-        ignored for a 1D plane.
+        ``coef``: (g, ndim) coefficients (alpha[, beta[, gamma]]), cast to each tensor's dtype
+        on the device.
         """
         out = {}
         for k in self.moving:
             x = self.x[k]
             view = (-1,) + (1,) * x.dim()
-            w = x.unsqueeze(0) * a.to(x.dtype).view(view)  # (g, *shape)
+            c = coef.to(x.dtype)
+            w = x.unsqueeze(0) * c[:, 0].view(view)  # (g, *shape)
             w.add_(self.centre[k])
-            if self.ndim == 2:
-                w.add_(self.y[k].unsqueeze(0) * b.to(x.dtype).view(view))
+            for m in range(1, self.ndim):
+                w.add_(self.axes[m][k].unsqueeze(0) * c[:, m].view(view))
             out[k] = w
         return out

@@ -108,17 +108,21 @@ def as_split(data: Any, name: str = "data") -> Any:
 
 
 def _as_coords(coords: Any, ndim: int) -> np.ndarray:
+    """(P, ndim) float64 coefficients: ``(P, 2)`` ``(alpha, beta)`` (``(P,)``: alpha, beta 0) for
+    one or two directions, ``(P, 3)`` ``(alpha, beta, gamma)`` for three."""
     c = np.asarray(coords, dtype=np.float64)
     if c.ndim == 1:
         c = np.stack([c, np.zeros_like(c)], axis=1)
-    if c.ndim != 2 or c.shape[1] != 2:
-        raise ValueError(f"coords must have shape (P, 2) (alpha, beta); got {c.shape}")
+    want = 3 if ndim == 3 else 2
+    if c.ndim != 2 or c.shape[1] != want:
+        what = "(P, 3) (alpha, beta, gamma) for three directions" if want == 3 else "(P, 2) (alpha, beta)"
+        raise ValueError(f"coords must have shape {what}; got {c.shape}")
     if not np.isfinite(c).all():
         raise ValueError("coords must be finite")
     if ndim == 1 and np.any(c[:, 1] != 0):
         raise ValueError("coords[:, 1] (beta) must be 0 for a 1D direction (directions.y is None); "
                          f"got values up to {np.abs(c[:, 1]).max():g}")
-    return c
+    return c[:, :ndim]
 
 
 @contextlib.contextmanager
@@ -182,8 +186,8 @@ def as_objective(loss: Any) -> Objective:
 
 def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, config: EvalConfig = EvalConfig(),
                     *, loss: Any = None, progress: bool = True) -> PointResult:
-    """The loss (and accuracy, metrics) of ``model`` at ``theta + alpha * x + beta * y`` for each
-    row of ``coords``.
+    """The loss (and accuracy, metrics) of ``model`` at ``theta + alpha * x + beta * y`` (``+ gamma * z``
+    for directions of a volume) for each row of ``coords``.
 
     Parameters
     ----------
@@ -191,10 +195,11 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
         Its current parameters and buffers are the centre ``theta``; it is run in eval mode
         (BatchNorm uses running statistics) and left as it was (training flags, weights).
     directions : Directions
-        ``.x`` (and ``.y``, None for 1D) dicts of tensors keyed like ``model.state_dict()``.
+        ``.x`` (and ``.y``, None for 1D; ``.z`` for a volume) dicts of tensors keyed like
+        ``model.state_dict()``.
         Entries for buffers (BatchNorm running statistics) perturb them when non-zero.
-    coords : (P, 2) float64 array-like
-        ``(alpha, beta)`` per point, in direction units; ``(P,)`` means alpha with beta 0.
+    coords : (P, 2) or, for three directions, (P, 3) float64 array-like
+        ``(alpha, beta[, gamma])`` per point, in direction units; ``(P,)`` means alpha with beta 0.
         For 1D directions beta must be 0.
     data : tensors, Split, Dataset, DataLoader, re-iterable of batches, or their evaluation form
         (:func:`.batches.as_eval_data`). ``config.max_samples`` selects a fixed seeded subset.
@@ -241,12 +246,12 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
                                          "samples": np.empty(0, np.int64)}
         if objective.spec.has_accuracy:
             arrays["accuracy"] = np.empty(0)
-        coef = torch.as_tensor(c, dtype=torch.float64, device=device)  # (P, 2)
+        coef = torch.as_tensor(c, dtype=torch.float64, device=device)  # (P, ndim)
         lanes = plan.points_per_batch
         with (progress_bar(total=P, desc="surface", unit="pt") if progress else _NoBar()) as bar:
             for s in range(0, P, lanes):
                 e = min(s + lanes, P)
-                group = runner.run_group(coef[s:e, 0], coef[s:e, 1] if plane.ndim == 2 else None, config.cap)
+                group = runner.run_group(coef[s:e], config.cap)
                 for name, values in group.items():
                     if len(arrays.get(name, ())) != P:
                         arrays[name] = np.empty(P, dtype=values.cpu().numpy().dtype)

@@ -2,7 +2,9 @@
 
 :func:`render_paraview` runs ``pvbatch states/render_state.py`` once per call (all the views
 of one plane in one process), under ``xvfb-run -a`` when there is no ``DISPLAY`` (Debian's
-ParaView renders through GLX only), and returns ``RUN/renders/<plane>_<view>.png``.
+ParaView renders through GLX only), and returns ``RUN/renders/<plane>_<view>.png``. A plane
+named ``volume_<kind>`` is a volume (``RUN/volume_<kind>.vti``): its views are
+:data:`~pipeline.display.VOLUME_VIEWS` (states ``volume_<view>.pvsm``).
 The states and the plugin ship with the package (:func:`paraview_files`): in a checkout they
 are the repository's ``states/`` and ``paraview_plugins/``, in an installed wheel the package
 data ``pipeline/states/`` and ``pipeline/paraview_plugins/``; either works from any directory.
@@ -25,15 +27,17 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..display import VIEWS
+from ..display import VIEWS, VOLUME_VIEWS
 from ..errors import LossvistaError, param
 from ..rundir import RunDir
 
-__all__ = ["VIEWS", "find_pvbatch", "paraview_available", "paraview_files", "render_paraview"]
+__all__ = ["VIEWS", "find_pvbatch", "paraview_available", "paraview_files", "render_paraview", "views_of",
+           "plane_files"]
 
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "landscape_{view}.pvsm"  # one saved state per view in the states folder
+VOLUME_STATE_FILE = "volume_{view}.pvsm"  # the views of a volume
 PLUGIN_FILE = "lossvista_filters.py"
 XVFB_SCREEN = "-screen 0 1920x1200x24"  # 24-bit colour: GLX needs a true-colour visual
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -61,6 +65,23 @@ def paraview_files() -> tuple[Path, Path]:
             return states, plugin
     raise LossvistaError(f"the ParaView state files and plugin are missing from this installation of lossvista "
                          f"(looked in {package} and {package.parent}); reinstall it")
+
+
+def is_volume(plane: str) -> bool:
+    """A plane ``volume_<kind>`` is the volume of ``kind`` (``RUN/volume_<kind>.vti``)."""
+    return plane.startswith("volume_")
+
+
+def views_of(plane: str, views: Sequence[str] | None = None) -> list[str]:
+    """The views of ``plane`` among ``views`` (default: all of its kind: a plane's or a volume's)."""
+    own = VOLUME_VIEWS if is_volume(plane) else VIEWS
+    return [v for v in (own if views is None else views) if v in own]
+
+
+def plane_files(run: RunDir, plane: str) -> list[Path]:
+    """The data files the states of ``plane`` read: surface and path, or volume and its path."""
+    first = run.volume(plane) if is_volume(plane) else run.surface(plane)
+    return [first, run.trajectory(plane)]
 
 
 def _needs_xvfb() -> bool:
@@ -104,8 +125,10 @@ def render_paraview(
     run_dir : run directory holding each plane's surface and trajectory.
     plane : str or sequence of str, default "random"
         ``"random"``, ``"pca"`` or both (any name with files ``surface_<plane>.vts`` etc.
-        works). Several planes are rendered in the same pvbatch process.
-    views : names from :data:`VIEWS`; default: all four.
+        works); ``"volume_random"``, ``"volume_pca"`` for volumes. Several planes are rendered
+        in the same pvbatch process.
+    views : names from :data:`VIEWS` and :data:`~pipeline.display.VOLUME_VIEWS`; each plane
+        takes those of its kind; default: all of them.
     out_dir : default ``run_dir/renders``. Pictures are ``<out_dir>/<plane>_<view>.png``
         (returned as absolute paths, planes in the order given, then views).
     pvbatch : path or name of the executable; default: ``pvbatch`` on ``PATH``.
@@ -122,13 +145,17 @@ def render_paraview(
         pvbatch (or, without a display, xvfb-run) missing; input files or states missing;
         pvbatch failed (the message ends with the last line of its stderr) or timed out.
     """
-    views = tuple(VIEWS if views is None else views)
-    bad = [v for v in views if v not in VIEWS]
+    every = VIEWS + VOLUME_VIEWS
+    views = tuple(every if views is None else views)
+    bad = [v for v in views if v not in every]
     if bad or not views:
-        raise ValueError(f"views must be among {', '.join(map(repr, VIEWS))}; got {list(views)!r}")
+        raise ValueError(f"views must be among {', '.join(map(repr, every))}; got {list(views)!r}")
     planes = [plane] if isinstance(plane, str) else list(plane)
     if not planes or not all(isinstance(p, str) and re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in planes):
         raise ValueError(f"plane must be a plane name such as 'random' or 'pca' (or a list of them); got {plane!r}")
+    if not any(views_of(p, views) for p in planes):
+        raise ValueError(f"none of the views {list(views)} applies to {', '.join(planes)} (a plane's views: "
+                         f"{', '.join(VIEWS)}; a volume's: {', '.join(VOLUME_VIEWS)})")
     w, h = (int(x) for x in size)
     if w < 64 or h < 64:
         raise ValueError(f"size must be at least 64 x 64 pixels; got {size!r}")
@@ -137,14 +164,17 @@ def render_paraview(
     if not run.root.is_dir():
         raise LossvistaError(f"run directory not found: {str(run.root)!r}")
     for p in planes:
-        for path in (run.surface(p), run.trajectory(p)):
+        for path in plane_files(run, p):
             if not path.is_file():
-                raise LossvistaError(f"{str(path)!r} not found: the {p} plane of this run has not been "
-                                     f"computed (lossvista surface / lossvista trajectory)")
+                how = "lossvista volume" if is_volume(p) else "lossvista surface / lossvista trajectory"
+                raise LossvistaError(f"{str(path)!r} not found: the {p} {'volume' if is_volume(p) else 'plane'} of "
+                                     f"this run has not been computed ({how})")
     package_states, plugin = paraview_files()
     states_dir = Path(states_dir) if states_dir is not None else package_states
     script = package_states / "render_state.py"
-    missing = [p for p in (states_dir / STATE_FILE.format(view=v) for v in views) if not p.is_file()]
+    needed = {(VOLUME_STATE_FILE if is_volume(p) else STATE_FILE).format(view=v)
+              for p in planes for v in views_of(p, views)}
+    missing = [p for p in (states_dir / name for name in sorted(needed)) if not p.is_file()]
     if missing:
         raise LossvistaError(f"ParaView state files not found ({', '.join(map(str, missing))})")
 
@@ -186,7 +216,7 @@ def render_paraview(
     for line in proc.stderr.splitlines():
         if line.strip():
             logger.debug("pvbatch: %s", _ANSI.sub("", line))
-    paths = [RunDir.picture(out_dir, p, v) for p in planes for v in views]
+    paths = [RunDir.picture(out_dir, p, v) for p in planes for v in views_of(p, views)]
     absent = [str(p) for p in paths if not (p.is_file() and f"wrote {p}" in proc.stdout)]
     done = not absent
     if proc.returncode == 5 and done and _XVFB_CLEANUP in proc.stderr:

@@ -1,7 +1,8 @@
-"""Assembling a surface from its finished chunks (on disk or in memory).
+"""Assembling a surface (or a volume) from its finished chunks (on disk or in memory).
 
 :func:`assemble_surface` reads every chunk of a plan (verifying checksums for chunks on disk)
-into a :class:`~pipeline.datamodel.Surface` and adds to its metadata what the evaluation found
+into a :class:`~pipeline.datamodel.Surface` (a :class:`~pipeline.datamodel.Volume` for a
+lattice) and adds to its metadata what the evaluation found
 (grid, centre values, the engine's plan, forward samples, bounded and non-finite points).
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..datamodel import Grid, Surface
+from ..datamodel import Grid, Lattice, Surface, Volume
 from ..errors import LossvistaError, param
 from ..rundir import ranges
 from .plan import ChunkPlan
@@ -20,9 +21,10 @@ from .store import CorruptChunkError, array_dtype
 __all__ = ["assemble_surface"]
 
 
-def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid, fp: str, meta: Mapping[str, Any]) -> Surface:
+def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid | Lattice, fp: str, meta: Mapping[str, Any]) -> Surface:
     """Read every chunk of ``store`` (a :class:`~.store.ChunkStore` or :class:`~.store.MemoryStore`)
-    into a :class:`Surface` of shape ``(nx, ny)`` with ``meta`` completed.
+    into a :class:`Surface` of shape ``(nx, ny)`` (a :class:`Volume` of shape ``(nx, ny, nz)``
+    for a lattice) with ``meta`` completed.
 
     Raises ``LossvistaError`` naming the missing and corrupted chunks (and, when shard records
     exist, the shards to rerun) when the work directory is incomplete.
@@ -58,9 +60,10 @@ def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid, fp: str, meta: Map
     standard = {name: flat.pop(name).reshape(shape) if name in flat else None
                 for name in ("loss", "accuracy", "test_loss", "test_accuracy", "bounded")}
     samples = flat.pop("samples")
-    surface = Surface(grid, standard["loss"], standard["accuracy"], test_loss=standard["test_loss"],
-                      test_accuracy=standard["test_accuracy"], bounded=standard["bounded"], meta=dict(meta),
-                      extra={name: values.reshape(shape) for name, values in flat.items()})  # the user's metrics
+    kind = Volume if isinstance(grid, Lattice) else Surface
+    surface = kind(grid, standard["loss"], standard["accuracy"], test_loss=standard["test_loss"],
+                   test_accuracy=standard["test_accuracy"], bounded=standard["bounded"], meta=dict(meta),
+                   extra={name: values.reshape(shape) for name, values in flat.items()})  # the user's metrics
     surface.meta.update({
         "grid": grid.to_dict(),
         "forward_samples": int(samples.sum()),

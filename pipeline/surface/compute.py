@@ -1,6 +1,9 @@
-"""The one code path from a grid to a surface: chunks of points evaluated, kept, assembled.
+"""The one code path from a grid to a surface (or a lattice to a volume): chunks of points
+evaluated, kept, assembled.
 
-A grid's flat points are cut into fixed chunks (:mod:`.plan`). :func:`compute_chunks` evaluates
+A grid's flat points are cut into fixed chunks (:mod:`.plan`); so are a lattice's, and every
+function here takes either (a :class:`~pipeline.datamodel.Lattice` gives a
+:class:`~pipeline.datamodel.Volume` written as ``.vti``). :func:`compute_chunks` evaluates
 the chunks asked for and keeps each one as soon as it is done, in a store: on disk, in the work
 directory beside the output (:class:`~.store.ChunkStore`), or in memory
 (:class:`~.store.MemoryStore`). :func:`~.assemble.assemble_surface` then reads them back into a
@@ -16,8 +19,8 @@ directory beside the output (:class:`~.store.ChunkStore`), or in memory
   that shard's chunks, then stop; :func:`merge_surface` assembles later).
 
 Evaluation itself is a callable ``evaluate_chunk(coords) -> {name: (n,) array}`` with ``coords``
-of shape ``(n, 2)`` (``alpha, beta``), from :func:`~.evaluator.make_chunk_evaluator`. A
-point's value does not depend on the other points of its call, and chunks are fixed by the
+of shape ``(n, 2)`` (``alpha, beta``; ``(n, 3)`` with gamma for a lattice), from
+:func:`~.evaluator.make_chunk_evaluator`. A point's value does not depend on the other points of its call, and chunks are fixed by the
 configuration, so a resumed, distributed or in-memory grid is bitwise identical to an
 uninterrupted one on the same device in deterministic mode.
 """
@@ -36,7 +39,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ..atomic import check_writable, write_bytes
-from ..datamodel import Grid, Surface
+from ..datamodel import Grid, Lattice, Surface
 from ..errors import LossvistaError, ParameterError, param
 from ..progress import progress_bar
 from .assemble import assemble_surface
@@ -87,7 +90,7 @@ class SurfaceOutcome:
     surface: Surface | None = None
 
 
-def plan_for(grid: Grid, chunk_size: int | None) -> ChunkPlan:
+def plan_for(grid: Grid | Lattice, chunk_size: int | None) -> ChunkPlan:
     return ChunkPlan(grid.size, int(chunk_size) if chunk_size else auto_chunk_size(grid.size))
 
 
@@ -110,19 +113,19 @@ def _prepare(store: ChunkStore, out: Path, identity: Mapping[str, Any], plan: Ch
     return missing_chunks(plan, done, options.shard), done, sorted(bad)
 
 
-def evaluate_surface(evaluate_chunk: ChunkEvaluator, grid: Grid, out: str | os.PathLike, *,
+def evaluate_surface(evaluate_chunk: ChunkEvaluator, grid: Grid | Lattice, out: str | os.PathLike, *,
                      identity: Mapping[str, Any], meta: Mapping[str, Any] | None = None,
                      options: ResumeOptions = ResumeOptions(), comm: Comm | None = None) -> SurfaceOutcome:
     """Evaluate (the rest of) a surface in chunks, then write ``out`` (see the module docstring).
 
     Parameters
     ----------
-    evaluate_chunk : callable ``(n, 2) coords -> {"loss", "accuracy", "bounded", "samples"[, "test_loss",
+    evaluate_chunk : callable ``(n, 2) or (n, 3) coords -> {"loss", "accuracy", "bounded", "samples"[, "test_loss",
         "test_accuracy"]: (n,) arrays}``, optionally with ``"info"``: a JSON dict kept in the chunk's
         header (the engine's resolved plan: chunk 0's is merged into ``meta["engine"]``)
-    grid : Grid
-        Flat point ``k = i * ny + j`` is ``grid.coords()[k]``.
-    out : path of the ``.vts``; the work directory is ``out + ".parts"``.
+    grid : Grid or Lattice
+        Flat point ``k`` is ``grid.coords()[k]`` (``k = i * ny + j``; ``(i * ny + j) * nz + l``).
+    out : path of the ``.vts`` (``.vti`` for a lattice); the work directory is ``out + ".parts"``.
     identity : dict
         Everything that changes values (:func:`~pipeline.surface.fingerprint.surface_identity`); a
         work directory made for another identity is refused unless ``options.restart``.
@@ -165,7 +168,7 @@ def evaluate_surface(evaluate_chunk: ChunkEvaluator, grid: Grid, out: str | os.P
         raise LossvistaError(failure)
 
     mine = todo[comm.rank::comm.world_size]
-    coords = grid.coords()  # (P, 2)
+    coords = grid.coords()  # (P, 2) or (P, 3)
     t0 = time.perf_counter()
     compute_chunks(evaluate_chunk, store, plan, coords, mine, fp, comm, outcome)
     try:
@@ -194,7 +197,8 @@ def compute_chunks(evaluate_chunk: ChunkEvaluator, store: Any, plan: ChunkPlan, 
     A failure names what was kept (chunks on disk survive it; a rerun resumes from them).
     """
     n_points = sum(plan.bounds(c)[1] - plan.bounds(c)[0] for c in mine)
-    desc = "surface" if comm.world_size == 1 else f"surface [rank 0 of {comm.world_size}]"
+    what = "volume" if coords.shape[1] == 3 else "surface"
+    desc = what if comm.world_size == 1 else f"{what} [rank 0 of {comm.world_size}]"
     show = progress and comm.rank == 0
     bar_cm = progress_bar(total=n_points, desc=desc, unit="pt") if show else contextlib.nullcontext(None)
     with bar_cm as bar:
@@ -249,16 +253,19 @@ def _write_shard_record(store: ChunkStore, shard: Shard, plan: ChunkPlan) -> Non
     write_bytes(store.root / f"shard_{shard.index}-of-{shard.count}.json", json.dumps(record).encode())
 
 
-def _finish(store: ChunkStore, plan: ChunkPlan, grid: Grid, fp: str, out: Path, options: ResumeOptions,
+def _finish(store: ChunkStore, plan: ChunkPlan, grid: Grid | Lattice, fp: str, out: Path, options: ResumeOptions,
             outcome: SurfaceOutcome) -> SurfaceOutcome:
-    from ..vtkio import write_surface
+    from ..vtkio import write_surface, write_volume
 
     if not store.root.is_dir():
         raise _work_directory_gone(store)
     manifest = store.read_manifest() or {}
     surface = assemble_surface(store, plan, grid, fp, manifest.get("meta") or {})
     try:
-        write_surface(out, surface, vti=options.vti)
+        if isinstance(grid, Lattice):
+            write_volume(out, surface)
+        else:
+            write_surface(out, surface, vti=options.vti)
     except (OSError, LossvistaError) as exc:  # e.g. disk full: the file is not half-written (atomic)
         why = getattr(exc, "cause", None) or (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
         raise LossvistaError(f"cannot write {out} ({why}); all {plan.n_chunks} chunks are kept in {store.root}; "
@@ -269,7 +276,7 @@ def _finish(store: ChunkStore, plan: ChunkPlan, grid: Grid, fp: str, out: Path, 
     return outcome
 
 
-def merge_surface(grid: Grid, out: str | os.PathLike, *, identity: Mapping[str, Any],
+def merge_surface(grid: Grid | Lattice, out: str | os.PathLike, *, identity: Mapping[str, Any],
                   options: ResumeOptions = ResumeOptions(), meta: Mapping[str, Any] | None = None) -> SurfaceOutcome:
     """Assemble ``out`` from the chunks that shard jobs left in the work directory.
 
@@ -294,7 +301,7 @@ def merge_surface(grid: Grid, out: str | os.PathLike, *, identity: Mapping[str, 
     return _finish(store, plan, grid, fingerprint_of(identity), out, options, outcome)
 
 
-def evaluate_in_memory(evaluate_chunk: ChunkEvaluator, grid: Grid, meta: Mapping[str, Any], *,
+def evaluate_in_memory(evaluate_chunk: ChunkEvaluator, grid: Grid | Lattice, meta: Mapping[str, Any], *,
                        chunk_size: int | None = None, progress: bool = True) -> Surface:
     """Every chunk of ``grid`` evaluated and assembled in memory (nothing is written)."""
     plan = plan_for(grid, chunk_size)

@@ -1,4 +1,5 @@
-"""Chunk evaluators: a function from ``(n, 2)`` coordinates to the arrays of a chunk, on the engine.
+"""Chunk evaluators: a function from ``(n, 2)`` (``(n, 3)`` for a volume) coordinates to the arrays
+of a chunk, on the engine.
 
 The test-split rule lives here, once: the test split is evaluated without the cap (its loss is
 reported, never bounded), so ``test_loss`` is exact wherever it is finite.
@@ -10,7 +11,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..datamodel import Grid
+from ..datamodel import Grid, Lattice
 
 __all__ = ["ChunkEvaluator", "make_chunk_evaluator", "uncapped", "centre_meta"]
 
@@ -62,15 +63,16 @@ def _np(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def centre_meta(evaluate_uncapped: ChunkEvaluator, grid: Grid, cap: float | None) -> dict[str, float]:
-    """Loss and accuracy at (0, 0), evaluated alone when the grid cannot provide them exactly.
+def centre_meta(evaluate_uncapped: ChunkEvaluator, grid: Grid | Lattice, cap: float | None) -> dict[str, float]:
+    """Loss and accuracy at the origin, evaluated alone when the grid cannot provide them exactly.
 
-    The grid provides them (at assembly) when it holds the point (0, 0) and no cap can bound
-    it; otherwise ``evaluate_uncapped`` (an evaluator without the cap) runs that one point.
+    The grid provides them (at assembly) when it holds the point (0, 0) (of a lattice,
+    (0, 0, 0)) and no cap can bound it; otherwise ``evaluate_uncapped`` (an evaluator without
+    the cap) runs that one point.
     """
     if grid.centre_index() is not None and cap is None:
         return {}
-    r = evaluate_uncapped(np.zeros((1, 2)))
+    r = evaluate_uncapped(np.zeros((1, 3 if isinstance(grid, Lattice) else 2)))
     out = {"centre_loss": float(r["loss"][0])}
     if "accuracy" in r:
         out["centre_accuracy"] = float(r["accuracy"][0])

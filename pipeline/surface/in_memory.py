@@ -1,5 +1,6 @@
 """``evaluate``: the one-call public API, a whole :class:`~pipeline.datamodel.Grid` ->
-:class:`~pipeline.datamodel.Surface` with metadata, in memory.
+:class:`~pipeline.datamodel.Surface` (a :class:`~pipeline.datamodel.Lattice` ->
+:class:`~pipeline.datamodel.Volume`) with metadata, in memory.
 
 It runs the same code path as a run's resumable surface (:mod:`.compute`), with the chunks
 kept in memory instead of a work directory, and the same metadata builder (:mod:`.meta`).
@@ -12,7 +13,7 @@ from typing import Any, Mapping
 
 from torch import nn
 
-from ..datamodel import Grid, Surface
+from ..datamodel import Grid, Lattice, Surface
 from ..engine import EvalConfig, as_split, resolve_device
 from ..engine.points import as_objective
 from .compute import evaluate_in_memory
@@ -23,19 +24,21 @@ from .request import check_grid
 __all__ = ["evaluate"]
 
 
-def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_data: Any = None,
+def evaluate(model: nn.Module, directions: Any, grid: Grid | Lattice, data: Any, *, test_data: Any = None,
              loss: Any = None, config: EvalConfig = EvalConfig(), progress: bool = True,
              meta: Mapping[str, Any] | None = None) -> Surface:
-    """Loss and accuracy of ``model`` on ``grid``: ``loss[i, j]`` at ``theta + xs[i] x + ys[j] y``.
+    """Loss and accuracy of ``model`` on ``grid``: ``loss[i, j]`` at ``theta + xs[i] x + ys[j] y``
+    (on a lattice, ``loss[i, j, l]`` at ``theta + xs[i] x + ys[j] y + zs[l] z``).
 
     Parameters
     ----------
     model : nn.Module
         The centre ``theta`` (its current weights); evaluated in eval mode, left unchanged.
     directions : Directions
-        ``.x``, ``.y`` (None for 1D: then the grid must have ``ny == 1`` and ``ys == [0]``).
-    grid : Grid
-        Any ``(nx, ny)``; 0 may be an endpoint.
+        ``.x``, ``.y`` (None for 1D: then the grid must have ``ny == 1`` and ``ys == [0]``);
+        with ``.z`` (three directions) the grid is a Lattice.
+    grid : Grid or Lattice
+        Any ``(nx, ny)`` (``(nx, ny, nz)``); 0 may be an endpoint.
     data : (inputs, targets) tensors, a Split, a Dataset, a DataLoader or a re-iterable of batches
         The split whose mean loss (and accuracy, for class outputs) are ``loss``/``accuracy``
         (:mod:`pipeline.engine.batches`).
@@ -50,15 +53,15 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_d
 
     Returns
     -------
-    Surface
-        ``loss``, ``accuracy`` (and ``test_*``), ``bounded`` of shape ``(nx, ny)``; ``meta`` holds
+    Surface (a Volume for a Lattice)
+        ``loss``, ``accuracy`` (and ``test_*``), ``bounded`` of shape ``(nx, ny)`` (``(nx, ny, nz)``); ``meta`` holds
         model, dataset, split, samples, direction metadata, grid, loss/accuracy at the centre,
         engine config and plan, software versions, creation time and seconds. The centre values
         are the grid point (0, 0) when the grid has it and no cap can bound it, else (0, 0) is
         evaluated on its own.
     """
-    if not isinstance(grid, Grid):
-        raise ValueError(f"grid must be a pipeline.datamodel.Grid; got {type(grid).__name__}")
+    if not isinstance(grid, (Grid, Lattice)):
+        raise ValueError(f"grid must be a pipeline.datamodel.Grid or Lattice; got {type(grid).__name__}")
     if not isinstance(config, EvalConfig):
         raise ValueError(f"config must be an EvalConfig; got {type(config).__name__}")
     check_grid(directions, grid)

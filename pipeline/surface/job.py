@@ -1,4 +1,4 @@
-"""One surface of a run: the request loaded (model, directions, data), fingerprinted, computed.
+"""One surface (or volume) of a run: the request loaded (model, directions, data), fingerprinted, computed.
 
 :class:`SurfaceJob` turns a :class:`~.request.SurfaceRequest` into what the computation needs;
 :func:`compute_surface` evaluates it resumably (and distributed when the environment spans
@@ -8,7 +8,7 @@ chunks that shard jobs left.
 from __future__ import annotations
 
 import dataclasses
-
+from pathlib import Path
 from typing import Any
 
 from ..atomic import check_writable
@@ -45,7 +45,13 @@ class SurfaceJob:
         run.check_directions(directions)
         grid = request.grid or default_grid(run, directions, request.epoch)
         check_grid(directions, grid)
-        self.out = check_writable(request.out or run.surface(directions.kind), make_parents=evaluates)
+        volume = directions.ndim == 3
+        out = Path(request.out) if request.out is not None else (
+            run.volume(directions.kind) if volume else run.surface(directions.kind))
+        if request.out is not None and (out.suffix == ".vti") != volume:
+            want = ".vti (a volume: the directions hold three)" if volume else ".vts"
+            raise ParameterError(f"{param('out')} must end in {want}; got {str(out)!r}")
+        self.out = check_writable(out, make_parents=evaluates)
         config = request.eval or EvalConfig()
         device = resolve_device(config.device, local_rank=env.local_rank, distributed=env.world_size > 1,
                                 present=evaluates)
@@ -89,19 +95,15 @@ class SurfaceJob:
     def evaluator(self, cap: bool = True):
         """``evaluate_chunk`` with model, directions and data moved to the device once."""
         if self._resident is None:
-            d = self.directions
-            self._resident = (
-                self.model.to(self.device).eval(),
-                type(d)({k: v.to(self.device) for k, v in d.x.items()},
-                        None if d.y is None else {k: v.to(self.device) for k, v in d.y.items()}, d.meta),
-                [s.to(self.device) for s in self.chosen])
+            self._resident = (self.model.to(self.device).eval(), self.directions.to(self.device),
+                              [s.to(self.device) for s in self.chosen])
         model, directions, data = self._resident
         config = self.config if cap else uncapped(self.config)
         return make_chunk_evaluator(model, directions, data[0], config, data[1] if len(data) > 1 else None,
                                     loss=self.objective)
 
     def centre_meta(self) -> dict[str, float]:
-        """Loss and accuracy at (0, 0) when the grid cannot provide them (:func:`~.evaluator.centre_meta`)."""
+        """Loss and accuracy at the origin when the grid cannot provide them (:func:`~.evaluator.centre_meta`)."""
         return centre_meta(self.evaluator(cap=False), self.grid, self.config.cap)
 
 
@@ -117,7 +119,7 @@ def _baseline(objective: Any, data: Any) -> float | None:
 
 def compute_surface(request: SurfaceRequest, options: ResumeOptions = ResumeOptions(), *,
                     env: DistEnv = DistEnv()) -> SurfaceOutcome:
-    """Evaluate (the rest of) ``request`` resumably and write its ``.vts`` (rank 0).
+    """Evaluate (the rest of) ``request`` resumably and write its ``.vts`` (``.vti`` for a volume; rank 0).
 
     With ``env.world_size > 1`` (torchrun, or :func:`~.distribute.launch_local`) the ranks join a
     process group (NCCL on CUDA, gloo on CPU) and split the chunks; see
@@ -133,6 +135,6 @@ def compute_surface(request: SurfaceRequest, options: ResumeOptions = ResumeOpti
 
 
 def merge_shards(request: SurfaceRequest, options: ResumeOptions = ResumeOptions()) -> SurfaceOutcome:
-    """Assemble the ``.vts`` of ``request`` from the chunks its shard jobs left."""
+    """Assemble the ``.vts`` (``.vti``) of ``request`` from the chunks its shard jobs left."""
     job = SurfaceJob(request, chunk_size=options.chunk_size, evaluates=False)
     return merge_surface(job.grid, job.out, identity=job.identity, options=options, meta=job.meta)

@@ -11,7 +11,8 @@ Work directory ``<out>.parts/`` (e.g. ``surface_random.vts.parts/``)::
 
 Chunk file layout: a magic line ``LOSSCAPE-CHUNK 1``, one line of JSON (chunk number, point
 range, fingerprint, payload size and SHA-256, what the evaluator reported), then the payload:
-an ``.npz`` archive of the arrays ``coords`` (n, 2), ``loss``, ``bounded``, ``samples`` (n,)
+an ``.npz`` archive of the arrays ``coords`` (n, 2) (``(n, 3)`` for a volume), ``loss``,
+``bounded``, ``samples`` (n,)
 and any further float64 values per point: ``accuracy`` (class outputs), the user's metrics and,
 when both splits were evaluated, ``test_loss``, ``test_accuracy`` and ``test_<metric>``. A
 truncated file, a flipped bit, a chunk of another configuration or of other points is
@@ -83,7 +84,7 @@ class ChunkData:
     chunk: int
     start: int
     stop: int
-    coords: np.ndarray  # (n, 2) float64
+    coords: np.ndarray  # (n, 2) float64; (n, 3) for a volume
     arrays: dict[str, np.ndarray]
     info: dict[str, Any]  # what the evaluator reported (e.g. the engine's resolved plan)
 
@@ -232,7 +233,8 @@ class ChunkStore:
         n = stop - start
         coords = arrays.pop("coords", None)
         missing = [k for k in ARRAYS if k not in arrays]
-        if coords is None or coords.shape != (n, 2) or missing or any(a.shape != (n,) for a in arrays.values()):
+        if coords is None or coords.ndim != 2 or coords.shape[0] != n or coords.shape[1] not in (2, 3) or missing \
+                or any(a.shape != (n,) for a in arrays.values()):
             raise bad("arrays missing or of the wrong shape")
         info = header.get("info") if isinstance(header.get("info"), dict) else {}
         return ChunkData(c, start, stop, coords, arrays, info)
@@ -300,9 +302,9 @@ def array_dtype(name: str) -> Any:
 
 
 def chunk_payload(start: int, stop: int, coords: np.ndarray, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays of chunk ``start:stop`` checked and cast to their dtypes (``coords`` (n, 2) included)."""
+    """The arrays of chunk ``start:stop`` checked and cast to their dtypes (``coords`` (n, 2) or (n, 3) included)."""
     n = stop - start
-    payload = {"coords": np.ascontiguousarray(coords, dtype=np.float64).reshape(n, 2)}
+    payload = {"coords": np.ascontiguousarray(coords, dtype=np.float64).reshape(n, -1)}
     for name, arr in arrays.items():
         dtype = array_dtype(name)
         a = np.asarray(arr).astype(dtype, copy=False).reshape(-1)

@@ -1,4 +1,4 @@
-"""Per-minimum measures: dual-cell areas, sublevel components (width) and local curvature."""
+"""Per-minimum measures: dual-cell areas (volumes in 3D), sublevel components (width) and local curvature."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,10 +14,13 @@ def dual_widths(x: np.ndarray) -> np.ndarray:
     return np.diff(np.concatenate([x[:1], mid, x[-1:]]))
 
 
-def cell_areas(xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def cell_areas(*axes: np.ndarray) -> np.ndarray:
     """(nx, ny) area of each grid point's dual cell in (alpha, beta) units; they sum to the
-    rectangle's area."""
-    return np.outer(dual_widths(np.asarray(xs, float)), dual_widths(np.asarray(ys, float)))
+    rectangle's area. Three axes: (nx, ny, nz) volumes of the dual boxes."""
+    out = np.ones(())
+    for a in axes:
+        out = np.multiply.outer(out, dual_widths(np.asarray(a, float)))
+    return out
 
 
 def _segmented(values: np.ndarray, group: np.ndarray, span: int, op) -> np.ndarray:
@@ -34,22 +37,20 @@ def _segmented(values: np.ndarray, group: np.ndarray, span: int, op) -> np.ndarr
 
 @dataclass
 class Components:
-    """Sublevel components, one per query. Arrays of shape (K,).
+    """Sublevel components, one per query.
 
-    count : vertices in the component; area : sum of their dual-cell areas;
-    imin, imax, jmin, jmax : index bounding box.
+    count : (K,) vertices in the component; area : (K,) sum of their dual-cell areas (volumes);
+    lo, hi : (K, ndim) index bounding box (i, j[, k]).
     """
 
     count: np.ndarray
     area: np.ndarray
-    imin: np.ndarray
-    imax: np.ndarray
-    jmin: np.ndarray
-    jmax: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
 
 
 def sublevel_components(sw: Sweep, leaf: np.ndarray, order: np.ndarray, rank: np.ndarray,
-                        cv: np.ndarray, n_finite: int, weight: np.ndarray, nx: int,
+                        cv: np.ndarray, n_finite: int, weight: np.ndarray, shape: tuple[int, ...],
                         minima: np.ndarray, levels: np.ndarray) -> Components:
     """The component of ``{f <= level}`` that holds each queried minimum, from the join tree.
 
@@ -66,6 +67,7 @@ def sublevel_components(sw: Sweep, leaf: np.ndarray, order: np.ndarray, rank: np
     cv : (N,) values, non-finite ones replaced by the largest finite value.
     n_finite : number of finite vertices (a prefix of ``order``).
     weight : (N,) dual-cell area of each vertex.
+    shape : (nx, ny[, nz]) of the grid (vertex id ``i + nx * j + nx * ny * k``).
     minima : (K,) indices into ``sw.extrema``; levels : (K,) value of each query's level.
     """
     n_nodes = len(sw.node_vertex)
@@ -87,38 +89,42 @@ def sublevel_components(sw: Sweep, leaf: np.ndarray, order: np.ndarray, rank: np
 
     g = np.argsort(arc, kind="stable")  # by arc, then by rank (verts are in rank order)
     arc, verts = arc[g], verts[g]
-    vi, vj = verts % nx, verts // nx
-    span_j = int(vj.max()) + 1
-    # running aggregates along each arc, from its lowest vertex up
-    run = np.stack([np.arange(n_v) - np.searchsorted(arc, arc) + 1,  # count
-                    np.cumsum(weight[verts]),  # area (minus the arc's start, below)
-                    _segmented(vi, arc, nx, np.minimum), _segmented(vi, arc, nx, np.maximum),
-                    _segmented(vj, arc, span_j, np.minimum), _segmented(vj, arc, span_j, np.maximum)],
-                   axis=1).astype(np.float64)  # (n_v, 6)
+    nd = len(shape)
+    index = np.unravel_index(verts, shape[::-1])[::-1]  # (i, j[, k]) of each vertex
+    spans = [int(v.max()) + 1 if v.size else 1 for v in index]
+    # running aggregates along each arc, from its lowest vertex up: count, area, then min and max per axis
+    columns = [np.arange(n_v) - np.searchsorted(arc, arc) + 1, np.cumsum(weight[verts])]
+    for v, span in zip(index, spans):
+        columns += [_segmented(v, arc, span, np.minimum), _segmented(v, arc, span, np.maximum)]
+    run = np.stack(columns, axis=1).astype(np.float64)  # (n_v, 2 + 2 nd)
     start = np.searchsorted(arc, np.arange(n_nodes), side="left")
     end = np.searchsorted(arc, np.arange(n_nodes), side="right")
     area_before = np.concatenate([[0.0], run[:, 1]])[start]  # cumulative area before each arc
-    empty = np.array([0, 0.0, nx, -1, span_j, -1], dtype=np.float64)
+    empty = np.array([0, 0.0] + [v for span in spans for v in (span, -1)], dtype=np.float64)
+    mins, maxs = list(range(2, 2 + 2 * nd, 2)), list(range(3, 3 + 2 * nd, 2))
 
     def prefix(a: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """(len(a), 6) aggregates of arc ``a``'s vertices at positions start[a]..last."""
+        """(len(a), 2 + 2 nd) aggregates of arc ``a``'s vertices at positions start[a]..last."""
         out = np.where((last >= start[a])[:, None], run[np.maximum(last, 0)], empty)
         out[:, 1] -= np.where(last >= start[a], area_before[a], 0.0)
         return out
 
+    def combine(into: list, part: list) -> None:
+        into[0] += part[0]
+        into[1] += part[1]
+        for c in mins:
+            into[c] = min(into[c], part[c])
+        for c in maxs:
+            into[c] = max(into[c], part[c])
+
     # aggregates of everything strictly below each node's arc; children precede parents
     arc_total = prefix(np.arange(n_nodes), end - 1).tolist()
-    below = [[0, 0.0, nx, -1, span_j, -1] for _ in range(n_nodes)]
+    below = [empty.tolist() for _ in range(n_nodes)]
     parent = sw.node_parent.tolist()
     relevant = np.flatnonzero(node_cv[:-1] <= levels.max()).tolist()  # the root has no parent
     for a in relevant:
-        b, c, t = below[a], arc_total[a], below[parent[a]]
-        t[0] += b[0] + c[0]
-        t[1] += b[1] + c[1]
-        t[2] = min(t[2], b[2], c[2])
-        t[3] = max(t[3], b[3], c[3])
-        t[4] = min(t[4], b[4], c[4])
-        t[5] = max(t[5], b[5], c[5])
+        combine(below[parent[a]], below[a])
+        combine(below[parent[a]], arc_total[a])
 
     # each query's node: highest node on the minimum's path whose value is <= level
     node = minima.astype(np.int64)
@@ -130,50 +136,53 @@ def sublevel_components(sw: Sweep, leaf: np.ndarray, order: np.ndarray, rank: np
     top_rank = np.searchsorted(cv[order], levels, side="right") - 1
     last = np.searchsorted(key, node * np.int64(rank.size) + top_rank, side="right") - 1
     part = prefix(node, last)
-    b = np.array(below, dtype=np.float64)[node]
-    out = np.stack([b[:, 0] + part[:, 0], b[:, 1] + part[:, 1],
-                    np.minimum(b[:, 2], part[:, 2]), np.maximum(b[:, 3], part[:, 3]),
-                    np.minimum(b[:, 4], part[:, 4]), np.maximum(b[:, 5], part[:, 5])], axis=1)
-    ints = out[:, [0, 2, 3, 4, 5]].astype(np.int64)
-    return Components(ints[:, 0], out[:, 1], *ints[:, 1:].T)
+    b = np.array(below, dtype=np.float64).reshape(n_nodes, -1)[node]
+    out = np.concatenate([b[:, :2] + part[:, :2], np.minimum(b[:, mins], part[:, mins]),
+                          np.maximum(b[:, maxs], part[:, maxs])], axis=1)
+    return Components(out[:, 0].astype(np.int64), out[:, 1], out[:, 2:2 + nd].astype(np.int64),
+                      out[:, 2 + nd:].astype(np.int64))
 
 
-def quadratic_hessian(values: np.ndarray, xs: np.ndarray, ys: np.ndarray, i: np.ndarray,
-                      j: np.ndarray, radius: int) -> np.ndarray:
-    """(K, 2) eigenvalues (ascending) of the Hessian of a least-squares quadratic fit at each (i, j).
+def quadratic_hessian(values: np.ndarray, axes: tuple[np.ndarray, ...], index: np.ndarray,
+                      radius: int) -> np.ndarray:
+    """(K, ndim) eigenvalues (ascending) of the Hessian of a least-squares quadratic fit at each point.
 
-    Each fit uses the ``(2 radius + 1)``-point square window of the grid around ``(i[k], j[k])``
-    (shifted inwards at the boundary, clipped to the grid), finite values only, in
-    (alpha, beta) units. NaN where fewer than 6 independent points remain.
+    Each fit uses the ``(2 radius + 1)``-point square (cube) window of the grid around the point
+    (shifted inwards at the boundary, clipped to the grid), finite values only, in the axes'
+    units. NaN where fewer independent points remain than the quadratic has coefficients.
 
     Parameters
     ----------
-    values : (nx, ny) float64, ``values[i, j]`` at ``(xs[i], ys[j])``.
-    i, j : (K,) int indices.
+    values : (nx, ny[, nz]) float64, ``values[i, j]`` at ``(xs[i], ys[j])``.
+    axes : (xs, ys[, zs]).
+    index : (K, ndim) int indices ``(i, j[, k])``.
     """
-    nx, ny = values.shape
-    size_x, size_y = min(2 * radius + 1, nx), min(2 * radius + 1, ny)
-    i0 = np.clip(np.asarray(i) - radius, 0, nx - size_x)
-    j0 = np.clip(np.asarray(j) - radius, 0, ny - size_y)
-    wi = i0[:, None, None] + np.arange(size_x)[None, :, None]  # (K, sx, 1)
-    wj = j0[:, None, None] + np.arange(size_y)[None, None, :]  # (K, 1, sy)
-    sx = (xs[-1] - xs[0]) / (nx - 1)  # scales that keep the normal matrix well conditioned
-    sy = (ys[-1] - ys[0]) / (ny - 1)
-    a = np.broadcast_to((xs[wi] - xs[i][:, None, None]) / sx, (len(i0), size_x, size_y)).reshape(len(i0), -1)
-    b = np.broadcast_to((ys[wj] - ys[j][:, None, None]) / sy, (len(i0), size_x, size_y)).reshape(len(i0), -1)
-    f = values[wi, wj].reshape(len(i0), -1)
+    nd = values.ndim
+    k_pts = len(index)
+    sizes = [min(2 * radius + 1, n) for n in values.shape]
+    starts = [np.clip(index[:, d] - radius, 0, values.shape[d] - sizes[d]) for d in range(nd)]
+    grids = np.meshgrid(*[np.arange(m) for m in sizes], indexing="ij")
+    win = [starts[d][:, None] + grids[d].ravel()[None, :] for d in range(nd)]  # (K, W) index per axis
+    scale = [(a[-1] - a[0]) / (len(a) - 1) for a in axes]  # keep the normal matrix well conditioned
+    u = [(axes[d][win[d]] - axes[d][index[:, d]][:, None]) / scale[d] for d in range(nd)]  # (K, W) each
+    f = values[tuple(win)]
     ok = np.isfinite(f)
-    design = np.stack([np.ones_like(a), a, b, 0.5 * a * a, a * b, 0.5 * b * b], axis=2) * ok[:, :, None]
-    normal = np.einsum("kwp,kwq->kpq", design, design)  # (K, 6, 6)
-    scale = np.sqrt(np.einsum("kpp->kp", normal)) + 1e-300  # Jacobi scaling before the rank test
-    normal_s = normal / scale[:, :, None] / scale[:, None, :]
-    eig = np.linalg.eigvalsh(normal_s)  # (K, 6) ascending
+    pairs = [(a, b) for a in range(nd) for b in range(a, nd)]
+    terms = [np.ones_like(u[0]), *u] + [(0.5 if a == b else 1.0) * u[a] * u[b] for a, b in pairs]
+    design = np.stack(terms, axis=2) * ok[:, :, None]  # (K, W, P)
+    p = design.shape[2]
+    normal = np.einsum("kwp,kwq->kpq", design, design)  # (K, P, P)
+    col = np.sqrt(np.einsum("kpp->kp", normal)) + 1e-300  # Jacobi scaling before the rank test
+    normal_s = normal / col[:, :, None] / col[:, None, :]
+    eig = np.linalg.eigvalsh(normal_s)  # (K, P) ascending
     full_rank = eig[:, 0] > 1e-10 * eig[:, -1]
-    normal_s[~full_rank] = np.eye(6)  # keep the batched solve defined; results are masked below
-    rhs = np.einsum("kwp,kw->kp", design, np.where(ok, f, 0.0)) / scale
-    coef = np.linalg.solve(normal_s, rhs[:, :, None])[:, :, 0] / scale
-    hxx, hxy, hyy = coef[:, 3] / sx**2, coef[:, 4] / (sx * sy), coef[:, 5] / sy**2
-    mean, half_gap = 0.5 * (hxx + hyy), np.hypot(0.5 * (hxx - hyy), hxy)
-    out = np.stack([mean - half_gap, mean + half_gap], axis=1)
+    normal_s[~full_rank] = np.eye(p)  # keep the batched solve defined; results are masked below
+    rhs = np.einsum("kwp,kw->kp", design, np.where(ok, f, 0.0)) / col
+    coef = np.linalg.solve(normal_s, rhs[:, :, None])[:, :, 0] / col
+    hess = np.zeros((k_pts, nd, nd))
+    for c, (a, b) in enumerate(pairs):
+        h = coef[:, 1 + nd + c] / (scale[a] * scale[b])
+        hess[:, a, b] = hess[:, b, a] = h
+    out = np.linalg.eigvalsh(hess)
     out[~full_rank] = np.nan
     return out

@@ -8,10 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from ._mesh import DEGENERATE, MAXIMUM, MINIMUM, REGULAR, SADDLE
+from ._mesh import DEGENERATE, MAXIMUM, MINIMUM, REGULAR, SADDLE, SADDLE2
 
 TYPE_NAMES = {MINIMUM: "minimum", SADDLE: "saddle", MAXIMUM: "maximum", DEGENERATE: "degenerate",
               REGULAR: "regular"}
+# in a volume (TTK's codes in 3D): the saddles that join sublevel (1) and superlevel (2) components
+TYPE_NAMES_3D = {MINIMUM: "minimum", SADDLE: "1-saddle", SADDLE2: "2-saddle", MAXIMUM: "maximum",
+                 DEGENERATE: "degenerate", REGULAR: "regular"}
 PAIR_KINDS = ("min-saddle", "saddle-max", "min-max")  # codes 0, 1, 2 of Pairs.kind
 FORMAT_VERSION = 1
 
@@ -22,21 +25,35 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def type_names(ndim: int) -> dict[int, str]:
+    """Names of the critical-type codes of a 2D (``saddle``) or 3D (``1-saddle``, ``2-saddle``) field."""
+    return TYPE_NAMES_3D if ndim == 3 else TYPE_NAMES
+
+
+def vertex_index(vertex_id: np.ndarray, axes: tuple[np.ndarray, ...]) -> np.ndarray:
+    """(K, ndim) int64 ``(i, j[, k])`` of vertex ids ``i + nx * j (+ nx * ny * k)``."""
+    v = np.asarray(vertex_id, dtype=np.int64).reshape(-1)
+    shape = tuple(len(a) for a in axes)
+    return np.stack(np.unravel_index(v, shape[::-1])[::-1], axis=1).astype(np.int64).reshape(len(v), len(shape))
+
+
 @dataclass(frozen=True)
 class CriticalPoint:
     """One PL critical point at a finite vertex.
 
-    type : "minimum" | "saddle" | "maximum" | "degenerate" (a saddle of multiplicity >= 2)
-    code : TTK CriticalType (0, 1, 3, 4)
-    index : (i, j); coords : (alpha, beta) = (xs[i], ys[j]); vertex_id : i + nx * j
+    type : "minimum" | "saddle" | "maximum" | "degenerate" (a saddle of multiplicity >= 2); in 3D
+        "1-saddle" and "2-saddle" instead of "saddle"
+    code : TTK CriticalType (0, 1, 3, 4; 2 for a 2-saddle in 3D)
+    index : (i, j[, k]); coords : (alpha, beta[, gamma]) = (xs[i], ys[j][, zs[k]]);
+    vertex_id : i + nx * j (+ nx * ny * k)
     persistence : of its pair (a saddle in two pairs: the larger); global extrema: the range
     multiplicity : saddles: max(lower, upper link components) - 1; extrema: 0
     """
 
     type: str
     code: int
-    index: tuple[int, int]
-    coords: tuple[float, float]
+    index: tuple[int, ...]
+    coords: tuple[float, ...]
     value: float
     persistence: float
     multiplicity: int
@@ -47,13 +64,14 @@ class CriticalPoint:
 class Width:
     """The sublevel component ``{f <= value + delta}`` that holds a minimum.
 
-    extent : (alpha, beta) size of its bounding box; area : in (alpha, beta) units
-    (dual cells of its vertices); diameter : of the disk of the same area.
+    extent : (alpha, beta[, gamma]) size of its bounding box; area : in (alpha, beta) units
+    (dual cells of its vertices; a volume in 3D); diameter : of the disk (ball) of the same
+    area (volume).
     """
 
     delta: float
     level: float
-    extent: tuple[float, float]
+    extent: tuple[float, ...]
     area: float
     diameter: float
 
@@ -62,28 +80,33 @@ class Width:
 class Minimum:
     """A minimum that survived simplification, with its basin (label ``label``).
 
-    basin_area : in (alpha, beta) units; basin_fraction : of the whole plane's area.
-    curvature : (2,) ascending eigenvalues of the Hessian of a local quadratic fit (NaN
+    basin_area : in (alpha, beta) units (a volume in 3D); basin_fraction : of the whole plane's area.
+    curvature : (ndim,) ascending eigenvalues of the Hessian of a local quadratic fit (NaN
     when the neighbourhood has too few finite values).
     """
 
     label: int
-    index: tuple[int, int]
-    coords: tuple[float, float]
+    index: tuple[int, ...]
+    coords: tuple[float, ...]
     value: float
     persistence: float
     basin_area: float
     basin_fraction: float
     width: Width
-    curvature: tuple[float, float]
+    curvature: tuple[float, ...]
 
 
 class _Table:
-    """Arrays of equal length (K,) over grid vertices; ``nx``, ``xs``, ``ys`` locate them."""
+    """Arrays of equal length (K,) over grid vertices; ``xs``, ``ys`` (and ``zs`` in 3D) locate them."""
 
     vertex_id: np.ndarray
     xs: np.ndarray
     ys: np.ndarray
+    zs: np.ndarray | None
+
+    @property
+    def axes(self) -> tuple[np.ndarray, ...]:
+        return (self.xs, self.ys) if self.zs is None else (self.xs, self.ys, self.zs)
 
     def __len__(self) -> int:
         return len(self.vertex_id)
@@ -100,20 +123,18 @@ class _Table:
 
     @property
     def index(self) -> np.ndarray:
-        """(K, 2) int64 ``(i, j)``."""
-        nx = len(self.xs)
-        return np.stack([self.vertex_id % nx, self.vertex_id // nx], axis=1)
+        """(K, ndim) int64 ``(i, j[, k])``."""
+        return vertex_index(self.vertex_id, self.axes)
 
     @property
     def coords(self) -> np.ndarray:
-        """(K, 2) float64 ``(alpha, beta)``."""
-        i, j = self.index.T
-        return np.stack([self.xs[i], self.ys[j]], axis=1)
+        """(K, ndim) float64 ``(alpha, beta[, gamma])``."""
+        index = self.index
+        return np.stack([a[index[:, d]] for d, a in enumerate(self.axes)], axis=1).reshape(len(index), -1)
 
-    def _where(self, k: int) -> tuple[tuple[int, int], tuple[float, float]]:
-        nx = len(self.xs)
-        i, j = int(self.vertex_id[k]) % nx, int(self.vertex_id[k]) // nx
-        return (i, j), (float(self.xs[i]), float(self.ys[j]))
+    def _where(self, k: int) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        index = vertex_index(np.asarray([self.vertex_id[k]]), self.axes)[0]
+        return tuple(int(i) for i in index), tuple(float(a[i]) for a, i in zip(self.axes, index))
 
 
 @dataclass(frozen=True)
@@ -131,11 +152,12 @@ class CriticalPoints(_Table):
     multiplicity: np.ndarray
     xs: np.ndarray
     ys: np.ndarray
+    zs: np.ndarray | None = None
 
     def _item(self, k: int) -> CriticalPoint:
         index, coords = self._where(k)
         code = int(self.code[k])
-        return CriticalPoint(TYPE_NAMES[code], code, index, coords, float(self.value[k]),
+        return CriticalPoint(type_names(len(self.axes))[code], code, index, coords, float(self.value[k]),
                              float(self.persistence[k]), int(self.multiplicity[k]), int(self.vertex_id[k]))
 
 
@@ -144,8 +166,8 @@ class Minima(_Table):
     """Surviving minima by value (position = basin label; 0 is the global minimum); arrays (K,).
 
     value, persistence, basin_area, basin_fraction : float64;
-    width_level : value + delta; width_extent : (K, 2); width_area, width_diameter : (K,);
-    curvature : (K, 2). Indexing gives a ``Minimum``.
+    width_level : value + delta; width_extent : (K, ndim); width_area, width_diameter : (K,);
+    curvature : (K, ndim). Indexing gives a ``Minimum``.
     """
 
     vertex_id: np.ndarray
@@ -161,6 +183,7 @@ class Minima(_Table):
     curvature: np.ndarray
     xs: np.ndarray
     ys: np.ndarray
+    zs: np.ndarray | None = None
 
     def _item(self, k: int) -> Minimum:
         index, coords = self._where(k)
@@ -175,7 +198,7 @@ class Minima(_Table):
 class Pairs:
     """Persistence pairs as arrays of shape (P,).
 
-    birth, death : vertex ids (``i + nx * j``); the birth is the lower end: a minimum
+    birth, death : vertex ids (``i + nx * j``, ``+ nx * ny * k`` in 3D); the birth is the lower end: a minimum
     (min-saddle), a saddle (saddle-max) or the global minimum (the one min-max pair, whose
     death is the global maximum and whose persistence is the value range).
     kind : int8 index into ``PAIR_KINDS``; persistence : float64, finite, >= 0.
@@ -211,15 +234,16 @@ class MergeTree:
 
 @dataclass
 class Topology:
-    """Everything ``analyze`` found. Arrays of shape (nx, ny) use ``[i, j]`` at ``(xs[i], ys[j])``.
+    """Everything ``analyze`` found. Arrays of shape (nx, ny) use ``[i, j]`` at ``(xs[i], ys[j])``;
+    of a 3D field, (nx, ny, nz) and ``[i, j, k]`` at ``(xs[i], ys[j], zs[k])``.
 
     Attributes
     ----------
-    xs, ys : (nx,), (ny,) coordinates (alpha, beta).
+    xs, ys : (nx,), (ny,) coordinates (alpha, beta); zs : (nz,) gamma of a 3D field, else None.
     persistence, relative : the requested threshold; threshold : it in value units.
     value_range : (min, max) of the finite values.
     critical_type : (nx, ny) int8 TTK code of every vertex before simplification
-        (0 min, 1 saddle, 3 max, 4 degenerate, 5 regular).
+        (0 min, 1 saddle (3D: 1-saddle), 2 2-saddle (3D), 3 max, 4 degenerate, 5 regular).
     lower_components, upper_components : (nx, ny) int8 link components per vertex.
     critical_points : surviving critical points at finite vertices, by type then value.
     pairs : all persistence pairs (before simplification).
@@ -245,15 +269,30 @@ class Topology:
     minima: Minima
     merge_tree: MergeTree
     meta: dict[str, Any] = field(default_factory=dict)
+    zs: np.ndarray | None = None
 
     @property
-    def shape(self) -> tuple[int, int]:
-        return (len(self.xs), len(self.ys))
+    def axes(self) -> tuple[np.ndarray, ...]:
+        """``(xs, ys)``, or ``(xs, ys, zs)`` of a 3D field."""
+        return (self.xs, self.ys) if self.zs is None else (self.xs, self.ys, self.zs)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.axes)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(len(a) for a in self.axes)
+
+    @property
+    def type_names(self) -> dict[int, str]:
+        """Code -> name: ``saddle`` in 2D, ``1-saddle`` and ``2-saddle`` in 3D."""
+        return type_names(self.ndim)
 
     def vertex_index(self, vertex_id) -> tuple:
-        """``(i, j)`` of flat vertex ids (scalars or arrays)."""
-        nx = len(self.xs)
-        return np.asarray(vertex_id) % nx, np.asarray(vertex_id) // nx
+        """``(i, j)`` (``(i, j, k)``) of flat vertex ids (scalars or arrays)."""
+        v = np.asarray(vertex_id)
+        return np.unravel_index(v, self.shape[::-1])[::-1]
 
     def surviving_pairs(self) -> Pairs:
         """Pairs whose persistence exceeds the threshold, plus the min-max pair."""
@@ -266,18 +305,20 @@ class Topology:
             codes = self.critical_points.code
         else:
             codes = self.critical_type.ravel()
-        return {TYPE_NAMES[c]: int(np.count_nonzero(codes == c)) for c in (MINIMUM, SADDLE, MAXIMUM, DEGENERATE)}
+        kinds = (MINIMUM, SADDLE, MAXIMUM, DEGENERATE) if self.ndim == 2 else (
+            MINIMUM, SADDLE, SADDLE2, MAXIMUM, DEGENERATE)
+        return {self.type_names[c]: int(np.count_nonzero(codes == c)) for c in kinds}
 
     def critical_point_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for ``critical_points_<kind>.vtp`` (one vertex per surviving critical point).
 
-        ``points`` (K, 3) float64 ``(alpha, beta, 0)``; point arrays ``CriticalType`` int32
-        (TTK codes), ``persistence`` and ``loss`` float64, ``vertex_id`` int64,
-        ``multiplicity`` int32.
+        ``points`` (K, 3) float64 ``(alpha, beta, 0)`` (``(alpha, beta, gamma)`` in 3D); point
+        arrays ``CriticalType`` int32 (TTK codes), ``persistence`` and ``loss`` float64,
+        ``vertex_id`` int64, ``multiplicity`` int32.
         """
         cps = self.critical_points
         pts = np.zeros((len(cps), 3))
-        pts[:, :2] = cps.coords
+        pts[:, :self.ndim] = cps.coords
         return {"points": pts,
                 "CriticalType": cps.code.astype(np.int32),
                 "persistence": cps.persistence.astype(np.float64),
@@ -291,13 +332,12 @@ class Topology:
         ``critical_points`` and ``minima`` are the survivors, ``pairs`` the surviving pairs
         (plus the min-max pair); ``merge_tree.arcs`` are ``[lower, upper]`` node ids.
         """
-        nx = len(self.xs)
-
         def ij(v: np.ndarray) -> list:
-            return np.stack([v % nx, v // nx], axis=1).tolist()
+            return vertex_index(v, self.axes).tolist()
 
+        names = self.type_names
         cps = self.critical_points
-        points = [{"type": TYPE_NAMES[c], "index": i, "coords": x, "value": v, "persistence": p,
+        points = [{"type": names[c], "index": i, "coords": x, "value": v, "persistence": p,
                    "multiplicity": m, "vertex_id": k}
                   for c, i, x, v, p, m, k in zip(cps.code.tolist(), cps.index.tolist(), cps.coords.tolist(),
                                                  cps.value.tolist(), cps.persistence.tolist(),
@@ -321,7 +361,7 @@ class Topology:
         return {
             "format_version": FORMAT_VERSION,
             "shape": list(self.shape),
-            "extent": [float(self.xs[0]), float(self.xs[-1]), float(self.ys[0]), float(self.ys[-1])],
+            "extent": [float(v) for a in self.axes for v in (a[0], a[-1])],
             "value_range": [float(v) for v in self.value_range],
             "persistence": self.persistence,
             "relative": self.relative,

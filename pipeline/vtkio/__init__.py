@@ -1,4 +1,5 @@
-"""VTK files of a run: surfaces (.vts/.vti), trajectories and point sets (.vtp), collections (.pvd).
+"""VTK files of a run: surfaces (.vts/.vti), volumes (.vti), trajectories and point sets (.vtp),
+collections (.pvd).
 
 The one I/O module of the pipeline (docs/architecture.md, "File schemas"). It imports VTK only through
 ``vtkmodules.*`` and never torch or pyvista at module level, so the same code runs in the
@@ -26,9 +27,14 @@ None. The optional ``.vti`` twin (vtkImageData; TTK rejects structured grids) ho
 arrays with origin ``(xmin, ymin, 0)`` and spacing ``(dx, dy, 1)``; :func:`read_surface`
 reads either.
 
+Volume ``.vti`` (vtkImageData): dimensions ``(nx, ny, nz)``, origin ``(xmin, ymin, zmin)``,
+spacing of the :class:`~pipeline.datamodel.Lattice`, the arrays of a surface file in VTK order
+``k = i + nx * j + nx * ny * l`` (``to_vtk_order(a, 3)``), ``content`` "volume";
+:func:`read_volume` reads it, :func:`read_grid` reads a surface or a volume.
+
 Field data of every file: ``losscape_meta``, a vtkStringArray with one JSON string. The
-writers add ``format_version``, ``content`` (``"surface"``, ``"trajectory"`` or
-``"points"``), ``software`` (lossvista, VTK, numpy, Python versions) and ``created`` (UTC,
+writers add ``format_version``, ``content`` (``"surface"``, ``"volume"``,
+``"trajectory"`` or ``"points"``), ``software`` (lossvista, VTK, numpy, Python versions) and ``created`` (UTC,
 ISO 8601) when absent; surfaces always record ``grid``. Non-finite floats in the metadata
 are written as JSON's ``NaN``/``Infinity`` (Python's json reads them back).
 
@@ -44,7 +50,7 @@ from __future__ import annotations
 
 from ._core import META_NAME, VTKFileError, VTKFileNotFoundError, from_vtk_order, to_vtk_order
 from .collection import read_meta, write_pvd
-from .grids import read_surface, write_surface
+from .grids import read_grid, read_surface, read_volume, write_surface, write_volume
 from .mesh import EXPORT_FORMATS, export_file, export_mesh, triangulate_grid
 from .polydata import read_points, read_trajectory, write_points, write_trajectory
 
@@ -56,6 +62,9 @@ __all__ = [
     "from_vtk_order",
     "write_surface",
     "read_surface",
+    "write_volume",
+    "read_volume",
+    "read_grid",
     "write_trajectory",
     "read_trajectory",
     "write_points",

@@ -50,23 +50,33 @@ class VTKFileNotFoundError(LossvistaError, FileNotFoundError):
 # layout: the one place where (nx, ny) numpy order meets VTK's x-fastest order
 
 
-def to_vtk_order(a: np.ndarray) -> np.ndarray:
-    """``(nx, ny[, c])`` array -> ``(nx * ny[, c])`` in VTK point order (x fastest: ``k = i + nx*j``)."""
+def to_vtk_order(a: np.ndarray, ndim: int = 2) -> np.ndarray:
+    """``(nx, ny[, c])`` array -> ``(nx * ny[, c])`` in VTK point order (x fastest: ``k = i + nx*j``).
+
+    ``ndim=3``: a volume's ``(nx, ny, nz[, c])`` -> ``(nx * ny * nz[, c])``, ``k = i + nx*j + nx*ny*l``.
+    """
     a = np.asarray(a)
-    if a.ndim < 2:
-        raise ValueError(f"array must have shape (nx, ny) or (nx, ny, c); got {a.shape}")
-    nx, ny = a.shape[:2]
-    # (nx, ny, c) -> (ny, nx, c): j slowest, i fastest
-    return np.ascontiguousarray(np.swapaxes(a, 0, 1).reshape((nx * ny,) + a.shape[2:]))
+    if ndim not in (2, 3) or a.ndim < ndim:
+        want = "(nx, ny) or (nx, ny, c)" if ndim == 2 else "(nx, ny, nz) or (nx, ny, nz, c)"
+        raise ValueError(f"array must have shape {want}; got {a.shape}")
+    # (nx, ny[, nz], c) -> ([nz,] ny, nx, c): the last grid axis slowest, i fastest
+    grid_axes = tuple(range(ndim))[::-1]
+    flipped = np.transpose(a, grid_axes + tuple(range(ndim, a.ndim)))
+    return np.ascontiguousarray(flipped.reshape((-1,) + a.shape[ndim:]))
 
 
-def from_vtk_order(flat: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Inverse of :func:`to_vtk_order`: ``(nx * ny[, c])`` -> ``(nx, ny[, c])`` with ``a[i, j]`` at ``(xs[i], ys[j])``."""
+def from_vtk_order(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`to_vtk_order`: ``(N[, c])`` -> ``(nx, ny[, c])`` with ``a[i, j]`` at
+    ``(xs[i], ys[j])``; a three-axis ``shape`` ``(nx, ny, nz)`` gives ``(nx, ny, nz[, c])``."""
     flat = np.asarray(flat)
-    nx, ny = shape
-    if flat.shape[0] != nx * ny:
-        raise ValueError(f"flat array must have {nx * ny} = nx*ny entries for shape {shape}; got {flat.shape[0]}")
-    return np.ascontiguousarray(np.swapaxes(flat.reshape((ny, nx) + flat.shape[1:]), 0, 1))
+    shape = tuple(int(n) for n in shape)
+    size = int(np.prod(shape))
+    if flat.shape[0] != size:
+        names = "nx*ny" if len(shape) == 2 else "nx*ny*nz"
+        raise ValueError(f"flat array must have {size} = {names} entries for shape {shape}; got {flat.shape[0]}")
+    nd = len(shape)
+    grid = flat.reshape(shape[::-1] + flat.shape[1:])
+    return np.ascontiguousarray(np.transpose(grid, tuple(range(nd))[::-1] + tuple(range(nd, grid.ndim))))
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,10 +140,10 @@ def _numpy(arr) -> np.ndarray:
 
 
 def _points(coords: np.ndarray) -> vtkPoints:
-    """(N, 2) (alpha, beta) -> vtkPoints (alpha, beta, 0) in float64."""
+    """(N, 2) (alpha, beta) -> vtkPoints (alpha, beta, 0) in float64; (N, 3) as given."""
     c = np.asarray(coords, dtype=np.float64)
     xyz = np.zeros((len(c), 3), dtype=np.float64)
-    xyz[:, :2] = c
+    xyz[:, :c.shape[1] if c.ndim == 2 else 2] = c
     pts = vtkPoints()
     pts.SetData(_vtk_array("Points", xyz))
     return pts

@@ -1,4 +1,4 @@
-"""Surfaces as ``.vts`` (vtkStructuredGrid) and the ``.vti`` (vtkImageData) twin."""
+"""Surfaces as ``.vts`` (vtkStructuredGrid) and the ``.vti`` (vtkImageData) twin; volumes as ``.vti``."""
 from __future__ import annotations
 
 import logging
@@ -11,8 +11,7 @@ import numpy as np
 from vtkmodules.vtkCommonDataModel import vtkDataObject, vtkImageData, vtkStructuredGrid
 from vtkmodules.vtkIOXML import vtkXMLImageDataWriter, vtkXMLStructuredGridWriter
 
-from ..datamodel import Grid
-from ..datamodel import Surface
+from ..datamodel import Grid, Lattice, Surface, Volume
 from ._core import (
     META_NAME,
     _SURFACE_RESERVED,
@@ -31,7 +30,7 @@ from ._core import (
     to_vtk_order,
 )
 
-__all__ = ["write_surface", "read_surface"]
+__all__ = ["write_surface", "read_surface", "write_volume", "read_volume", "read_grid"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 
 def _surface_point_arrays(surface: Surface) -> dict[str, np.ndarray]:
-    """Named (nx, ny[, c]) arrays of a surface, in file order."""
+    """Named (nx, ny[, c]) arrays of a surface ((nx, ny, nz[, c]) of a volume), in file order."""
     arrays: dict[str, np.ndarray] = {"loss": surface.loss}
     for name in ("accuracy", "test_loss", "test_accuracy"):
         if getattr(surface, name) is not None:
@@ -52,17 +51,18 @@ def _surface_point_arrays(surface: Surface) -> dict[str, np.ndarray]:
         if name in _SURFACE_RESERVED or name == META_NAME:
             raise ValueError(f"surface.extra must not use the reserved names {sorted(_SURFACE_RESERVED)}; got {name!r}")
         value = np.asarray(value)
-        if value.shape[:2] != surface.grid.shape or value.ndim > 3:
-            raise ValueError(f"surface.extra[{name!r}] must have shape {surface.grid.shape} (nx, ny) "
-                             f"or (nx, ny, c); got {value.shape}")
+        shape = surface.grid.shape
+        if value.shape[:len(shape)] != shape or value.ndim > len(shape) + 1:
+            layout = "(nx, ny) or (nx, ny, c)" if len(shape) == 2 else "(nx, ny, nz) or (nx, ny, nz, c)"
+            raise ValueError(f"surface.extra[{name!r}] must have shape {shape} {layout}; got {value.shape}")
         arrays[name] = value
     return arrays
 
 
-def _fill_point_data(data: vtkDataObject, arrays: Mapping[str, np.ndarray]) -> None:
+def _fill_point_data(data: vtkDataObject, arrays: Mapping[str, np.ndarray], ndim: int = 2) -> None:
     pd = data.GetPointData()
     for name, value in arrays.items():
-        pd.AddArray(_vtk_array(name, to_vtk_order(value)))
+        pd.AddArray(_vtk_array(name, to_vtk_order(value, ndim)))
     if "loss" in arrays:
         pd.SetActiveScalars("loss")
 
@@ -179,7 +179,9 @@ def read_surface(path: str | os.PathLike) -> Surface:
     dims = [0, 0, 0]
     data.GetDimensions(dims)  # the one-argument form exists in VTK 9.2 and 9.7
     if dims[2] != 1 or data.GetNumberOfPoints() == 0:
-        raise VTKFileError(f"{str(path)!r} is not a lossvista surface: dimensions must be (nx, ny, 1); got {tuple(dims)}")
+        hint = " (a volume: read it with read_volume)" if dims[2] > 1 and isinstance(data, vtkImageData) else ""
+        raise VTKFileError(f"{str(path)!r} is not a lossvista surface: dimensions must be (nx, ny, 1); got "
+                           f"{tuple(dims)}{hint}")
     shape = (int(dims[0]), int(dims[1]))
     meta = _read_meta_of(data, path)
     if isinstance(data, vtkImageData):  # points from origin + spacing, in VTK order
@@ -195,19 +197,105 @@ def read_surface(path: str | os.PathLike) -> Surface:
     if "loss" not in arrays:
         raise VTKFileError(f"{str(path)!r} is not a lossvista surface: no 'loss' point array "
                            f"(arrays: {sorted(arrays) or 'none'})")
+    return Surface(grid, **_standard_arrays(arrays, shape), meta=meta, extra=arrays)
+
+
+def _standard_arrays(arrays: dict[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, Any]:
+    """Take the standard arrays out of ``arrays`` (what is left is ``extra``): loss, accuracy (None:
+    a loss without classes), test_loss, test_accuracy, and ``bounded`` (derived from ``valid`` in a
+    file that has none)."""
     loss = arrays.pop("loss").astype(np.float64)
-    accuracy = arrays.pop("accuracy", None)  # None: a loss without classes (a regression)
     valid = arrays.pop("valid", None)
     bounded = arrays.pop("bounded", None)
     if bounded is None:
         bounded = (valid == 0) & np.isfinite(loss) if valid is not None else np.zeros(shape, bool)
-    return Surface(
-        grid=grid,
-        loss=loss,
-        accuracy=accuracy,
-        test_loss=arrays.pop("test_loss", None),
-        test_accuracy=arrays.pop("test_accuracy", None),
-        bounded=np.asarray(bounded).astype(bool),
-        meta=meta,
-        extra=arrays,
-    )
+    return {"loss": loss, "accuracy": arrays.pop("accuracy", None), "test_loss": arrays.pop("test_loss", None),
+            "test_accuracy": arrays.pop("test_accuracy", None), "bounded": np.asarray(bounded).astype(bool)}
+
+
+# --------------------------------------------------------------------------------------------
+# volumes
+
+
+def _volume_image(volume: Volume) -> vtkImageData:
+    g = volume.grid
+    img = vtkImageData()
+    img.SetDimensions(g.nx, g.ny, g.nz)
+    img.SetOrigin(g.xmin, g.ymin, g.zmin)
+    img.SetSpacing(*((hi - lo) / (n - 1) if n > 1 else 1.0
+                     for lo, hi, n in ((g.xmin, g.xmax, g.nx), (g.ymin, g.ymax, g.ny), (g.zmin, g.zmax, g.nz))))
+    _fill_point_data(img, _surface_point_arrays(volume), ndim=3)
+    meta = _complete_meta(volume.meta, "volume")
+    meta["grid"] = g.to_dict()
+    _set_field_meta(img, meta)
+    return img
+
+
+def write_volume(path: str | os.PathLike, volume: Volume) -> Path:
+    """Write ``volume`` to a ``.vti`` file (vtkImageData, XML, appended raw binary, zlib).
+
+    Dimensions ``(nx, ny, nz)``, origin ``(xmin, ymin, zmin)``, spacing of the lattice; the point
+    arrays and metadata of a surface file (``loss``, ``accuracy``, ``test_*``, ``valid``,
+    ``bounded``, ``extra``; ``losscape_meta`` with ``content`` "volume" and the lattice as
+    ``grid``). Written atomically; returns ``path``.
+    """
+    path = Path(path)
+    _check_suffix(path, (".vti",), "volume")
+    if not isinstance(volume, Volume):
+        raise ValueError(f"volume must be a pipeline.datamodel.Volume; got {type(volume).__name__}")
+    return _write_xml(vtkXMLImageDataWriter, _volume_image(volume), path)
+
+
+def _lattice(data: vtkImageData, dims: tuple[int, int, int], meta: Mapping[str, Any], path: Path) -> Lattice:
+    origin, spacing = data.GetOrigin(), data.GetSpacing()
+    axes = [origin[k] + spacing[k] * np.arange(dims[k]) for k in range(3)]
+    stored = meta.get("grid")
+    if isinstance(stored, Mapping) and "nz" in stored:
+        try:
+            g = Lattice.from_dict(stored)
+        except (KeyError, TypeError, ValueError):
+            g = None
+        # prefer the stored lattice (exact user values) when it describes these points
+        if g is not None and g.shape == dims and all(np.allclose(a, b) for a, b in zip(g.axes, axes)):
+            return g
+    try:
+        return Lattice(*(v for a in axes for v in (float(a[0]), float(a[-1]), len(a))))
+    except ValueError as exc:
+        raise VTKFileError(f"{str(path)!r}: the image does not form a valid lattice ({exc})") from None
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read a volume written by :func:`write_volume`: a :class:`Volume` with ``(nx, ny, nz)`` arrays.
+
+    Any ``.vti`` with a ``loss`` point array reads (its lattice from origin and spacing when the
+    metadata has none). Raises :class:`VTKFileNotFoundError`, or :class:`VTKFileError` for a
+    file that is not VTK image data, is damaged, or has no ``loss`` array.
+    """
+    path = Path(path)
+    data = _read_xml(path, ("ImageData",), "volume")
+    dims = [0, 0, 0]
+    data.GetDimensions(dims)
+    if data.GetNumberOfPoints() == 0:
+        raise VTKFileError(f"{str(path)!r} is not a lossvista volume: it holds no points")
+    shape = (int(dims[0]), int(dims[1]), int(dims[2]))
+    meta = _read_meta_of(data, path)
+    lattice = _lattice(data, shape, meta, path)
+    arrays = {name: from_vtk_order(v, shape) for name, v in _point_arrays(data).items()}
+    if "loss" not in arrays:
+        raise VTKFileError(f"{str(path)!r} is not a lossvista volume: no 'loss' point array "
+                           f"(arrays: {sorted(arrays) or 'none'})")
+    return Volume(lattice, **_standard_arrays(arrays, shape), meta=meta, extra=arrays)
+
+
+def read_grid(path: str | os.PathLike) -> Surface:
+    """A surface (``.vts``, or a ``.vti`` twin of dimensions ``(nx, ny, 1)``) or a volume (a ``.vti``
+    of three dimensions, or one whose metadata says ``content`` "volume"): :func:`read_surface`
+    or :func:`read_volume`."""
+    path = Path(path)
+    if path.suffix.lower() != ".vti":
+        return read_surface(path)
+    data = _read_xml(path, ("ImageData",), "surface or volume")
+    dims = [0, 0, 0]
+    data.GetDimensions(dims)
+    is_volume = dims[2] > 1 or _read_meta_of(data, path).get("content") == "volume"
+    return read_volume(path) if is_volume else read_surface(path)

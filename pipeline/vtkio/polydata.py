@@ -35,8 +35,9 @@ __all__ = ["write_trajectory", "read_trajectory", "write_points", "read_points"]
 
 def _polydata(coords: np.ndarray, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], cells: str) -> vtkPolyData:
     coords = np.asarray(coords, dtype=np.float64)
-    if coords.ndim != 2 or coords.shape[1] != 2:
-        raise ValueError(f"coords must have shape (K, 2) (alpha, beta); got {coords.shape}")
+    if coords.ndim != 2 or coords.shape[1] not in (2, 3):
+        raise ValueError(f"coords must have shape (K, 2) (alpha, beta) or (K, 3) (alpha, beta, gamma); "
+                         f"got {coords.shape}")
     k = len(coords)
     pd = vtkPolyData()
     pd.SetPoints(_points(coords))
@@ -63,8 +64,9 @@ def _polydata(coords: np.ndarray, arrays: Mapping[str, np.ndarray], meta: Mappin
 def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
     """Write ``trajectory`` as a ``.vtp`` with one polyline through the checkpoints in epoch order.
 
-    Points ``(alpha, beta, 0)``; point arrays ``epoch`` (int64), ``loss``, ``surface_loss``,
-    ``residual`` (float64); metadata in field data. Written atomically.
+    Points ``(alpha, beta, 0)`` (``(alpha, beta, gamma)`` for a path in a volume); point arrays
+    ``epoch`` (int64), ``loss``, ``surface_loss``, ``residual`` (float64); metadata in field
+    data. Written atomically.
     """
     path = Path(path)
     _check_suffix(path, (".vtp",), "trajectory")
@@ -78,7 +80,8 @@ def write_trajectory(path: str | os.PathLike, trajectory: Trajectory) -> Path:
 def read_trajectory(path: str | os.PathLike) -> Trajectory:
     """Read a trajectory ``.vtp``; points are returned in the order of its polyline.
 
-    ``epoch`` is required; missing ``loss``/``surface_loss``/``residual`` read as NaN.
+    ``epoch`` is required; missing ``loss``/``surface_loss``/``residual`` read as NaN. A path in a
+    volume (metadata ``ndim`` 3) has ``(E, 3)`` coordinates, any other ``(E, 2)``.
     """
     path = Path(path)
     data = _read_xml(path, ("PolyData",), "trajectory")
@@ -100,7 +103,7 @@ def read_trajectory(path: str | os.PathLike) -> Trajectory:
                            f"got {lines.GetNumberOfCells()} line cells")
     nan = np.full(n, np.nan)
     return Trajectory(
-        coords=xyz[order, :2],
+        coords=xyz[order, :_columns(meta)],
         epoch=arrays["epoch"][order],
         loss=arrays.get("loss", nan)[order],
         surface_loss=arrays.get("surface_loss", nan)[order],
@@ -119,8 +122,9 @@ def write_points(
 
     Parameters
     ----------
-    coords : (K, 2) float
-        ``(alpha, beta)``; written as points ``(alpha, beta, 0)``. ``K = 0`` is allowed.
+    coords : (K, 2) or (K, 3) float
+        ``(alpha, beta)``, written as points ``(alpha, beta, 0)``; or ``(alpha, beta, gamma)``
+        (then give ``meta["ndim"] = 3`` so that :func:`read_points` returns three). ``K = 0`` is allowed.
     arrays : dict of name -> (K,) or (K, c) numeric array
         Point arrays, dtype kept (bool becomes uint8), e.g. ``CriticalType`` int,
         ``persistence``, ``loss`` float64, ``vertex_id`` int64.
@@ -135,9 +139,16 @@ def write_points(
 
 
 def read_points(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
-    """Read a ``.vtp`` point set: ``(coords (K, 2) float64, arrays {name: (K,) or (K, c)}, meta)``."""
+    """Read a ``.vtp`` point set: ``(coords (K, 2) float64, arrays {name: (K,) or (K, c)}, meta)``;
+    coords are ``(K, 3)`` when the metadata's ``ndim`` is 3 (points in a volume)."""
     path = Path(path)
     data = _read_xml(path, ("PolyData",), "points")
     n = data.GetNumberOfPoints()
     xyz = _numpy(data.GetPoints().GetData()).astype(np.float64) if n else np.zeros((0, 3))
-    return xyz[:, :2].copy(), _point_arrays(data), _read_meta_of(data, path)
+    meta = _read_meta_of(data, path)
+    return xyz[:, :_columns(meta)].copy(), _point_arrays(data), meta
+
+
+def _columns(meta: Mapping[str, Any]) -> int:
+    """Coordinates a point of the file has: 3 in a volume (metadata ``ndim`` 3), else 2."""
+    return 3 if meta.get("ndim") == 3 else 2
