@@ -29,13 +29,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import RunConfig, run_config_from_dict
+from .config import RunConfig, preset_names, read_preset, run_config_from_dict
 from .errors import LossvistaError, ParameterError, param
 
 __all__ = ["Study", "StudyResult", "load_study", "study_names", "run_study", "SIDE_BY_SIDE_VIEWS"]
@@ -68,8 +66,7 @@ class StudyResult:
 
 def study_names() -> list[str]:
     """Names of the bundled study presets (``pipeline/presets/studies/*.toml``)."""
-    folder = resources.files("pipeline") / "presets" / "studies"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return preset_names("presets/studies")
 
 
 def load_study(name: str) -> Study:
@@ -77,18 +74,7 @@ def load_study(name: str) -> Study:
     from .workflow import RunOptions
 
     path = Path(name)
-    if name.endswith(".toml") and path.is_file():
-        text = path.read_text()
-    else:
-        names = study_names()
-        if name not in names:
-            raise ParameterError(f"{param('preset')} must be one of {', '.join(map(repr, names))} or a .toml file; "
-                                 f"got {name!r}")
-        text = (resources.files("pipeline") / "presets" / "studies" / f"{name}.toml").read_text()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ParameterError(f"study {name!r} is not valid TOML: {exc}") from None
+    data = read_preset(name, "presets/studies")
     models = data.pop("models", None)
     if not isinstance(models, list) or len(models) < 2 or not all(isinstance(m, str) for m in models):
         raise ParameterError(f"study {name!r}: models must be a list of at least two model names; got {models!r}")
