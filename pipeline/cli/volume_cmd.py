@@ -61,7 +61,7 @@ def _volume(args: argparse.Namespace) -> int:
     from ..datamodel import parse_axis
     from ..directions import Directions
     from ..rundir import RunDir
-    from ..volume import check_made, volume_directions
+    from ..workflow.volume import check_made, volume_directions
     from ..workflow import make_trajectory
 
     run = RunDir(args.run)

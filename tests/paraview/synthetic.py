@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.datamodel import Grid
-from pipeline.datamodel import Surface, Trajectory
-from pipeline.vtkio import write_surface, write_trajectory
+from pipeline.datamodel import Grid, Lattice, Surface, Trajectory, Volume
+from pipeline.vtkio import write_surface, write_trajectory, write_volume
 
 # (centre a, centre b, depth (< 0: well, > 0: bump), width) in units of the plane's half-sides
 _FEATURES = {
@@ -89,4 +88,63 @@ def make_run(run_dir, variant: int = 0, kinds=("random", "pca")):
     for kind in kinds:
         write_surface(run_dir / f"surface_{kind}.vts", make_surface(kind, variant))
         write_trajectory(run_dir / f"trajectory_{kind}.vtp", make_trajectory(kind, variant))
+    return run_dir
+
+
+# volumes: a box of (alpha, beta, gamma) per variant, and explained variances of PC1-PC3
+_LATTICES = {0: Lattice(-1.0, 1.0, 21, -1.0, 1.0, 19, -1.0, 1.0, 17),
+             1: Lattice(-20.0, 8.0, 23, -4.0, 5.0, 17, -2.0, 2.0, 15)}
+EXPLAINED_VARIANCE_3D = {0: [0.712, 0.183, 0.061], 1: [0.905, 0.041, 0.022]}
+
+
+def volume_field(a: np.ndarray, b: np.ndarray, c: np.ndarray, lattice: Lattice, variant: int = 0) -> np.ndarray:
+    """A bowl with two wells on the gamma axis and one off it: three basins, the deepest at the origin."""
+    u, v, w = (np.asarray(x) / max(abs(lo), abs(hi)) for x, lo, hi in
+               ((a, lattice.xmin, lattice.xmax), (b, lattice.ymin, lattice.ymax), (c, lattice.zmin, lattice.zmax)))
+    r2 = u ** 2 + v ** 2 + w ** 2
+    out = 2.4 + 0.4 * r2 + 0.3 * np.exp(2.5 * r2 - 2.5)
+    wells = [(0.0, 0.0, 0.0, -1.8, 0.3), (0.5, -0.45, 0.55, -1.2, 0.16), (-0.5, 0.5, -0.5, -0.9, 0.15)]
+    for cu, cv, cw, depth, width in wells[: 3 if variant == 0 else 2]:
+        out = out + depth * np.exp(-((u - cu) ** 2 + (v - cv) ** 2 + (w - cw) ** 2) / (2 * width ** 2))
+    return out
+
+
+def make_volume(kind: str, variant: int = 0) -> Volume:
+    lattice = _LATTICES[variant]
+    a, b, c = np.meshgrid(*lattice.axes, indexing="ij")  # (nx, ny, nz)
+    loss = volume_field(a, b, c, lattice, variant)
+    accuracy = np.clip(1.0 - loss / loss.max(), 0.0, 1.0)
+    bounded = np.zeros(lattice.shape, bool)
+    loss[-1, -1, -1] = np.nan  # a diverged point
+    meta = {"model": "synthetic", "dataset": "analytic", "split": "train", "direction_kind": kind, "variant": variant,
+            "loss_name": "cross-entropy", "num_classes": 10}
+    if kind == "pca":
+        meta["explained_variance"] = EXPLAINED_VARIANCE_3D[variant]
+    return Volume(grid=lattice, loss=loss, accuracy=accuracy, bounded=bounded, meta=meta)
+
+
+def make_volume_trajectory(kind: str, variant: int = 0, epochs: int = 10) -> Trajectory:
+    """A path spiralling down from a corner of the box into the origin at the last epoch."""
+    lattice = _LATTICES[variant]
+    t = np.linspace(0.0, 1.0, epochs + 1)
+    decay = (1.0 - t) ** 1.5
+    angle = 1.5 * np.pi * t
+    half = [0.8 * max(abs(lo), abs(hi)) for lo, hi in
+            ((lattice.xmin, lattice.xmax), (lattice.ymin, lattice.ymax), (lattice.zmin, lattice.zmax))]
+    coords = np.stack([decay * np.cos(angle) * half[0], decay * np.sin(angle) * half[1], decay * half[2]], axis=1)
+    coords[-1] = 0.0
+    loss = volume_field(*coords.T, lattice, variant)
+    return Trajectory(coords=coords, epoch=np.arange(epochs + 1), loss=loss, surface_loss=loss,
+                      residual=0.2 * (1 - t), meta={"kind": kind, "variant": variant})
+
+
+def make_volume_run(run_dir, variant: int = 0, kinds=("random", "pca")):
+    """Write ``volume_<kind>.vti`` and ``trajectory_volume_<kind>.vtp`` into ``run_dir``; return it."""
+    from pathlib import Path
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for kind in kinds:
+        write_volume(run_dir / f"volume_{kind}.vti", make_volume(kind, variant))
+        write_trajectory(run_dir / f"trajectory_volume_{kind}.vtp", make_volume_trajectory(kind, variant))
     return run_dir
