@@ -27,11 +27,13 @@ def _figure(figsize):
 
 def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: Trajectory | None = None,
                      critical: Any = None, array: str = "loss", cap_factor: float = 5.0, cap: float | None = None,
-                     floor: float | None = None, n_levels: int = 20, title: str | None = None, dpi: int = 150) -> Path:
+                     floor: float | None = None, n_levels: int = 20, title: str | None = None, dpi: int = 150,
+                     highlight: int | None = None) -> Path:
     """Contour lines of ``array`` on the (alpha, beta) plane, with the path and critical points.
 
     Lines are coloured by level (viridis, log-spaced levels) with a colour bar; divergent and
-    invalid regions are hatched grey. Returns the PNG path.
+    invalid regions are hatched grey. ``highlight``: the index of one point of the path marked
+    with a large ring and its epoch (a frame of the path's animation). Returns the PNG path.
     """
     from matplotlib import colors, ticker
 
@@ -90,6 +92,9 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
                 continue  # would sit on the end marker
             ax.annotate(str(int(trajectory.epoch[k])), c[k], xytext=(4, 4), textcoords="offset points",
                         fontsize=7, color=PATH_COLOR, zorder=9)
+        if highlight is not None:
+            ax.plot(*c[highlight], "o", ms=17, mfc="none", mec="black", mew=2.4, zorder=10,
+                    label=f"{trajectory.unit} {int(trajectory.epoch[highlight])}")
     handles, labels = ax.get_legend_handles_labels()
     if handles:  # below the axes: a legend inside would hide part of the plane
         fig.legend(handles, labels, loc="outside lower center", ncol=min(len(handles), 4), fontsize=8,

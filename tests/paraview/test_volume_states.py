@@ -146,3 +146,40 @@ def test_committed_volume_states_render_a_fresh_run(volume_b, tmp_path):
         assert stats["background"] == (255, 255, 255)
         assert stats["drawn"] > 0.05, (p.name, stats)
         assert stats["red"] > 30, (p.name, stats)  # the descent path
+
+
+PVD = LOAD + r"""
+import sys
+from paraview import simple as S
+from paraview import servermanager as sm
+reader = S.PVDReader(FileName=sys.argv[1])
+print("TIMES", list(reader.TimestepValues))
+critical = S.LossCriticalPoints(Input=reader)
+for t in reader.TimestepValues:
+    critical.UpdatePipeline(time=t)
+    data = sm.Fetch(critical)
+    print("MINIMA", t, sum(1 for k in range(data.GetNumberOfPoints())
+                           if data.GetPointData().GetArray("CriticalType").GetValue(k) == 0))
+"""
+
+
+def test_time_series_plays_in_paraview(tmp_path):
+    """A .pvd of planes (as lossvista evolve writes it) opens with its epochs as time steps, and the
+    plugin's filters follow the time: each step's critical points are its own plane's."""
+    from synthetic import make_surface
+
+    from pipeline.analyze import analyze_surface
+    from pipeline.vtkio import write_pvd, write_surface
+
+    surfaces = {0: make_surface("random", 0), 5: make_surface("random", 1)}
+    entries = []
+    for epoch, s in surfaces.items():
+        write_surface(tmp_path / f"surface_epoch_{epoch:03d}.vts", s)
+        entries.append({"file": tmp_path / f"surface_epoch_{epoch:03d}.vts", "timestep": epoch})
+    pvd = write_pvd(tmp_path / "landscape.pvd", entries)
+    proc = run_paraview(PVD, tmp_path, str(pvd))
+    lines = [ln.split() for ln in proc.stdout.splitlines()]
+    assert [ln for ln in proc.stdout.splitlines() if ln.startswith("TIMES")] == ["TIMES [0.0, 5.0]"]
+    minima = {float(ln[1]): int(ln[2]) for ln in lines if ln and ln[0] == "MINIMA"}
+    assert minima == {float(e): len(analyze_surface(s).minima) for e, s in surfaces.items()}
+    assert minima[0.0] != minima[5.0]  # the two planes differ, so a stale step would show

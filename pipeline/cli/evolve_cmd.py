@@ -1,0 +1,85 @@
+"""`lossvista evolve`: the landscape along training, the plane around several checkpoints."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import shown_path
+from .surface_cmd import allow_negative_specs
+
+EPILOG = """\
+examples:
+  lossvista evolve runs/demo                          # 6 checkpoints from the first to the last, 31 x 31
+  lossvista evolve runs/demo --epochs 0 1 2 5 10 --x -0.5:0.5:41 --y -0.5:0.5:41
+  lossvista evolve runs/demo --no-pictures            # the surfaces, their analysis and the .pvd only
+
+For each checkpoint theta_e: the random plane with the same seed (the run's random plane's, else 0),
+normalized to theta_e's filters, evaluated around theta_e and analysed. Files in RUN/evolve/:
+surface_epoch_<eee>.vts, topology_epoch_<eee>.json, landscape.pvd (a time series ParaView plays),
+evolution.json and evolution.png (the central basin and the critical points against epoch),
+landscape.gif and, when the run has its PCA plane, path_pca.gif (a marker travelling along the
+descent path), with their frames in frames/. An interrupted run continues where it stopped."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "evolve", help="the landscape along training: the plane around several checkpoints, as a time series",
+        description="Evaluate the filter-normalized random plane around several checkpoints (the same seed, each "
+        "normalized to its checkpoint's filters), analyse each, and write them as a time series with plots and "
+        "animations into RUN/evolve/.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    allow_negative_specs(p)
+    p.add_argument("run", metavar="RUN", help="run directory (checkpoints/, run.json)")
+    p.add_argument("--epochs", type=int, nargs="+", metavar="E",
+                   help="checkpoints to centre planes on (default: 6 spread from the first to the last)")
+    p.add_argument("--x", metavar="MIN:MAX:N", help="first axis of every plane (default -1:1:31)")
+    p.add_argument("--y", metavar="MIN:MAX:N", help="second axis (default as --x)")
+    p.add_argument("--seed", type=int, help="seed of the directions (default: the run's random plane's, else 0)")
+    p.add_argument("--split", choices=["train", "test"], default="train", help="data split (default: %(default)s)")
+    p.add_argument("--max-samples", type=int, metavar="N", help="evaluate a fixed seeded subset of N samples")
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--persistence", type=float, default=0.01, metavar="P",
+                   help="relative persistence threshold of each plane's analysis (default: %(default)s)")
+    p.add_argument("--delta", type=float, default=0.1, metavar="D",
+                   help="the central basin's width is taken at its minimum + D, in loss units, the same D at every "
+                   "epoch (default: %(default)s)")
+    p.add_argument("--no-pictures", dest="pictures", action="store_false",
+                   help="no evolution.png, GIFs or frames (the surfaces, analysis, .pvd and evolution.json only)")
+    p.set_defaults(func=_evolve)
+
+
+def _evolve(args: argparse.Namespace) -> int:
+    from ..datamodel import Grid, parse_axis
+    from ..engine import EvalConfig
+    from ..render.animate import landscape_animation, path_animation, plot_evolution
+    from ..rundir import RunDir
+    from ..workflow.evolve import EvolveOptions, evolve
+
+    grid = None
+    if args.x is not None or args.y is not None:
+        x = parse_axis(args.x or args.y, "x")
+        y = parse_axis(args.y or args.x, "y")
+        grid = Grid(*x, *y)
+    engine = {"device": args.device, "max_samples": args.max_samples}
+    options = EvolveOptions(epochs=tuple(args.epochs) if args.epochs else None, grid=grid, seed=args.seed,
+                            split=args.split, persistence=args.persistence, delta=args.delta,
+                            eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
+    result = evolve(RunDir(args.run), options)
+    err = sys.stderr
+    print(f"planes around {len(result.epochs)} checkpoints ({', '.join(map(str, result.epochs))}):", file=err)
+    for r in result.rows:
+        b = r["central_basin"]
+        print(f"  epoch {r['epoch']:>4}: loss {r['centre_loss']:.4g}, {r['counts']['minimum']} minima, central basin "
+              f"width {b['width_diameter']:.3g} at +{options.delta:g}", file=err)
+    files = [result.pvd, result.summary]
+    if args.pictures:
+        files.append(plot_evolution(result.rows, result.pvd.parent / "evolution.png", delta=options.delta,
+                                    unit=result.unit))
+        files.append(landscape_animation(result.pvd.parent)[1])
+        run = RunDir(args.run)
+        if run.surface("pca").is_file() and run.trajectory("pca").is_file():
+            files.append(path_animation(run, "pca")[1])
+        else:
+            print("  no PCA plane in the run: the path's animation is left out (lossvista run makes it)", file=err)
+    for f in files:
+        print(f"  {shown_path(f)}", file=err)
+    return 0
