@@ -11,6 +11,8 @@ import pytest
 
 from pipeline.topology import analyze, cell_areas
 
+from .test_topology_reference import elder_rule_pairs
+
 STEPS = ((-1, 0, 0), (0, 1, 0), (0, 0, 1))  # Freudenthal's steps, the first axis reversed
 
 
@@ -82,30 +84,7 @@ def union_find_pairs(f, superlevel: bool) -> set:
     """0-dim persistence pairs (birth vertex id, death vertex id), vertex by vertex over the tetrahedra's edges."""
     shape, key = f.shape, key_of(f)
     verts = sorted(np.ndindex(*shape), key=key, reverse=superlevel)
-    pos = {v: k for k, v in enumerate(verts)}
-    nbrs = {v: set() for v in verts}
-    for tet in tetrahedra(shape):
-        for a in tet:
-            nbrs[a] |= set(tet) - {a}
-    parent, birth, pairs = {}, {}, set()
-
-    def find(v):
-        while parent[v] != v:
-            v = parent[v]
-        return v
-
-    for v in verts:
-        parent[v], birth[v] = v, v
-        roots = {find(w) for w in nbrs[v] if w in parent and w != v}
-        if not roots:
-            continue
-        elder = min(roots, key=lambda r: pos[birth[r]])
-        for r in roots:
-            if r != elder:
-                pairs.add((vid(birth[r], shape), vid(v, shape)))
-                parent[r] = elder
-        parent[v] = elder
-    return pairs
+    return elder_rule_pairs(verts, tetrahedra(shape), lambda v: vid(v, shape))
 
 
 def random_fields():

@@ -67,16 +67,14 @@ def link_components(f: np.ndarray):
     return lower, upper, chi_lower
 
 
-def union_find_pairs(f: np.ndarray, superlevel: bool):
-    """0-dim persistence pairs (birth vertex id, death vertex id), vertex by vertex."""
-    nx, ny = f.shape
-    key = order_key(f)
-    verts = sorted(((i, j) for i in range(nx) for j in range(ny)), key=lambda v: key(*v), reverse=superlevel)
+def elder_rule_pairs(verts: list, simplices, vertex_id) -> set:
+    """0-dim persistence pairs ``(vertex_id(birth), vertex_id(death))`` of vertices added in the
+    order ``verts``, joined along the edges of ``simplices`` (union-find, elder rule)."""
     pos = {v: k for k, v in enumerate(verts)}
     nbrs = {v: set() for v in verts}
-    for tri in triangulation(nx, ny):
-        for a in tri:
-            nbrs[a] |= set(tri) - {a}
+    for simplex in simplices:
+        for a in simplex:
+            nbrs[a] |= set(simplex) - {a}
     parent, birth, pairs = {}, {}, set()
 
     def find(v):
@@ -92,10 +90,18 @@ def union_find_pairs(f: np.ndarray, superlevel: bool):
         elder = min(roots, key=lambda r: pos[birth[r]])
         for r in roots:
             if r != elder:
-                pairs.add((birth[r][0] + nx * birth[r][1], v[0] + nx * v[1]))
+                pairs.add((vertex_id(birth[r]), vertex_id(v)))
                 parent[r] = elder
         parent[v] = elder
     return pairs
+
+
+def union_find_pairs(f: np.ndarray, superlevel: bool):
+    """0-dim persistence pairs (birth vertex id, death vertex id), vertex by vertex."""
+    nx, ny = f.shape
+    key = order_key(f)
+    verts = sorted(((i, j) for i in range(nx) for j in range(ny)), key=lambda v: key(*v), reverse=superlevel)
+    return elder_rule_pairs(verts, triangulation(nx, ny), lambda v: v[0] + nx * v[1])
 
 
 def random_fields():

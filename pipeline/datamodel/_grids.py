@@ -80,8 +80,29 @@ def _check_axes(obj: Any, names: str) -> None:
             raise ValueError(f"{a}min must be < {a}max; got {getattr(obj, a + 'min')} and {getattr(obj, a + 'max')}")
 
 
+class _PlaneAxes:
+    """The coefficients along the first two directions, shared by :class:`Grid` and :class:`Lattice`."""
+
+    xmin: float
+    xmax: float
+    nx: int
+    ymin: float
+    ymax: float
+    ny: int
+
+    @property
+    def xs(self) -> np.ndarray:
+        """(nx,) float64 coefficients along the first direction."""
+        return _axis(self.xmin, self.xmax, self.nx)
+
+    @property
+    def ys(self) -> np.ndarray:
+        """(ny,) float64 coefficients along the second direction."""
+        return _axis(self.ymin, self.ymax, self.ny)
+
+
 @dataclass(frozen=True)
-class Grid:
+class Grid(_PlaneAxes):
     """A rectangular grid of (alpha, beta) coefficients.
 
     ``xs[i] = linspace(xmin, xmax, nx)[i]``; the surface value ``loss[i, j]`` is at
@@ -120,16 +141,6 @@ class Grid:
         return 1 if self.ny == 1 else 2
 
     @property
-    def xs(self) -> np.ndarray:
-        """(nx,) float64 coefficients along the first direction."""
-        return _axis(self.xmin, self.xmax, self.nx)
-
-    @property
-    def ys(self) -> np.ndarray:
-        """(ny,) float64 coefficients along the second direction."""
-        return _axis(self.ymin, self.ymax, self.ny)
-
-    @property
     def axes(self) -> tuple[np.ndarray, ...]:
         """``(xs, ys)``."""
         return self.xs, self.ys
@@ -152,7 +163,7 @@ class Grid:
 
 
 @dataclass(frozen=True)
-class Lattice:
+class Lattice(_PlaneAxes):
     """A box of (alpha, beta, gamma) coefficients: the grid of a volume ``theta + a x + b y + c z``.
 
     ``xs``, ``ys``, ``zs`` as for :class:`Grid`; a volume value ``loss[i, j, l]`` is at
@@ -190,16 +201,6 @@ class Lattice:
     @property
     def ndim(self) -> int:
         return 3
-
-    @property
-    def xs(self) -> np.ndarray:
-        """(nx,) float64 coefficients along the first direction."""
-        return _axis(self.xmin, self.xmax, self.nx)
-
-    @property
-    def ys(self) -> np.ndarray:
-        """(ny,) float64 coefficients along the second direction."""
-        return _axis(self.ymin, self.ymax, self.ny)
 
     @property
     def zs(self) -> np.ndarray:

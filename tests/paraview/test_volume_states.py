@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import collections
 import subprocess
-import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkIOXML import vtkXMLImageDataReader, vtkXMLPolyDataReader
 
 from conftest import LOAD, ROOT, STATES, clean_env, picture_stats, run_paraview
+from test_states import _sources
 
 pytestmark = pytest.mark.paraview
 
@@ -97,16 +97,6 @@ def test_plugin_filters_take_a_volume(volume_a, tmp_path):
     assert set(np.round(levels, 9).tolist()) <= set(np.round(np.linspace(1.0, 2.5, 4), 9).tolist())
     values = vtk_to_numpy(iso.GetPointData().GetArray("loss"))
     assert np.allclose(values, levels, atol=1e-9)  # each point lies on its level
-
-
-def _sources(pvsm) -> dict[str, str]:
-    root = ET.parse(pvsm).getroot()
-    types = {p.get("id"): p.get("type") for p in root.iter("Proxy") if p.get("group") in ("sources", "filters")}
-    names = {}
-    for coll in root.iter("ProxyCollection"):
-        if coll.get("name") == "sources":
-            names.update({item.get("name"): types.get(item.get("id")) for item in coll.iter("Item")})
-    return names
 
 
 @pytest.fixture(scope="module")
