@@ -328,3 +328,29 @@ def test_compare_volumes(volume_run, tmp_path):
     assert "(α, β, γ)" in proc.stdout
     assert (tmp_path / "out" / "compare_volume_random.json").is_file()
     assert (tmp_path / "out" / "compare_volume_random.png").is_file()
+
+
+def test_rerunning_a_finished_volume_keeps_it(volume_run):
+    root, _ = volume_run
+    target = root / "volume_random.vti"
+    before = (target.stat().st_mtime_ns, target.read_bytes())
+    proc = cli("volume", "--run", str(root), "--kind", "random", *SMALL)
+    assert proc.returncode == 0, proc.stderr
+    assert (target.stat().st_mtime_ns, target.read_bytes()) == before  # the same fingerprint: nothing evaluated
+
+
+def test_make_volume_as_run_does(volume_run, tmp_path):
+    """`lossvista run --volume`'s step: directions, path, volume on its default lattice, analysis."""
+    import shutil
+
+    from pipeline.engine import EvalConfig
+    from pipeline.rundir import RunDir
+    from pipeline.workflow.volume import make_volume
+
+    root = shutil.copytree(volume_run[0], tmp_path / "run")
+    made = make_volume(RunDir(root), "pca", points=3, eval_config=EvalConfig(device="cpu", max_samples=200))
+    assert [p.name for p in made["files"]] == ["pca_3d.pt", "trajectory_volume_pca.vtp", "volume_pca.vti",
+                                               "critical_points_volume_pca.vtp", "topology_volume_pca.json"]
+    v = read_volume(root / "volume_pca.vti")
+    assert v.grid.shape == (3, 3, 3) and len(v.meta["directions"]["explained_variance"]) == 3
+    assert made["topology"].ndim == 3 and "basin" in v.extra
