@@ -67,9 +67,9 @@ def _evolve(args: argparse.Namespace) -> int:
     err = sys.stderr
     print(f"planes around {len(result.epochs)} checkpoints ({', '.join(map(str, result.epochs))}):", file=err)
     for r in result.rows:
-        b = r["central_basin"]
-        print(f"  epoch {r['epoch']:>4}: loss {r['centre_loss']:.4g}, {r['counts']['minimum']} minima, central basin "
-              f"width {b['width_diameter']:.3g} at +{options.delta:g}", file=err)
+        b, n = r["central_basin"], r["counts"]["minimum"]
+        print(f"  epoch {r['epoch']:>4}: loss {r['centre_loss']:.4g}, {n} minim{'um' if n == 1 else 'a'}, central "
+              f"basin width {b['width_diameter']:.3g} at +{options.delta:g}", file=err)
     files = [result.pvd, result.summary]
     if args.pictures:
         files.append(plot_evolution(result.rows, result.pvd.parent / "evolution.png", delta=options.delta,

@@ -56,8 +56,9 @@ def plot_evolution(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
     ax2.plot(epochs, [b["width_diameter"] for b in basin], "o-", color="#4daf4a")
     ax2.set_ylabel(f"width at min + {delta:g}\n(plane units)")
     ax2.set_ylim(bottom=0)
-    for name, style in (("minimum", "v-"), ("saddle", "X-"), ("maximum", "^-")):
-        ax3.plot(epochs, [r["counts"].get(name, 0) for r in rows], style, label=f"{name}s")
+    for name, plural, style in (("minimum", "minima", "v-"), ("saddle", "saddles", "X-"), ("maximum", "maxima", "^-")):
+        ax3.plot(epochs, [r["counts"].get(name, 0) for r in rows], style, label=plural)
+    ax3.yaxis.get_major_locator().set_params(integer=True)
     ax3.set_ylabel("critical points\n(above threshold)")
     ax3.set_xlabel(unit)
     ax3.legend(fontsize=8)
