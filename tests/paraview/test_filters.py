@@ -333,7 +333,8 @@ surface = S.XMLStructuredGridReader(FileName=[run + "/surface_random.vts"])
 path = S.XMLPolyDataReader(FileName=[run + "/trajectory_random.vtp"])
 cases = {
     "polydata": S.LossThreshold(Input=path),
-    "volume": S.LossContours(Input=S.Wavelet()),
+    "volume": S.WarpByLoss(Input=S.Wavelet()),
+    "thin": S.LossContours(Input=S.Wavelet(WholeExtent=[0, 20, 0, 0, 0, 20])),
     "no_array": S.LossCriticalPoints(Input=surface, Array="nope"),
     "no_surface": S.WarpByLoss(Input=path),
     "log_range": S.LossContours(Input=surface, Spacing="Log", RangeMode="Given", Range=[-1.0, 2.0]),
@@ -348,13 +349,13 @@ for name, f in cases.items():
 def test_bad_input_gives_clear_errors_in_the_output_window(outputs, tmp_path):
     proc = run_paraview(ERRORS, tmp_path, str(outputs[1]))
     counts = dict(line.split() for line in proc.stdout.splitlines() if len(line.split()) == 2)
-    assert set(counts) == {"polydata", "volume", "no_array", "no_surface", "log_range", "twice"}
+    assert set(counts) == {"polydata", "volume", "thin", "no_array", "no_surface", "log_range", "twice"}
     assert all(v == "0" for v in counts.values()), counts  # no output on bad input
     for message in (
         "Loss Threshold: the input must be a 2D grid (a lossvista surface_*.vts: vtkStructuredGrid with "
         "dimensions (nx, ny, 1)); got a vtkPolyData",
-        "Loss Contours: the input must be a 2D grid with dimensions (nx, ny, 1), nx and ny >= 2; "
-        "got dimensions (21, 21, 21)",
+        "Warp By Loss: the input is a volume: its third axis is a direction (gamma), not a height",
+        "Loss Contours: the input must be a volume with every dimension >= 2; got (21, 1, 21)",
         "Loss Critical Points: the input has no point array 'nope' (point arrays: loss, accuracy, valid, bounded)",
         "Warp By Loss: the automatic scale needs the loss surface: connect it",
         "Loss Contours: log spacing needs a positive range; the range starts at -1",
