@@ -22,7 +22,8 @@ import sys
 from .. import __version__
 
 # Subcommands in the order of the pipeline's stages; each name is a module of this package.
-COMMANDS = ["run", "train", "import", "directions", "surface", "trajectory", "analyze", "render", "export", "compare"]
+COMMANDS = ["run", "train", "import", "directions", "surface", "trajectory", "analyze", "curvature", "render", "export",
+            "compare"]
 
 
 class _Parser(argparse.ArgumentParser):
