@@ -23,14 +23,18 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PLANES", "VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
+    "PLANES", "DEFAULT_PLANES", "VIEWS", "HESSIAN_VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
     "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
     "find_meta", "num_classes", "chance_loss", "cap_reference", "default_cap", "surface_cap", "DEFAULT_CAP_FACTOR",
     "log10_or_nan", "threshold", "contour_levels", "axis_labels",
 ]
 
-PLANES = ("random", "pca")  # the planes a run computes by default
+PLANES = ("random", "pca", "hessian")  # the planes a run can compute, in the order pictures and pages show them
+DEFAULT_PLANES = ("random", "pca")  # the planes lossvista run computes unless told (--planes)
 VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # ParaView states: states/landscape_<view>.pvsm
+# views of a surface that holds curvature maps (lossvista surface --hessian), drawn only where it does:
+# a ParaView state states/landscape_<view>.pvsm and a quick look <plane>_<view>.png each
+HESSIAN_VIEWS = ("eig_ratio",)
 QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")  # matplotlib / pyvista pictures
 THRESHOLD_MODES = ("blank", "clamp", "log10")
 DEFAULT_CAP_FACTOR = 5.0

@@ -24,16 +24,16 @@ from typing import Any, Callable, Sequence
 
 from .config import RunConfig, check_float, check_int
 from .datamodel import Grid
-from .display import PLANES, QUICKLOOK_VIEWS
+from .display import DEFAULT_PLANES, HESSIAN_VIEWS, PLANES, QUICKLOOK_VIEWS, VIEWS
 from .errors import LossvistaError, ParameterError, param
 from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_directions", "make_trajectory", "render_pictures", "export", "RunOptions", "RunResult", "landscape",
+__all__ = ["make_directions", "HessianOptions", "make_trajectory", "render_pictures", "export", "RunOptions", "RunResult", "landscape",
            "run_pipeline", "DIRECTION_KINDS", "BACKENDS", "EXPORT_FORMATS"]
 
-DIRECTION_KINDS = ("random", "pca", "interp")
+DIRECTION_KINDS = ("random", "pca", "interp", "hessian")
 BACKENDS = ("auto", "paraview", "pyvista", "none")
 EXPORT_FORMATS = ("ply", "obj", "stl", "html")  # the mesh formats of pipeline.vtkio, and the page
 Notice = Callable[[str], None]
@@ -68,13 +68,16 @@ def _warn_gaps(run: RunDir, what: str) -> None:
 def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: str | None = None,
                     dir_type: str | None = None, seed: int = 0, ndim: int = 2, epoch: int | None = None,
                     from_epoch: int | None = None, to_epoch: int | None = None,
-                    out: str | Path | None = None) -> tuple[Any, Path]:
+                    out: str | Path | None = None, hessian: Any = None) -> tuple[Any, Path]:
     """Directions of ``kind`` for ``run``, saved to ``out`` (default ``RUN/directions/<kind>.pt``).
 
     random: Gaussian directions around checkpoint ``epoch`` (default the last), ``norm`` (default
     filter), ``ignore`` (default biasbn), ``dir_type`` (default weights), ``seed``, ``ndim``.
     pca: the top two principal components of the checkpoints up to ``epoch`` minus that checkpoint.
     interp: the 1D direction from ``from_epoch`` (default 0) to ``to_epoch`` (default the last).
+    hessian: the top two eigenvectors of the Hessian of the run's loss on its train split at
+    checkpoint ``epoch`` (default the last), ``norm`` none (default) or filter, ``ignore``,
+    ``seed``; ``hessian`` a :class:`HessianOptions` (tolerance, iterations, samples, device).
     Returns ``(directions, path)``.
     """
     from .directions import interpolation_direction, pca_directions, random_directions
@@ -98,6 +101,16 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
         _warn_gaps(run, "the PCA of the trajectory")
         d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=dir_type or "weights",
                            model=skeleton(), model_name=model_name)
+    elif kind == "hessian":
+        from .directions import hessian_directions
+
+        opts = hessian or HessianOptions()
+        model, centre = opened.build_model(_epoch(run, epoch, "epoch", epochs[-1]))
+        data = opened.data("train")
+        d = hessian_directions(model, data, loss=opened.loss(), ignore=ignore, norm=norm or "none", seed=seed,
+                               tol=opts.tol, max_iter=opts.max_iter, max_samples=opts.max_samples,
+                               sample_seed=opts.sample_seed, device=opts.device, rise=_rise(opened, data),
+                               centre=run.checkpoint(centre), model_name=model_name)
     else:
         e1 = _epoch(run, from_epoch, "from_epoch", epochs[0])
         e2 = _epoch(run, to_epoch, "to_epoch", epochs[-1])
@@ -107,6 +120,39 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
         d = interpolation_direction(run.checkpoint(e1), run.checkpoint(e2), dir_type=dir_type or "states",
                                     model=skeleton(), model_name=model_name)
     return d, d.save(out or run.directions(kind))
+
+
+@dataclass(frozen=True)
+class HessianOptions:
+    """How ``make_directions`` finds the Hessian directions (the eigenvectors' accuracy and cost)."""
+
+    tol: float = 1e-3  # Lanczos residual relative to the spectral radius
+    max_iter: int = 200  # Lanczos steps at most
+    max_samples: int | None = None  # a seeded subset of the train split; None: all of it
+    sample_seed: int = 0
+    device: str | None = None  # None: cuda when available
+
+    def __post_init__(self) -> None:
+        check_float("tol", self.tol, 0.0, low_open=True)
+        check_int("max_iter", self.max_iter, 2)
+        check_int("max_samples", self.max_samples, 1, optional=True)
+        check_int("sample_seed", self.sample_seed)
+
+
+def _rise(opened: Any, data: Any) -> float:
+    """The loss of a guess that knows nothing on ``data``: ``ln(num_classes)`` for class losses,
+    else the best constant prediction's loss (data in memory), else 1."""
+    import math
+
+    from .engine.points import as_objective
+    from .objective import CLASS_LOSSES
+    from .surface.job import _baseline
+
+    spec = opened.loss()
+    if spec.name in CLASS_LOSSES and opened.num_classes:
+        return math.log(opened.num_classes)
+    base = _baseline(as_objective(spec), data) if spec.name not in CLASS_LOSSES else None
+    return base if base is not None and math.isfinite(base) and base > 0 else 1.0
 
 
 def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "train",
@@ -169,8 +215,10 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     with a notice), ``none``. ``with_quicklooks``: the quick looks too, beside ParaView's views
     (what ``lossvista run`` makes). ``planes``: default every plane whose surface exists; then
     ParaView skips, with a notice, the planes without a trajectory (its states draw the path).
-    ``views``: default all; the quick looks have no ``3d_contours``. ``out``: the pictures'
-    folder (default ``RUN/renders``; quick looks beside ParaView's go to ``RUN/renders/quicklook``).
+    ``views``: default all, ``eig_ratio`` (:data:`~pipeline.display.HESSIAN_VIEWS`) for the planes
+    whose surface holds curvature maps (``lossvista surface --hessian``); the quick looks have no
+    ``3d_contours``. ``out``: the pictures' folder (default ``RUN/renders``; quick looks beside
+    ParaView's go to ``RUN/renders/quicklook``).
     """
     from .render import pvbatch
     from .render.quicklook import render_run_quicklook
@@ -190,15 +238,27 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     if backend == "auto" and not use_paraview:
         say("ParaView (pvbatch, and xvfb-run without a display) not found: rendering the pyvista/matplotlib quick "
             "looks only; install Debian's paraview and xvfb for the ParaView views")
+    unknown = [v for v in (views or ()) if v not in VIEWS + HESSIAN_VIEWS]
+    if unknown:
+        raise ParameterError(f"{param('views')} must be among {', '.join(map(repr, VIEWS + HESSIAN_VIEWS))}; "
+                             f"got {unknown}")
+    mapped = [p for p in chosen if _has_maps(run, p)]  # planes whose surface holds eig_ratio
+    curvature_views = [v for v in (views or HESSIAN_VIEWS) if v in HESSIAN_VIEWS]
+    if views and curvature_views and not mapped:
+        raise LossvistaError(f"{', '.join(curvature_views)} needs a surface with curvature maps; none of "
+                             f"{', '.join(run.surface(p).name for p in chosen)} has them (lossvista surface --hessian)")
+    landscape_views = [v for v in views if v in VIEWS] if views else None
     pictures: list[Path] = []
     if with_quicklooks or not use_paraview:
         quick = [v for v in (views or QUICKLOOK_VIEWS) if v in QUICKLOOK_VIEWS]
-        skipped = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS]
+        skipped = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS + HESSIAN_VIEWS]
         if skipped:
             say(f"the quick looks have no {', '.join(skipped)} view; skipped")
         folder = out if (out and not use_paraview) else run.quicklooks
-        for plane in (chosen if quick else []):
-            pictures += render_run_quicklook(run.root, plane, quick, folder)
+        for plane in chosen:
+            wanted = quick + (curvature_views if plane in mapped else [])
+            if wanted:
+                pictures += render_run_quicklook(run.root, plane, wanted, folder)
     if use_paraview:
         ready = chosen
         if not planes:  # default planes: skip, with a notice, those the states cannot draw
@@ -207,8 +267,21 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
                 if p not in ready:
                     say(f"the {p} plane has no {run.trajectory(p).name} (lossvista trajectory --run RUN "
                         f"--directions RUN/directions/{p}.pt); not rendered with ParaView")
-        pictures += pvbatch.render_paraview(run.root, ready or chosen, views, out or run.renders, size=size)
+        if landscape_views is None or landscape_views:
+            pictures += pvbatch.render_paraview(run.root, ready or chosen, landscape_views, out or run.renders,
+                                                size=size)
+        drawn = [p for p in (ready or chosen) if p in mapped]
+        if curvature_views and drawn:
+            pictures += pvbatch.render_paraview(run.root, drawn, curvature_views, out or run.renders, size=size)
     return pictures
+
+
+def _has_maps(run: RunDir, plane: str) -> bool:
+    """Whether the plane's surface holds the curvature maps (``eig_ratio``)."""
+    from .vtkio import read_surface
+
+    path = run.surface(plane)
+    return path.is_file() and "eig_ratio" in read_surface(path).names()
 
 
 def export(source: str | Path, format: str, *, out: str | Path | None = None, array: str = "loss",
@@ -240,14 +313,14 @@ def export(source: str | Path, format: str, *, out: str | Path | None = None, ar
 class RunOptions:
     """How ``lossvista run`` does its work (the preset says what)."""
 
-    planes: tuple[str, ...] = PLANES
+    planes: tuple[str, ...] = DEFAULT_PLANES
     backend: str = "auto"  # auto: ParaView when pvbatch is found, else pyvista quick looks only
     max_samples: int | None = None  # evaluate surfaces and path losses on a seeded subset
     device: str | None = None  # surfaces: None = cuda when available
     precision: str = "fp32"
     persistence: float = 0.01  # analysis threshold, a fraction of the value range (relative), in [0, 1)
     restart_training: bool = False
-    pca_points: int = 51  # per axis on the PCA plane
+    pca_points: int = 51  # per axis on the planes whose extent is their own (PCA, Hessian)
     page: bool = True  # write RUN/index.html, the run's self-contained page
 
     def __post_init__(self) -> None:
@@ -320,15 +393,20 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     lap("train")
     split = "train" if cfg.split == "both" else cfg.split
     for plane in options.planes:
-        d, dfile = make_directions(run, plane, norm=cfg.norm, ignore=cfg.ignore, seed=cfg.direction_seed)
+        d, dfile = make_directions(run, plane, norm=cfg.norm if plane == "random" else None, ignore=cfg.ignore,
+                                   seed=cfg.direction_seed)
         lap("directions")
         traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples)
         lap("trajectory")
-        grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid
+        grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid if plane == "pca" else None
         if grid is None and plane == "pca":
             from .trajectory import pca_grid
 
             grid = pca_grid(traj, n=options.pca_points)
+        elif grid is None and plane == "hessian":
+            from .surface import default_grid
+
+            grid = default_grid(run, d, n=options.pca_points)
         request = SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=cfg.split,
                                  eval=EvalConfig(device=options.device, precision=options.precision,
                                                  max_samples=options.max_samples, batch_size=cfg.eval_batch_size))

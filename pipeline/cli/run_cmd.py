@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from ..display import PLANES
 from ._common import add_train_options, run_config_from_args, shown_path, stop_on_signals
 
 
@@ -19,7 +20,8 @@ def register(sub) -> None:
     add_train_options(p)
     p.add_argument("--out", metavar="RUN", help="run directory (default: runs/<preset>)")
     p.add_argument("--planes", default="random,pca", metavar="LIST",
-                   help="planes to compute, comma-separated: random, pca (default: %(default)s)")
+                   help="planes to compute, comma-separated: random, pca, hessian (the top two eigenvectors of the "
+                   "Hessian at the final weights; see docs/curvature.md) (default: %(default)s)")
     p.add_argument("--grid", metavar="N", type=int,
                    help="points per axis of both planes (odd, so 0 is a grid point; default: the preset's 51)")
     p.add_argument("--backend", choices=["auto", "paraview", "pyvista", "none"], default="auto",
@@ -67,7 +69,7 @@ def _print_summary(result, seconds: float) -> None:
     acc = result.summary.get("test_accuracy")
     what = f"test accuracy {acc:.3f}" if acc is not None else "your training's checkpoints"
     print(f"\nlossvista run finished in {seconds:.0f} s: {result.root}/  ({what})", file=err)
-    for plane in ("random", "pca"):
+    for plane in PLANES:
         s = result.summary.get(plane)
         if not s:
             continue

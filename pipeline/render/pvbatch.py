@@ -25,7 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..display import VIEWS
+from ..display import HESSIAN_VIEWS, VIEWS
 from ..errors import LossvistaError, param
 from ..rundir import RunDir
 
@@ -105,7 +105,8 @@ def render_paraview(
     plane : str or sequence of str, default "random"
         ``"random"``, ``"pca"`` or both (any name with files ``surface_<plane>.vts`` etc.
         works). Several planes are rendered in the same pvbatch process.
-    views : names from :data:`VIEWS`; default: all four.
+    views : names from :data:`VIEWS`, default all four; or :data:`~pipeline.display.HESSIAN_VIEWS`
+        (``eig_ratio``) for surfaces with curvature maps.
     out_dir : default ``run_dir/renders``. Pictures are ``<out_dir>/<plane>_<view>.png``
         (returned as absolute paths, planes in the order given, then views).
     pvbatch : path or name of the executable; default: ``pvbatch`` on ``PATH``.
@@ -123,9 +124,9 @@ def render_paraview(
         pvbatch failed (the message ends with the last line of its stderr) or timed out.
     """
     views = tuple(VIEWS if views is None else views)
-    bad = [v for v in views if v not in VIEWS]
+    bad = [v for v in views if v not in VIEWS + HESSIAN_VIEWS]
     if bad or not views:
-        raise ValueError(f"views must be among {', '.join(map(repr, VIEWS))}; got {list(views)!r}")
+        raise ValueError(f"views must be among {', '.join(map(repr, VIEWS + HESSIAN_VIEWS))}; got {list(views)!r}")
     planes = [plane] if isinstance(plane, str) else list(plane)
     if not planes or not all(isinstance(p, str) and re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in planes):
         raise ValueError(f"plane must be a plane name such as 'random' or 'pca' (or a list of them); got {plane!r}")
