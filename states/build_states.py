@@ -210,7 +210,7 @@ def _show_eig_ratio(simple, view, surface, contours):
     lut.AutomaticRescaleRangeMode = "Never"
     rep.LookupTable = lut
     rep.SetScalarBarVisibility(view, True)
-    _style_bar(simple.GetScalarBar(lut, view), "|lambda_min / lambda_max|", (0.89, 0.58), length=0.36)
+    _style_bar(simple.GetScalarBar(lut, view), "abs(lambda_min / lambda_max)", (0.89, 0.58), length=0.36)
     lines = simple.Show(contours, view)
     lines.ColorArrayName = ["POINTS", ""]
     lines.AmbientColor = lines.DiffuseColor = [1.0, 1.0, 1.0]

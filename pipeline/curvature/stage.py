@@ -110,6 +110,7 @@ def curvature_run(run: RunDir | str | Path, options: CurvatureOptions = Curvatur
     say = notice or (lambda msg: log.warning("%s", msg))
     run = run if isinstance(run, RunDir) else RunDir(run)
     opened = Run(run)
+    run.read_run()  # one line when RUN is not a run directory
     have = run.epochs()
     if not have:
         raise LossvistaError(f"{run.checkpoints_dir} holds no epoch_*.pt checkpoints; train first")
