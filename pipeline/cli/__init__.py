@@ -23,7 +23,7 @@ from .. import __version__
 
 # Subcommands in the order of the pipeline's stages; each name is a module of this package.
 COMMANDS = ["run", "train", "import", "directions", "surface", "trajectory", "analyze", "curvature", "render", "export",
-            "compare"]
+            "compare", "study"]
 
 
 class _Parser(argparse.ArgumentParser):
