@@ -419,7 +419,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
                                  if outcome.points else None,
                                  "minima": counts.get("minimum", 0), "saddles": counts.get("saddle", 0),
                                  "maxima": counts.get("maximum", 0),
-                                 "explained_variance": d.meta.get("explained_variance")}
+                                 "explained_variance": d.meta.get("explained_variance"),
+                                 "eigenvalues": d.meta.get("eigenvalues")}
         result.files[plane] = [dfile, tfile, outcome.out, afiles.critical_points, afiles.topology]
         lap("analysis")
     result.pictures += render_pictures(run, backend=options.backend, planes=options.planes, with_quicklooks=True,

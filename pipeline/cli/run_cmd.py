@@ -75,10 +75,12 @@ def _print_summary(result, seconds: float) -> None:
             continue
         ev = s.get("explained_variance")
         extra = f", PCs explain {100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%" if ev else ""
+        if s.get("eigenvalues"):
+            extra += f", Hessian eigenvalues {s['eigenvalues'][0]:.4g} and {s['eigenvalues'][1]:.4g}"
         speed = f", {s['points_per_second']} points/s" if s.get("points_per_second") else ""
         counts = ", ".join(_count(s[key], one, many) for key, one, many in (
             ("minima", "minimum", "minima"), ("saddles", "saddle", "saddles"), ("maxima", "maximum", "maxima")))
-        print(f"  {plane:6s} plane {s['grid']}{speed}: {counts} above the persistence threshold{extra}",
+        print(f"  {plane:7s} plane {s['grid']}{speed}: {counts} above the persistence threshold{extra}",
               file=err)
         for path in result.files.get(plane, []):
             print(f"    {shown_path(path)}", file=err)
