@@ -20,23 +20,22 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .config import RunConfig, check_float, check_int
 from .datamodel import Grid
-from .display import DEFAULT_PLANES, HESSIAN_VIEWS, PLANES, QUICKLOOK_VIEWS, VIEWS
+from .display import DEFAULT_PLANES, PLANES
 from .errors import LossvistaError, ParameterError, param
+from .render.pictures import BACKENDS, Notice, render_pictures
 from .rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["make_directions", "HessianOptions", "make_trajectory", "render_pictures", "export", "RunOptions", "RunResult", "landscape",
+__all__ = ["make_directions", "make_trajectory", "render_pictures", "export", "RunOptions", "RunResult", "landscape",
            "run_pipeline", "DIRECTION_KINDS", "BACKENDS", "EXPORT_FORMATS"]
 
 DIRECTION_KINDS = ("random", "pca", "interp", "hessian")
-BACKENDS = ("auto", "paraview", "pyvista", "none")
 EXPORT_FORMATS = ("ply", "obj", "stl", "html")  # the mesh formats of pipeline.vtkio, and the page
-Notice = Callable[[str], None]
 
 
 def _epochs(run: RunDir) -> list[int]:
@@ -77,7 +76,8 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
     interp: the 1D direction from ``from_epoch`` (default 0) to ``to_epoch`` (default the last).
     hessian: the top two eigenvectors of the Hessian of the run's loss on its train split at
     checkpoint ``epoch`` (default the last), ``norm`` none (default) or filter, ``ignore``,
-    ``seed``; ``hessian`` a :class:`HessianOptions` (tolerance, iterations, samples, device).
+    ``seed``; ``hessian`` a :class:`pipeline.directions.hessian.HessianOptions` (tolerance,
+    iterations, samples, device).
     Returns ``(directions, path)``.
     """
     from .directions import interpolation_direction, pca_directions, random_directions
@@ -102,7 +102,7 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
         d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=dir_type or "weights",
                            model=skeleton(), model_name=model_name)
     elif kind == "hessian":
-        from .directions import hessian_directions
+        from .directions.hessian import HessianOptions, hessian_directions
 
         opts = hessian or HessianOptions()
         model, centre = opened.build_model(_epoch(run, epoch, "epoch", epochs[-1]))
@@ -122,37 +122,15 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
     return d, d.save(out or run.directions(kind))
 
 
-@dataclass(frozen=True)
-class HessianOptions:
-    """How ``make_directions`` finds the Hessian directions (the eigenvectors' accuracy and cost)."""
-
-    tol: float = 1e-3  # Lanczos residual relative to the spectral radius
-    max_iter: int = 200  # Lanczos steps at most
-    max_samples: int | None = None  # a seeded subset of the train split; None: all of it
-    sample_seed: int = 0
-    device: str | None = None  # None: cuda when available
-
-    def __post_init__(self) -> None:
-        check_float("tol", self.tol, 0.0, low_open=True)
-        check_int("max_iter", self.max_iter, 2)
-        check_int("max_samples", self.max_samples, 1, optional=True)
-        check_int("sample_seed", self.sample_seed)
-
-
 def _rise(opened: Any, data: Any) -> float:
-    """The loss of a guess that knows nothing on ``data``: ``ln(num_classes)`` for class losses,
-    else the best constant prediction's loss (data in memory), else 1."""
-    import math
-
+    """The loss of a guess that knows nothing on ``data`` (:func:`pipeline.display.chance_loss`): the
+    best constant prediction's loss (regression losses, data in memory), else ``ln(num_classes)``."""
+    from .display import chance_loss
     from .engine.points import as_objective
-    from .objective import CLASS_LOSSES
     from .surface.job import _baseline
 
-    spec = opened.loss()
-    if spec.name in CLASS_LOSSES and opened.num_classes:
-        return math.log(opened.num_classes)
-    base = _baseline(as_objective(spec), data) if spec.name not in CLASS_LOSSES else None
-    return base if base is not None and math.isfinite(base) and base > 0 else 1.0
+    return chance_loss({"baseline_loss": _baseline(as_objective(opened.loss()), data),
+                        "num_classes": opened.num_classes})
 
 
 def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "train",
@@ -202,86 +180,6 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
                       "sample_seed": sample_seed, "directions_file": str(directions_file),
                       "dataset": opened.dataset_name, "loss_name": opened.loss().label, "unit": opened.unit})
     return traj, write_trajectory(out, traj)
-
-
-def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str] | None = None,
-                    views: Sequence[str] | None = None, out: str | Path | None = None,
-                    size: tuple[int, int] = (1200, 900), with_quicklooks: bool = False,
-                    notice: Notice | None = None) -> list[Path]:
-    """The pictures of a run's planes.
-
-    ``backend``: ``paraview`` (pvbatch and the saved states), ``pyvista`` (the matplotlib and
-    pyvista quick looks), ``auto`` (ParaView when pvbatch can render here, else the quick looks
-    with a notice), ``none``. ``with_quicklooks``: the quick looks too, beside ParaView's views
-    (what ``lossvista run`` makes). ``planes``: default every plane whose surface exists; then
-    ParaView skips, with a notice, the planes without a trajectory (its states draw the path).
-    ``views``: default all, ``eig_ratio`` (:data:`~pipeline.display.HESSIAN_VIEWS`) for the planes
-    whose surface holds curvature maps (``lossvista surface --hessian``); the quick looks have no
-    ``3d_contours``. ``out``: the pictures' folder (default ``RUN/renders``; quick looks beside
-    ParaView's go to ``RUN/renders/quicklook``).
-    """
-    from .render import pvbatch
-    from .render.quicklook import render_run_quicklook
-
-    say = notice or (lambda msg: log.warning("%s", msg))
-    if backend not in BACKENDS:
-        raise ParameterError(f"{param('backend')} must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
-    if backend == "none":
-        return []
-    if not run.root.is_dir():
-        raise LossvistaError(f"run directory not found: {str(run.root)!r}")
-    chosen = list(dict.fromkeys(planes)) if planes else [k for k in PLANES if run.surface(k).is_file()]
-    if not chosen:
-        raise LossvistaError(f"{str(run.root)!r} has no {run.surface('random').name} or {run.surface('pca').name}; "
-                             f"compute them first (lossvista run, or lossvista surface)")
-    use_paraview = backend == "paraview" or (backend == "auto" and pvbatch.paraview_available())
-    if backend == "auto" and not use_paraview:
-        say("ParaView (pvbatch, and xvfb-run without a display) not found: rendering the pyvista/matplotlib quick "
-            "looks only; install Debian's paraview and xvfb for the ParaView views")
-    unknown = [v for v in (views or ()) if v not in VIEWS + HESSIAN_VIEWS]
-    if unknown:
-        raise ParameterError(f"{param('views')} must be among {', '.join(map(repr, VIEWS + HESSIAN_VIEWS))}; "
-                             f"got {unknown}")
-    mapped = [p for p in chosen if _has_maps(run, p)]  # planes whose surface holds eig_ratio
-    curvature_views = [v for v in (views or HESSIAN_VIEWS) if v in HESSIAN_VIEWS]
-    if views and curvature_views and not mapped:
-        raise LossvistaError(f"{', '.join(curvature_views)} needs a surface with curvature maps; none of "
-                             f"{', '.join(run.surface(p).name for p in chosen)} has them (lossvista surface --hessian)")
-    landscape_views = [v for v in views if v in VIEWS] if views else None
-    pictures: list[Path] = []
-    if with_quicklooks or not use_paraview:
-        quick = [v for v in (views or QUICKLOOK_VIEWS) if v in QUICKLOOK_VIEWS]
-        skipped = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS + HESSIAN_VIEWS]
-        if skipped:
-            say(f"the quick looks have no {', '.join(skipped)} view; skipped")
-        folder = out if (out and not use_paraview) else run.quicklooks
-        for plane in chosen:
-            wanted = quick + (curvature_views if plane in mapped else [])
-            if wanted:
-                pictures += render_run_quicklook(run.root, plane, wanted, folder)
-    if use_paraview:
-        ready = chosen
-        if not planes:  # default planes: skip, with a notice, those the states cannot draw
-            ready = [p for p in chosen if run.trajectory(p).is_file()]
-            for p in chosen:
-                if p not in ready:
-                    say(f"the {p} plane has no {run.trajectory(p).name} (lossvista trajectory --run RUN "
-                        f"--directions RUN/directions/{p}.pt); not rendered with ParaView")
-        if landscape_views is None or landscape_views:
-            pictures += pvbatch.render_paraview(run.root, ready or chosen, landscape_views, out or run.renders,
-                                                size=size)
-        drawn = [p for p in (ready or chosen) if p in mapped]
-        if curvature_views and drawn:
-            pictures += pvbatch.render_paraview(run.root, drawn, curvature_views, out or run.renders, size=size)
-    return pictures
-
-
-def _has_maps(run: RunDir, plane: str) -> bool:
-    """Whether the plane's surface holds the curvature maps (``eig_ratio``)."""
-    from .vtkio import read_surface
-
-    path = run.surface(plane)
-    return path.is_file() and "eig_ratio" in read_surface(path).names()
 
 
 def export(source: str | Path, format: str, *, out: str | Path | None = None, array: str = "loss",

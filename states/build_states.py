@@ -65,7 +65,8 @@ _import_plugin_module(PLUGIN)
 from pipeline import display  # noqa: E402
 from pipeline.rundir import RunDir  # noqa: E402
 
-VIEWS = display.VIEWS + display.HESSIAN_VIEWS  # every state; the default builds display.VIEWS
+VIEWS = display.VIEWS  # the landscape states, built by default
+STATE_VIEWS = display.VIEWS + display.HESSIAN_VIEWS  # every state (eig_ratio needs a surface with curvature maps)
 STATE_NAME = "landscape_{view}.pvsm"
 
 # Colours of pipeline.display, shared with the quick looks (the pyvista/matplotlib pictures).
@@ -501,7 +502,7 @@ def main(argv=None):
     parser.add_argument("run", help="run directory with surface_<plane>.vts and trajectory_<plane>.vtp")
     parser.add_argument("--plane", default="random", help="plane whose files the states are built from")
     parser.add_argument("--out", default=HERE, help="folder for the .pvsm files (default: states/)")
-    parser.add_argument("--views", nargs="+", default=list(display.VIEWS), choices=VIEWS)
+    parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=STATE_VIEWS)
     parser.add_argument("--preview", metavar="DIR", help="also save a PNG of each view here")
     args = parser.parse_args(argv)
 

@@ -105,7 +105,8 @@ def test_not_a_run_is_one_line(tmp_path):
 @pytest.fixture(scope="module")
 def hessian_dirs(digits_run, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hessian")
-    from pipeline.workflow import HessianOptions, make_directions
+    from pipeline.directions.hessian import HessianOptions
+    from pipeline.workflow import make_directions
 
     d, path = make_directions(RunDir(digits_run), "hessian", hessian=HessianOptions(max_samples=256, tol=1e-4),
                               out=tmp / "hessian.pt")

@@ -65,7 +65,7 @@ def _directions(args: argparse.Namespace) -> int:
     _only(args, ("hessian",), "tol", "max_iter", "max_samples", "sample_seed", "device")
     hessian = None
     if args.kind == "hessian":
-        from ..workflow import HessianOptions
+        from ..directions.hessian import HessianOptions
 
         given = {k: getattr(args, k) for k in ("tol", "max_iter", "max_samples", "sample_seed", "device")
                  if getattr(args, k) is not None}

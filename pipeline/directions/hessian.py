@@ -18,18 +18,37 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..checkpoints import state_digest
+from ..config import check_float, check_int
 from .base import Directions, check_choice, epoch_of, tensor_roles
 from .gaussian import _norm, cosine, normalize_direction
 
-__all__ = ["hessian_directions", "HESSIAN_NORMS"]
+__all__ = ["hessian_directions", "HessianOptions", "HESSIAN_NORMS"]
 
 HESSIAN_NORMS = ("none", "filter")
+
+
+@dataclass(frozen=True)
+class HessianOptions:
+    """How a run's Hessian directions are found (``pipeline.workflow.make_directions``): the
+    eigenvectors' accuracy and cost."""
+
+    tol: float = 1e-3  # Lanczos residual relative to the spectral radius
+    max_iter: int = 200  # Lanczos steps at most
+    max_samples: int | None = None  # a seeded subset of the train split; None: all of it
+    sample_seed: int = 0
+    device: str | None = None  # None: cuda when available
+
+    def __post_init__(self) -> None:
+        check_float("tol", self.tol, 0.0, low_open=True)
+        check_int("max_iter", self.max_iter, 2)
+        check_int("max_samples", self.max_samples, 1, optional=True)
+        check_int("sample_seed", self.sample_seed)
 
 
 def hessian_directions(model: nn.Module, data: Any, *, loss: Any = None, ignore: str = "biasbn", norm: str = "none",
