@@ -157,7 +157,8 @@ def main() -> int:
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "curvature.json"))
     args = ap.parse_args()
 
-    print(f"load average before: {os.getloadavg()}, torch threads {torch.get_num_threads()}", flush=True)
+    load_before = os.getloadavg()
+    print(f"load average before: {load_before}, torch threads {torch.get_num_threads()}", flush=True)
     model, x, y = trained_resnet20(args.samples, args.steps)
     print(f"ResNet-20, {args.samples} synthetic samples, {args.steps} SGD steps; loss "
           f"{float(nn.functional.cross_entropy(model(x), y).detach()):.4f}", flush=True)
@@ -191,7 +192,7 @@ def main() -> int:
           f"{shift['seconds'] / both_ours['seconds']:.2f}x less time than the shift method (which also gives lambda_max "
           f"to tol 1e-2); reference lambda_min {ref_min:.6g}, lambda_max {both_ours['reference'][0]:.6g}")
     print(f"load average after: {load_after}")
-    out = {"samples": args.samples, "steps": args.steps, "load_before": None, "load_after": list(load_after),
+    out = {"samples": args.samples, "steps": args.steps, "load_before": list(load_before), "load_after": list(load_after),
            "threads": torch.get_num_threads(), "lossvista_top": top_ours, "pyhessian_top": top_theirs,
            "lossvista_both": both_ours, "official_shift": shift, "hvp_ratio": ratio_hvps, "time_ratio": ratio_time}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)

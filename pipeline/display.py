@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PLANES", "DEFAULT_PLANES", "VIEWS", "HESSIAN_VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
+    "PLANES", "DEFAULT_PLANES", "VIEWS", "HESSIAN_VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS",
+    "COLORMAP", "RELIEF_FRACTION",
     "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
     "find_meta", "num_classes", "chance_loss", "cap_reference", "default_cap", "surface_cap", "DEFAULT_CAP_FACTOR",
     "log10_or_nan", "threshold", "contour_levels", "axis_labels",

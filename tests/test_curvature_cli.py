@@ -8,7 +8,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from pipeline.curvature import Hessian
 from pipeline.directions import Directions, random_directions
@@ -20,35 +19,12 @@ from pipeline.vtkio import read_surface
 from .conftest import assert_one_line_error, run_cli
 
 
-class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-@pytest.fixture
-def cli(capsys):
-    """``lossvista ARGS`` in this process, one thread (as the surface tests)."""
-    from pipeline.cli import main
-
-    def call(*args: str) -> Result:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            code = main(list(args))
-        finally:
-            torch.set_num_threads(threads)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return call
-
-
 QUICK = ["--max-samples", "128", "--trace-samples", "4", "--density-vectors", "2", "--density-steps", "12"]
 
 
-def test_curvature_writes_the_json_and_pictures(digits_run, tmp_path, cli):
+def test_curvature_writes_the_json_and_pictures(digits_run, tmp_path, main_cli):
     out = tmp_path / "c.json"
-    proc = cli("curvature", str(digits_run), "--epochs", "0,3", *QUICK, "--out", str(out))
+    proc = main_cli("curvature", str(digits_run), "--epochs", "0,3", *QUICK, "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == str(out)
     record = json.loads(out.read_text())
@@ -73,9 +49,9 @@ def test_curvature_writes_the_json_and_pictures(digits_run, tmp_path, cli):
         assert (pictures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_too_few_iterations_are_reported_with_the_residual(digits_run, tmp_path, cli):
+def test_too_few_iterations_are_reported_with_the_residual(digits_run, tmp_path, main_cli):
     out = tmp_path / "c.json"
-    proc = cli("curvature", str(digits_run), "--epochs", "3", "--max-samples", "64", "--max-iter", "3",
+    proc = main_cli("curvature", str(digits_run), "--epochs", "3", "--max-samples", "64", "--max-iter", "3",
                "--trace-samples", "0", "--density-vectors", "0", "--no-pictures", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "warning: epoch 3: Lanczos stopped after 3 steps with a relative residual of" in proc.stderr
@@ -130,18 +106,18 @@ def test_hessian_directions_are_the_top_eigenvectors(digits_run, hessian_dirs):
     assert all(not v.any() for k, v in loaded.x.items() if k.endswith("bias"))
 
 
-def test_a_hessian_plane_goes_through_surface_trajectory_and_analysis(digits_run, hessian_dirs, tmp_path, cli):
+def test_a_hessian_plane_goes_through_surface_trajectory_and_analysis(digits_run, hessian_dirs, tmp_path, main_cli):
     _, path = hessian_dirs
     out = tmp_path / "surface_hessian.vts"
-    proc = cli("surface", "--run", str(digits_run), "--directions", str(path), "--max-samples", "64",
+    proc = main_cli("surface", "--run", str(digits_run), "--directions", str(path), "--max-samples", "64",
                "--x", str(-1.0) + ":1:5", "--device", "cpu", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     s = read_surface(out)
     assert s.grid.shape == (5, 51) and s.meta["direction_kind"] == "hessian"
     assert s.grid.ymax == pytest.approx(Directions.load(path).meta["grid_extent"][1])
-    proc = cli("trajectory", "--run", str(digits_run), "--directions", str(path), "--out", str(tmp_path / "t.vtp"))
+    proc = main_cli("trajectory", "--run", str(digits_run), "--directions", str(path), "--out", str(tmp_path / "t.vtp"))
     assert proc.returncode == 0, proc.stderr
-    proc = cli("analyze", str(out))
+    proc = main_cli("analyze", str(out))
     assert proc.returncode == 0, proc.stderr
 
 
@@ -164,10 +140,10 @@ def maps(digits_run, tmp_path_factory):
     return tmp, ["--run", str(digits_run), "--directions", str(tmp / "random.pt"), *MAPS]
 
 
-def test_surface_hessian_maps_equal_the_hessian_at_each_point(digits_run, maps, cli):
+def test_surface_hessian_maps_equal_the_hessian_at_each_point(digits_run, maps, main_cli):
     tmp, args = maps
     out = tmp / "one.vts"
-    proc = cli("surface", *args, "--hessian", "--hessian-tol", "1e-6", "--out", str(out))
+    proc = main_cli("surface", *args, "--hessian", "--hessian-tol", "1e-6", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "curvature maps: eig_ratio in [" in proc.stderr
     s = read_surface(out)
@@ -187,37 +163,38 @@ def test_surface_hessian_maps_equal_the_hessian_at_each_point(digits_run, maps, 
     assert s.values("eig_ratio")[i, j] == pytest.approx(abs(r.values[1] / r.values[0]), rel=1e-4, abs=1e-6)
 
 
-def test_surface_hessian_shards_merge_and_refuse_other_configurations(maps, cli):
+def test_surface_hessian_shards_merge_and_refuse_other_configurations(maps, main_cli):
     tmp, args = maps
     one = tmp / "one_ref.vts"
-    assert cli("-q", "surface", *args, "--hessian", "--out", str(one)).returncode == 0
+    assert main_cli("-q", "surface", *args, "--hessian", "--out", str(one)).returncode == 0
     out = tmp / "sharded.vts"
-    assert cli("surface", *args, "--shard", "0/2", "--out", str(out)).returncode == 0  # chunks without the maps
-    proc = cli("surface", *args, "--hessian", "--shard", "1/2", "--out", str(out))
+    assert main_cli("surface", *args, "--shard", "0/2", "--out", str(out)).returncode == 0  # chunks without the maps
+    proc = main_cli("surface", *args, "--hessian", "--shard", "1/2", "--out", str(out))
     assert_one_line_error(proc, "holds partial results of another configuration", "hessian")
-    proc = cli("surface", *args, "--hessian", "--hessian-tol", "1e-3", "--shard", "1/2", "--out", str(out))
+    proc = main_cli("surface", *args, "--hessian", "--hessian-tol", "1e-3", "--shard", "1/2", "--out", str(out))
     assert_one_line_error(proc, "another configuration", "hessian")
     shutil.rmtree(parts_dir(out))  # start over (--restart is refused beside --shard)
     for i in (1, 0):
-        assert cli("surface", *args, "--hessian", "--shard", f"{i}/2", "--out", str(out)).returncode == 0
-    assert cli("surface", *args, "--hessian", "--merge", "--out", str(out)).returncode == 0
+        assert main_cli("surface", *args, "--hessian", "--shard", f"{i}/2", "--out", str(out)).returncode == 0
+    assert main_cli("surface", *args, "--hessian", "--merge", "--out", str(out)).returncode == 0
     a, b = read_surface(out), read_surface(one)
     for name in ("loss", "hessian_max", "hessian_min", "eig_ratio", "hessian_residual"):
         assert np.array_equal(a.values(name), b.values(name)), name
 
 
-def test_hessian_options_need_hessian(maps, cli):
+def test_hessian_options_need_hessian(maps, main_cli):
     _, args = maps
-    proc = cli("surface", *args, "--hessian-tol", "1e-3")
+    proc = main_cli("surface", *args, "--hessian-tol", "1e-3")
     assert_one_line_error(proc, "--hessian-tol, --hessian-iters and --hessian-ignore apply with "
                                                       "--hessian only")
 
 
-def test_eig_ratio_quick_look(digits_run, maps, tmp_path, cli):
+def test_eig_ratio_quick_look(digits_run, maps, tmp_path, main_cli):
     _, args = maps
     run = tmp_path / "run"
     shutil.copytree(digits_run, run, ignore=shutil.ignore_patterns("renders", "surface_*", "*.parts"))
-    assert cli("-q", "surface", *[str(run) if a == str(digits_run) else a for a in args], "--hessian").returncode == 0
+    args = [str(run) if a == str(digits_run) else a for a in args]
+    assert main_cli("-q", "surface", *args, "--hessian").returncode == 0
     from pipeline.workflow import render_pictures
 
     pictures = render_pictures(RunDir(run), backend="pyvista", views=["2d_contours", "eig_ratio"])
@@ -226,6 +203,6 @@ def test_eig_ratio_quick_look(digits_run, maps, tmp_path, cli):
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in pictures)
     from pipeline.errors import LossvistaError
 
-    assert cli("-q", "surface", *[str(run) if a == str(digits_run) else a for a in args]).returncode == 0  # no maps
+    assert main_cli("-q", "surface", *args).returncode == 0  # the same plane without the maps
     with pytest.raises(LossvistaError, match="eig_ratio needs a surface with curvature maps"):
         render_pictures(RunDir(run), backend="pyvista", views=["eig_ratio"])

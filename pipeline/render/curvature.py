@@ -18,8 +18,8 @@ import numpy as np
 
 from ..atomic import write_png
 from ..datamodel import Surface, Trajectory
-from ..display import COLORMAP, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR, axis_labels
-from .plots2d import _figure
+from ..display import COLORMAP, DIVERGENT_COLOR, END_COLOR, PATH_COLOR, START_COLOR
+from .plots2d import _figure, frame_plane, plane_figure
 
 __all__ = ["plot_sharpness", "plot_density", "plot_eig_ratio"]
 
@@ -119,10 +119,7 @@ def plot_eig_ratio(surface: Surface, path: str | os.PathLike, *, trajectory: Tra
         raise ValueError("eig_ratio has no finite value to draw")
     xs, ys = surface.xs, surface.ys
     A, B = np.meshgrid(xs, ys, indexing="ij")  # (nx, ny)
-    ratio_hw = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
-    equal = 0.25 <= ratio_hw <= 4
-    fig = _figure((7.2, min(6.0, max(3.6, 5.4 * ratio_hw + 1.9)) if equal else 6.0))
-    ax = fig.add_subplot()
+    fig, ax, equal = plane_figure(surface)
     cmap = matplotlib.colormaps[COLORMAP].with_extremes(bad=DIVERGENT_COLOR)
     mesh = ax.pcolormesh(A, B, np.ma.masked_invalid(ratio), cmap=cmap, shading="gouraud",
                          norm=colors.Normalize(0.0, max(float(np.nanmax(ratio)), 1e-12)))
@@ -138,13 +135,7 @@ def plot_eig_ratio(surface: Surface, path: str | os.PathLike, *, trajectory: Tra
         ax.plot(c[:, 0], c[:, 1], "-", color=PATH_COLOR, lw=2.0, zorder=7, label="descent path")
         ax.plot(*c[0], "s", color=START_COLOR, mec=PATH_COLOR, mew=2, ms=8, zorder=9)
         ax.plot(*c[-1], "*", color=END_COLOR, mec="black", mew=0.8, ms=14, zorder=9)
-    xlabel, ylabel = axis_labels(surface.meta)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_xlim(xs[0], xs[-1])
-    ax.set_ylim(ys[0], ys[-1])
-    if equal:
-        ax.set_aspect("equal")
+    frame_plane(ax, surface, equal)
     meta = surface.meta
     h = meta.get("hessian") or {}
     bad = int((~surface.usable("eig_ratio")).sum())

@@ -4,9 +4,9 @@ A work directory's chunks may only be combined with chunks of the same computati
 identity records everything that changes a point's value: the loss, the contents of the directions and
 of the centre weights (digests of the tensors, not of the files: saving the same tensors again
 writes other bytes), the model, the data actually evaluated (a digest of its tensors, the split,
-the subset), the grid, the chunk size, and every setting of the evaluation engine (batch sizes,
-precision, cap, device type), and the settings of the curvature maps when they are computed. It deliberately leaves out the number of processes and the
-device index, which do not change results.
+the subset), the grid, the chunk size, every setting of the evaluation engine (batch sizes,
+precision, cap, device type), and the settings of the curvature maps when they are computed. It
+deliberately leaves out the number of processes and the device index, which do not change results.
 """
 from __future__ import annotations
 
