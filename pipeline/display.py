@@ -264,7 +264,9 @@ def array_label(meta: Mapping[str, Any], array: str = "loss") -> str:
 
 
 def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True) -> tuple[str, str]:
-    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta), else alpha/beta.
+    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta),
+    ``("eigenvector 1 (λ = 0.209)", "eigenvector 2 (λ = 0.169)")`` for a Hessian plane
+    (``eigenvalues`` in meta), else alpha/beta.
 
     ``unicode=False`` spells alpha and beta in ASCII (ParaView's and VTK's bundled fonts have no
     Greek letters).
@@ -279,6 +281,13 @@ def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True) -> tuple[str, 
             return pcs[0], pcs[1]
         if len(pcs) == 1:
             return pcs[0], "PC2"
+    ev = find_meta(meta, "eigenvalues")
+    if isinstance(ev, Sequence) and not isinstance(ev, str) and len(ev) == 2:
+        try:
+            lam = "λ" if unicode else "lambda"
+            return f"eigenvector 1 ({lam} = {float(ev[0]):.3g})", f"eigenvector 2 ({lam} = {float(ev[1]):.3g})"
+        except (TypeError, ValueError):
+            pass
     if unicode:
         return "α (direction 1)", "β (direction 2)"
     return "alpha (direction 1)", "beta (direction 2)"

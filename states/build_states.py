@@ -293,25 +293,11 @@ def build_view(simple, view_name, surface_file, trajectory_file):
     return view
 
 
-def find_meta(meta, key):
-    """``meta[key]``, or one level down (e.g. ``meta["directions"][key]``)."""
-    if key in meta:
-        return meta[key]
-    for value in meta.values():
-        if isinstance(value, dict) and key in value:
-            return value[key]
-    return None
-
-
 def axis_titles(meta):
-    """("PC1 (71.2%)", "PC2 (18.3%)") for a PCA plane, else RANDOM_TITLES (as the quick looks)."""
-    ev = find_meta(meta, "explained_variance")
-    try:
-        if isinstance(ev, (list, tuple)) and len(ev) >= 2:
-            return tuple(f"PC{k + 1} ({100 * float(v):.1f}%)" for k, v in enumerate(ev[:2]))
-    except (TypeError, ValueError):
-        pass
-    return RANDOM_TITLES
+    """The quick looks' axis titles (:func:`pipeline.display.axis_labels`) in ASCII: ("PC1 (71.2%)",
+    "PC2 (18.3%)") for a PCA plane, the eigenvectors and their eigenvalues for a Hessian plane, else
+    RANDOM_TITLES."""
+    return display.axis_labels(meta, unicode=False)
 
 
 def field_record(simple, source, name):
