@@ -101,8 +101,19 @@ def test_hessian_directions_are_the_top_eigenvectors(digits_run, hessian_dirs):
     assert float(x.norm()) == pytest.approx(1.0, abs=1e-6) and abs(float(x @ y)) < 1e-6
     hx = hess.matvec(x)  # an eigenvector: H x = lambda x up to the residual
     assert float((hx - loaded.meta["eigenvalues"][0] * x).norm()) <= 1e-4 * loaded.meta["eigenvalues"][0] * 1.01
-    lam = np.array(loaded.meta["eigenvalues"])
-    assert loaded.meta["grid_extent"] == pytest.approx(list(np.sqrt(2 * np.log(10) / lam)), rel=1e-9)
+    # the grid reaches where the loss has risen by ln 10 (measured on the same data), not further
+    from pipeline.directions.hessian import LADDER
+    from pipeline.engine import evaluate_points
+
+    guesses = np.sqrt(2 * np.log(10) / np.array(loaded.meta["eigenvalues"]))
+    target = loaded.meta["centre_loss"] + np.log(10)
+    data = run.data("train").subset(256, seed=0)
+    for axis, (t, guess) in enumerate(zip(loaded.meta["grid_extent"], guesses)):
+        assert np.isclose(t / guess, LADDER, rtol=1e-12).any()
+        coords = np.zeros((4, 2))
+        coords[:, axis] = [t, -t, t / 2 ** 0.5, -t / 2 ** 0.5]
+        loss = evaluate_points(model, loaded, coords, data, loss=run.loss(), progress=False).loss
+        assert max(loss[:2]) >= target > max(loss[2:]), (axis, loss, target)
     assert all(not v.any() for k, v in loaded.x.items() if k.endswith("bias"))
 
 

@@ -7,12 +7,15 @@ data as the surface, parameters chosen by ``ignore``).
 
 ``norm='none'`` (default): the unit eigenvectors themselves (orthonormal over the chosen
 parameters). Their default grid (``meta['grid_extent']``, :func:`pipeline.surface.request.default_grid`)
-reaches, along each eigenvector, where the quadratic model ``L0 + lambda_i t^2 / 2`` has risen
-by ``rise`` (the loss of a guess that knows nothing: ``ln(num_classes)`` for classes, the
-best constant's loss otherwise): ``t_i = sqrt(2 rise / lambda_i)``; an eigenvalue that is not
-positive falls back to the norm of the chosen weights. ``norm='filter'``: each filter of the
-eigenvectors scaled to the weights' filter norm, as random directions are (then they are
-neither unit nor exactly eigenvectors; the grid is -1..1 like a random plane's).
+reaches, along each eigenvector, where the loss has risen by ``rise`` above the centre (the
+loss of a guess that knows nothing: ``ln(num_classes)`` for classes, the best constant's loss
+otherwise) on one side or the other: measured on a ladder of distances (steps of sqrt 2 from
+1/64 to 4 times ``sqrt(2 rise / lambda_i)``, where the quadratic model ``L0 + lambda_i t^2 / 2``
+would reach it; the loss of a network rises faster than its curvature at the centre says). An
+eigenvalue that is not positive starts the ladder at the norm of the chosen weights.
+``norm='filter'``: each filter of the eigenvectors scaled to the weights' filter norm, as
+random directions are (then they are neither unit nor exactly eigenvectors; the grid is -1..1
+like a random plane's).
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ import math
 import os
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from torch import nn
 
@@ -101,7 +106,8 @@ def hessian_directions(model: nn.Module, data: Any, *, loss: Any = None, ignore:
     weights = math.sqrt(sum(float(state[k].double().pow(2).sum()) for k in hess.names))
     rise = 1.0 if rise is None else float(rise)
     if norm == "none":
-        extent = [math.sqrt(2 * rise / v) if v > 0 else weights for v in values]
+        guesses = [math.sqrt(2 * rise / v) if v > 0 else weights for v in values]
+        extent = _reach(model, Directions(x, y, {"kind": "hessian"}), hess, guesses, hess.loss_value + rise)
     else:
         extent = [1.0, 1.0]
     roles = tensor_roles(state, model)
@@ -119,3 +125,27 @@ def hessian_directions(model: nn.Module, data: Any, *, loss: Any = None, ignore:
         "num_perturbed": hess.n,
     }
     return Directions(x, y, meta)
+
+
+LADDER = 2.0 ** (np.arange(-12, 5) / 2)  # distances tried, in units of the quadratic model's guess
+
+
+def _reach(model: Any, d: Directions, hess: Any, guesses: list[float], target: float) -> list[float]:
+    """Along each direction the smallest distance of the ladder where the loss (on the Hessian's
+    data) reaches ``target`` on either side (a non-finite loss counts as reached); the ladder's
+    last distance when none does."""
+    from ..engine import EvalConfig, evaluate_points
+
+    m = len(LADDER)
+    coords = np.zeros((4 * m, 2))
+    for axis, guess in enumerate(guesses):  # rows: axis 0 +, axis 0 -, axis 1 +, axis 1 -
+        coords[2 * axis * m:(2 * axis + 1) * m, axis] = guess * LADDER
+        coords[(2 * axis + 1) * m:(2 * axis + 2) * m, axis] = -guess * LADDER
+    loss = evaluate_points(model, d, coords, hess.data, EvalConfig(device=str(hess.device)), loss=hess.objective,
+                           progress=False).loss
+    loss = np.where(np.isfinite(loss), loss, np.inf).reshape(2, 2, m).max(axis=1)  # (axis, distance)
+    out = []
+    for axis, guess in enumerate(guesses):
+        reached = np.nonzero(loss[axis] >= target)[0]
+        out.append(float(guess * LADDER[reached[0] if reached.size else -1]))
+    return out
