@@ -9,7 +9,7 @@ from ._common import shown_path, stop_on_signals
 EPILOG = """\
 defaults: a seeded subset of 512 samples of the split, Lanczos to a residual of 1e-3 of the
 spectral radius (at most 200 steps), 10 Hutchinson vectors for the trace, a density of 4
-vectors x 40 steps at the last checkpoint: the 21 checkpoints of the digits demo in well under
+vectors x 40 steps at the last checkpoint: the 21 checkpoints of the digits demo in under
 a minute on two CPU cores. --max-samples 0 takes the whole split. The method, its conventions
 and tolerances: docs/curvature.md.
 
