@@ -24,7 +24,7 @@ def register(sub) -> None:
                    "Hessian at the final weights; see docs/curvature.md) (default: %(default)s)")
     p.add_argument("--grid", metavar="N", type=int,
                    help="points per axis of both planes (odd, so 0 is a grid point; default: the preset's random grid, "
-                   "51 for digits, 25 for the cifar10 presets)")
+                   "51 for digits, 25 for cifar10-resnet50 and cifar10-vgg11)")
     p.add_argument("--backend", choices=["auto", "paraview", "pyvista", "none"], default="auto",
                    help="pictures: auto = ParaView views when pvbatch is found plus pyvista/matplotlib quick looks "
                    "(default: %(default)s)")
