@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -39,6 +40,17 @@ XVFB_SCREEN = "-screen 0 1920x1200x24"  # 24-bit colour: GLX needs a true-colour
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _XVFB_CLEANUP = "problem while cleaning up temporary directory"
 _XVFB_START = "Xvfb failed to start"
+
+
+def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
+    """``xvfb-run`` arguments for one private X server.
+
+    ``xvfb-run -a`` alone starts its search for a free display at :99, so two renders started
+    together both take :99 and one of them talks to the other's server (and aborts with a bad X
+    connection); a random first display makes that collision rare, and ``-a`` still skips a
+    display that is taken.
+    """
+    return [xvfb, "-a", "-n", str(random.randrange(100, 30000)), "-s", XVFB_SCREEN]
 
 
 def find_pvbatch(pvbatch: str | os.PathLike | None = None) -> str | None:
@@ -162,7 +174,7 @@ def render_paraview(
         if xvfb is None:
             raise LossvistaError("no DISPLAY and xvfb-run not found: Debian's ParaView renders through GLX only; "
                                  "install xvfb (apt install xvfb) or run with a display")
-        cmd = [xvfb, "-a", "-s", XVFB_SCREEN, *cmd]
+        cmd = [*xvfb_prefix(xvfb), *cmd]
     out_dir.mkdir(parents=True, exist_ok=True)
 
     what = " and ".join(planes)

@@ -8,6 +8,8 @@ import pytest
 
 from conftest import ROOT, SHIM, STATES, clean_env, picture_stats, run_paraview
 
+from pipeline.render.pvbatch import xvfb_prefix
+
 pytestmark = pytest.mark.paraview
 
 VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")
@@ -98,7 +100,7 @@ def test_eig_ratio_state_is_the_builders_and_renders_a_run_with_curvature_maps(t
     run = make_run(tmp_path / "run", variant=1)
     add_curvature_maps(run / "surface_random.vts")
     built = tmp_path / "states"
-    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24", "pvbatch", str(STATES / "build_states.py"),
+    proc = subprocess.run([*xvfb_prefix(), "pvbatch", str(STATES / "build_states.py"),
                            str(run), "--views", "eig_ratio", "--out", str(built)],
                           capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=600)
     assert proc.returncode == 0 or "cleaning up temporary" in proc.stderr, proc.stderr[-3000:]
