@@ -23,14 +23,19 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PLANES", "VIEWS", "VOLUME_VIEWS", "QUICKLOOK_VIEWS", "CRITICAL_STYLE_3D", "ISOSURFACE_LEVELS", "ISOSURFACE_OPACITY", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
+    "PLANES", "DEFAULT_PLANES", "VIEWS", "HESSIAN_VIEWS", "VOLUME_VIEWS", "QUICKLOOK_VIEWS", "CRITICAL_STYLE_3D",
+    "ISOSURFACE_LEVELS", "ISOSURFACE_OPACITY", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
     "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
     "find_meta", "num_classes", "chance_loss", "cap_reference", "default_cap", "surface_cap", "DEFAULT_CAP_FACTOR",
     "log10_or_nan", "threshold", "contour_levels", "axis_labels",
 ]
 
-PLANES = ("random", "pca")  # the planes a run computes by default
+PLANES = ("random", "pca", "hessian")  # the planes a run can compute, in the order pictures and pages show them
+DEFAULT_PLANES = ("random", "pca")  # the planes lossvista run computes unless told (--planes)
 VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # ParaView states: states/landscape_<view>.pvsm
+# views of a surface that holds curvature maps (lossvista surface --hessian), drawn only where it does:
+# a ParaView state states/landscape_<view>.pvsm and a quick look <plane>_<view>.png each
+HESSIAN_VIEWS = ("eig_ratio",)
 QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")  # matplotlib / pyvista pictures
 VOLUME_VIEWS = ("isosurfaces", "volume_rendering", "slices")  # ParaView states of a volume: states/volume_<view>.pvsm
 ISOSURFACE_LEVELS = 6  # nested isosurfaces, log-spaced from the minimum to the cap
@@ -270,8 +275,10 @@ def array_label(meta: Mapping[str, Any], array: str = "loss") -> str:
 
 
 def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True, dims: int = 2) -> tuple[str, ...]:
-    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta), else alpha/beta;
-    ``dims=3`` adds the third axis of a volume (``PC3 (..%)``, gamma).
+    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta),
+    ``("eigenvector 1 (λ = 0.209)", "eigenvector 2 (λ = 0.169)")`` for a Hessian plane
+    (``eigenvalues`` in meta), else alpha/beta; ``dims=3`` adds the third axis of a volume
+    (``PC3 (..%)``, gamma).
 
     ``unicode=False`` spells alpha, beta and gamma in ASCII (ParaView's and VTK's bundled fonts
     have no Greek letters).
@@ -286,4 +293,11 @@ def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True, dims: int = 2)
             pcs = []
         if pcs:
             return tuple(pcs) + tuple(f"PC{k + 1}" for k in range(len(pcs), dims))
+    ev = find_meta(meta, "eigenvalues")
+    if dims == 2 and isinstance(ev, Sequence) and not isinstance(ev, str) and len(ev) == 2:
+        try:
+            lam = "λ" if unicode else "lambda"
+            return f"eigenvector 1 ({lam} = {float(ev[0]):.3g})", f"eigenvector 2 ({lam} = {float(ev[1]):.3g})"
+        except (TypeError, ValueError):
+            pass
     return fallback

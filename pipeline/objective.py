@@ -187,13 +187,18 @@ class Objective:
         return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
     # -- one batch ---------------------------------------------------------------------------
-    def reduce(self, outputs: Any, targets: Any, memo: dict | None = None) -> BatchSums:
+    def reduce(self, outputs: Any, targets: Any, memo: dict | None = None, *, keep_dtype: bool = False,
+               metrics: bool = True) -> BatchSums:
         """Sums of ``outputs`` ``(g, B, ...)`` (the lanes' forwards of one batch) against
         ``targets`` ``(B, ...)``: float64 sums per lane, each lane by its own 1-D reduction.
 
         ``memo``: a dict kept by the caller for this batch while its targets stay the same (data
         in memory); what depends on the targets alone (their checks, the mask of ignored
-        entries, the element count) is computed on the first call and reused."""
+        entries, the element count) is computed on the first call and reused.
+        ``keep_dtype``: the per-element losses in the outputs' own dtype (a float64 model's
+        stay float64; the surface casts to float32, as its values have always been computed);
+        the sums are differentiable either way (:mod:`pipeline.curvature` differentiates them
+        twice). ``metrics``: compute the user's metrics too."""
         import torch
 
         if not isinstance(outputs, torch.Tensor):
@@ -204,7 +209,8 @@ class Objective:
             raise ValueError(f"targets must be a tensor with one entry per sample ({outputs.shape[1]}); got {got}")
         memo = {} if memo is None else memo
         g, b = outputs.shape[:2]
-        out = outputs.float().reshape(g * b, *outputs.shape[2:])
+        out = (outputs if keep_dtype and outputs.is_floating_point() else outputs.float()
+               ).reshape(g * b, *outputs.shape[2:])
         tgt = targets.unsqueeze(0).expand(g, *targets.shape).reshape(g * b, *targets.shape[1:]) if g > 1 else targets
         sums = BatchSums(loss=None, count=0)
         if self.user is not None:
@@ -214,7 +220,7 @@ class Objective:
             self._class_sums(out, tgt, targets, g, sums, memo)
         else:
             self._elementwise_sums(out, tgt, g, sums)
-        for name, fn in self.metric_fns.items():
+        for name, fn in (self.metric_fns.items() if metrics else ()):
             per = self._user_values(fn, out, tgt, g, f"metric {name}")
             sums.metrics[name] = (_row_sums(per), per.shape[1])
         return sums
@@ -301,7 +307,7 @@ class Objective:
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"the {what} function must return per-sample ({n},) or per-element ({n}, ...) values "
                              f"(not their mean); got {got}")
-        return value.float().reshape(g, -1)
+        return value.to(out.dtype).reshape(g, -1)
 
 
 def _row_sums(rows: Any) -> Any:

@@ -16,9 +16,10 @@ A run directory ``runs/NAME/`` holds::
     critical_points_volume_<kind>.vtp   ... named as a plane's, with the kind volume_<kind>
     topology_volume_<kind>.json
     evolve/                           planes around several checkpoints (``lossvista evolve``)
-    states/<plane>_<view>.pvsm        ParaView states of this run (data paths relative to the run)
+    curvature.json                    Hessian eigenvalues and trace at the checkpoints, spectral density
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
+    renders/curvature_{sharpness,density}.png   the curvature along training, the spectral density
     index.html                        the run as one self-contained interactive page
 
 Standard library only (no torch): the analysis, the pictures and ParaView's own Python use it.
@@ -164,20 +165,17 @@ class RunDir:
         """``evolve/``: the planes around several checkpoints and their time series."""
         return self.root / "evolve"
 
-    @property
-    def states(self) -> Path:
-        """``states/``: ParaView states of this run, their data paths relative to the run."""
-        return self.root / "states"
-
-    def state(self, plane: str, view: str) -> Path:
-        """``states/<plane>_<view>.pvsm``."""
-        return self.states / f"{plane}_{view}.pvsm"
-
     def critical_points(self, kind: str, array: str = "loss") -> Path:
         return self.root / f"critical_points_{kind}{_suffix(array)}.vtp"
 
     def topology(self, kind: str, array: str = "loss") -> Path:
         return self.root / f"topology_{kind}{_suffix(array)}.json"
+
+    # -- curvature -----------------------------------------------------------------------
+    @property
+    def curvature_json(self) -> Path:
+        """Hessian eigenvalues and trace at the checkpoints, the spectral density (``lossvista curvature``)."""
+        return self.root / "curvature.json"
 
     # -- pictures ------------------------------------------------------------------------
     @property

@@ -42,7 +42,7 @@ def is_volume(plane):
 
 def views_of(plane, views):
     """The asked views that apply to ``plane`` (a volume's or a plane's)."""
-    own = volume_states.VIEWS if is_volume(plane) else common.VIEWS
+    own = volume_states.VIEWS if is_volume(plane) else common.STATE_VIEWS
     return [v for v in views if v in own]
 
 
@@ -109,9 +109,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory")
     parser.add_argument("--plane", nargs="+", default=["random"],
-                        help="random, pca (file names surface_<plane>.vts, ...) and/or volume_random, volume_pca")
-    every = list(common.VIEWS) + list(volume_states.VIEWS)
-    parser.add_argument("--views", nargs="+", default=every, choices=every)
+                        help="random, pca, hessian (file names surface_<plane>.vts, ...) and/or volume_random, "
+                        "volume_pca")
+    parser.add_argument("--views", nargs="+", default=list(common.VIEWS) + list(volume_states.VIEWS),
+                        choices=list(common.STATE_VIEWS) + list(volume_states.VIEWS))
     parser.add_argument("--out", help="output folder (default: RUN/renders)")
     parser.add_argument("--states", default=HERE, help="folder of the .pvsm files (default: states/)")
     parser.add_argument("--plugin", default=common.PLUGIN, help="the lossvista plugin file (default: beside states/)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..display import PLANES, VIEWS, VOLUME_VIEWS
+from ..display import HESSIAN_VIEWS, PLANES, VIEWS, VOLUME_VIEWS
 from ._common import shown_path
 
 
@@ -20,12 +20,13 @@ def register(sub) -> None:
     p.add_argument("run", metavar="RUN", help="run directory")
     p.add_argument("--backend", choices=["paraview", "pyvista"],
                    help="default: paraview when pvbatch is found, else pyvista (with a notice)")
-    p.add_argument("--plane", choices=[*PLANES, *(f"volume_{k}" for k in PLANES)], action="append",
+    p.add_argument("--plane", choices=[*PLANES, "volume_random", "volume_pca"], action="append",
                    help="plane (or volume_random, volume_pca) to render (repeatable; default: every plane and "
                    "volume the run has)")
-    p.add_argument("--views", nargs="+", choices=[*VIEWS, *VOLUME_VIEWS], metavar="VIEW",
-                   help=f"views of a plane ({', '.join(VIEWS)}; pyvista has no 3d_contours) and of a volume "
-                   f"({', '.join(VOLUME_VIEWS)}, ParaView only); default: all")
+    p.add_argument("--views", nargs="+", choices=[*VIEWS, *HESSIAN_VIEWS, *VOLUME_VIEWS], metavar="VIEW",
+                   help=f"views of a plane ({', '.join(VIEWS + HESSIAN_VIEWS)}; default: all, eig_ratio where the "
+                   f"surface has curvature maps (lossvista surface --hessian); pyvista has no 3d_contours) and of a "
+                   f"volume ({', '.join(VOLUME_VIEWS)}, ParaView only)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/renders, or RUN/renders/quicklook for pyvista)")
     p.add_argument("--size", nargs=2, type=int, default=[1200, 900], metavar=("W", "H"),
                    help="picture size in pixels, ParaView only (default: %(default)s)")

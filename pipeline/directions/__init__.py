@@ -6,6 +6,7 @@
 ``random_directions``          Gaussian directions, filter/layer/weight normalized (:mod:`.gaussian`)
 ``pca_directions``             top two (or three) principal components of a trajectory, streamed (:mod:`.pca`)
 ``interpolation_direction``    1D direction from one checkpoint to another (:mod:`.interp`)
+``hessian_directions``         top two eigenvectors of the loss's Hessian at the centre (:mod:`.hessian`)
 =============================  ===============================================================
 
 ``Directions.z`` is the third direction of a volume: a third random direction, PC3, or the first
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 from .base import DIR_TYPES, IGNORES, NORMS, Directions, tensor_roles
 from .gaussian import cosine, normalize_direction, random_directions
+from .hessian import hessian_directions
 from .interp import interpolation_direction
 from .pca import pca_directions
 from .stack import stack_directions
 
-__all__ = ["Directions", "random_directions", "pca_directions", "interpolation_direction", "stack_directions",
-           "normalize_direction",
+__all__ = ["Directions", "random_directions", "pca_directions", "interpolation_direction", "hessian_directions",
+           "stack_directions", "normalize_direction",
            "cosine", "tensor_roles", "NORMS", "IGNORES", "DIR_TYPES"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..display import VIEWS, VOLUME_VIEWS
+from ..display import HESSIAN_VIEWS, VIEWS, VOLUME_VIEWS
 from ..errors import LossvistaError, param
 from ..rundir import RunDir
 
@@ -43,6 +44,17 @@ XVFB_SCREEN = "-screen 0 1920x1200x24"  # 24-bit colour: GLX needs a true-colour
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _XVFB_CLEANUP = "problem while cleaning up temporary directory"
 _XVFB_START = "Xvfb failed to start"
+
+
+def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
+    """``xvfb-run`` arguments for one private X server.
+
+    ``xvfb-run -a`` alone starts its search for a free display at :99, so two renders started
+    together both take :99 and one of them talks to the other's server (and aborts with a bad X
+    connection); a random first display makes that collision rare, and ``-a`` still skips a
+    display that is taken.
+    """
+    return [xvfb, "-a", "-n", str(random.randrange(100, 30000)), "-s", XVFB_SCREEN]
 
 
 def find_pvbatch(pvbatch: str | os.PathLike | None = None) -> str | None:
@@ -73,9 +85,10 @@ def is_volume(plane: str) -> bool:
 
 
 def views_of(plane: str, views: Sequence[str] | None = None) -> list[str]:
-    """The views of ``plane`` among ``views`` (default: all of its kind: a plane's or a volume's)."""
-    own = VOLUME_VIEWS if is_volume(plane) else VIEWS
-    return [v for v in (own if views is None else views) if v in own]
+    """The views of ``plane`` among ``views`` (default: all of its kind: a plane's or a volume's;
+    a plane's ``eig_ratio`` only when asked)."""
+    own = VOLUME_VIEWS if is_volume(plane) else VIEWS + HESSIAN_VIEWS
+    return [v for v in ((VOLUME_VIEWS if is_volume(plane) else VIEWS) if views is None else views) if v in own]
 
 
 def plane_files(run: RunDir, plane: str) -> list[Path]:
@@ -127,8 +140,9 @@ def render_paraview(
         ``"random"``, ``"pca"`` or both (any name with files ``surface_<plane>.vts`` etc.
         works); ``"volume_random"``, ``"volume_pca"`` for volumes. Several planes are rendered
         in the same pvbatch process.
-    views : names from :data:`VIEWS` and :data:`~pipeline.display.VOLUME_VIEWS`; each plane
-        takes those of its kind; default: all of them.
+    views : names from :data:`VIEWS`, :data:`~pipeline.display.HESSIAN_VIEWS` (``eig_ratio``,
+        for surfaces with curvature maps) and :data:`~pipeline.display.VOLUME_VIEWS`; each plane
+        takes those of its kind; default: all of :data:`VIEWS` and of ``VOLUME_VIEWS``.
     out_dir : default ``run_dir/renders``. Pictures are ``<out_dir>/<plane>_<view>.png``
         (returned as absolute paths, planes in the order given, then views).
     pvbatch : path or name of the executable; default: ``pvbatch`` on ``PATH``.
@@ -145,8 +159,8 @@ def render_paraview(
         pvbatch (or, without a display, xvfb-run) missing; input files or states missing;
         pvbatch failed (the message ends with the last line of its stderr) or timed out.
     """
-    every = VIEWS + VOLUME_VIEWS
-    views = tuple(every if views is None else views)
+    every = VIEWS + HESSIAN_VIEWS + VOLUME_VIEWS
+    views = tuple(VIEWS + VOLUME_VIEWS if views is None else views)
     bad = [v for v in views if v not in every]
     if bad or not views:
         raise ValueError(f"views must be among {', '.join(map(repr, every))}; got {list(views)!r}")
@@ -191,7 +205,7 @@ def render_paraview(
         if xvfb is None:
             raise LossvistaError("no DISPLAY and xvfb-run not found: Debian's ParaView renders through GLX only; "
                                  "install xvfb (apt install xvfb) or run with a display")
-        cmd = [xvfb, "-a", "-s", XVFB_SCREEN, *cmd]
+        cmd = [*xvfb_prefix(xvfb), *cmd]
     out_dir.mkdir(parents=True, exist_ok=True)
 
     what = " and ".join(planes)

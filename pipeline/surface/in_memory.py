@@ -26,7 +26,7 @@ __all__ = ["evaluate"]
 
 def evaluate(model: nn.Module, directions: Any, grid: Grid | Lattice, data: Any, *, test_data: Any = None,
              loss: Any = None, config: EvalConfig = EvalConfig(), progress: bool = True,
-             meta: Mapping[str, Any] | None = None) -> Surface:
+             meta: Mapping[str, Any] | None = None, hessian: Any = None) -> Surface:
     """Loss and accuracy of ``model`` on ``grid``: ``loss[i, j]`` at ``theta + xs[i] x + ys[j] y``
     (on a lattice, ``loss[i, j, l]`` at ``theta + xs[i] x + ys[j] y + zs[l] z``).
 
@@ -48,6 +48,10 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid | Lattice, data: Any,
         What the value of a point is (:mod:`pipeline.objective`).
     config : EvalConfig
     progress : bool, default True
+    hessian : HessianMaps, optional
+        Also the Hessian's extreme eigenvalues at every point on ``data``: the arrays
+        ``hessian_max``, ``hessian_min``, ``eig_ratio`` and ``hessian_residual``
+        (:mod:`pipeline.curvature.maps`); a Grid only.
     meta : mapping, optional
         Merged into ``Surface.meta`` last (e.g. ``model``, ``dataset``, ``split``, ``run``, ``epoch``).
 
@@ -64,20 +68,24 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid | Lattice, data: Any,
         raise ValueError(f"grid must be a pipeline.datamodel.Grid or Lattice; got {type(grid).__name__}")
     if not isinstance(config, EvalConfig):
         raise ValueError(f"config must be an EvalConfig; got {type(config).__name__}")
+    if hessian is not None and isinstance(grid, Lattice):
+        raise ValueError("hessian (the curvature maps) applies to surfaces; the grid is a Lattice (a volume)")
     check_grid(directions, grid)
     t0 = time.perf_counter()
     device = resolve_device(config.device)
     config = dataclasses.replace(config, device=str(device))
     objective = as_objective(loss)
+    if hessian is not None:
+        hessian = hessian.resolved(getattr(directions, "meta", None))
     # the evaluated subsets, on the device once (not once per chunk)
     splits = [as_split(d, name).subset(config.max_samples, seed=config.sample_seed).to(device)
               for d, name in ((data, "data"), (test_data, "test_data")) if d is not None]
     evaluate_chunk = make_chunk_evaluator(model, directions, splits[0], config, splits[1] if len(splits) > 1 else None,
-                                          loss=objective)
+                                          loss=objective, hessian=hessian)
     info = surface_meta(model=type(model).__name__, parameters=sum(p.numel() for p in model.parameters()),
                         directions=getattr(directions, "meta", None) or {}, config=config,
                         split="both" if len(splits) > 1 else "train", samples=[s.n or 0 for s in splits],
-                        loss=objective.spec)
+                        loss=objective.spec, hessian=hessian)
     info.update(centre_meta(make_chunk_evaluator(model, directions, splits[0], uncapped(config), loss=objective),
                             grid, config.cap))
     surface = evaluate_in_memory(evaluate_chunk, grid, info, progress=progress)

@@ -27,6 +27,8 @@ class SurfaceRequest:
     directions a lattice of 21 points per axis, -1..1 or the extent of the path in the volume
     (:func:`default_grid`). ``epoch=None``: the checkpoint the directions were made around,
     else the last one. ``out=None``: ``RUN/surface_<kind>.vts`` (``RUN/volume_<kind>.vti``).
+    ``hessian``: also the Hessian's extreme eigenvalues and their ratio at every point
+    (:mod:`pipeline.curvature.maps`); surfaces only.
     """
 
     run: Path
@@ -36,6 +38,7 @@ class SurfaceRequest:
     epoch: int | None = None
     out: Path | None = None
     eval: Any = None  # pipeline.engine.EvalConfig; None: defaults (device resolved per rank)
+    hessian: Any = None  # pipeline.curvature.maps.HessianMaps: the curvature maps too; None: the loss only
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -46,8 +49,9 @@ class SurfaceRequest:
 
 
 def default_grid(run: Any, directions: Any, epoch: int | None = None, n: int | None = None) -> Grid | Lattice:
-    """The default grid of a plane: PCA planes span the trajectory (plus a margin), others -1..1;
-    an interpolation direction runs from -0.5 to 1.5 within its valid range (:func:`check_grid`).
+    """The default grid of a plane: PCA planes span the trajectory (plus a margin), Hessian planes
+    their ``grid_extent`` (:mod:`pipeline.directions.hessian`), others -1..1; an interpolation
+    direction runs from -0.5 to 1.5 within its valid range (:func:`check_grid`).
     Three directions: a lattice, the same rules on three axes (``n`` default 21, else 51)."""
     n = n or (DEFAULT_VOLUME_POINTS if directions.ndim == 3 else DEFAULT_POINTS)
     if directions.ndim == 3:
@@ -61,6 +65,10 @@ def default_grid(run: Any, directions: Any, epoch: int | None = None, n: int | N
             lo, hi = directions.alpha_range()
             return Grid(max(-0.5, lo), min(1.5, hi), n, 0.0, 0.0, 1)
         return Grid(-1.0, 1.0, n, 0.0, 0.0, 1)
+    extent = directions.meta.get("grid_extent")
+    if directions.kind == "hessian" and isinstance(extent, (list, tuple)) and len(extent) == 2:
+        tx, ty = (float(t) for t in extent)
+        return Grid(-tx, tx, n, -ty, ty, n)
     path = _projected_path(run, directions, epoch) if directions.kind == "pca" else None
     return Grid(-1.0, 1.0, n, -1.0, 1.0, n) if path is None else pca_grid_of(path, n)
 

@@ -8,10 +8,11 @@ from typing import Any, Sequence
 
 from ..config import RunConfig, check_float, check_int
 from ..datamodel import Grid
-from ..display import PLANES
+from ..display import DEFAULT_PLANES, PLANES
 from ..errors import LossvistaError, ParameterError, param
+from ..render.pictures import BACKENDS, Notice, render_pictures
 from ..rundir import RunDir
-from .stages import BACKENDS, Notice, make_directions, make_trajectory, render_pictures
+from .stages import make_directions, make_trajectory
 
 __all__ = ["RunOptions", "RunResult", "run_pipeline", "landscape"]
 
@@ -20,16 +21,16 @@ __all__ = ["RunOptions", "RunResult", "run_pipeline", "landscape"]
 class RunOptions:
     """How ``lossvista run`` does its work (the preset says what)."""
 
-    planes: tuple[str, ...] = PLANES
+    planes: tuple[str, ...] = DEFAULT_PLANES
     backend: str = "auto"  # auto: ParaView when pvbatch is found, else pyvista quick looks only
     max_samples: int | None = None  # evaluate surfaces and path losses on a seeded subset
     device: str | None = None  # surfaces: None = cuda when available
     precision: str = "fp32"
     persistence: float = 0.01  # analysis threshold, a fraction of the value range (relative), in [0, 1)
     restart_training: bool = False
-    pca_points: int = 51  # per axis on the PCA plane
+    pca_points: int = 51  # per axis on the planes whose extent is their own (PCA, Hessian)
     page: bool = True  # write RUN/index.html, the run's self-contained page
-    volume: bool = False  # also each plane's volume (a third direction), analysed and drawn
+    volume: bool = False  # also the random and PCA planes' volumes (a third direction), analysed and drawn
     volume_points: int = 21  # per axis of a volume: 21^3 = 9261 points
 
     def __post_init__(self) -> None:
@@ -62,7 +63,7 @@ class RunResult:
 def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptions(),
                  notice: Notice | None = None) -> RunResult:
     """Train (or resume), then for each plane: directions, trajectory, surface, analysis (with
-    ``options.volume`` the plane's volume too: :func:`~.volume.make_volume`); then pictures.
+    ``options.volume`` the random and PCA planes' volumes too: :func:`~.volume.make_volume`); then pictures.
 
     A run recorded from the user's own training (``lossvista import``, :class:`~pipeline.Recorder`)
     is not trained: its checkpoints are already there. A config with a ``source`` (a preset's
@@ -104,15 +105,20 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     lap("train")
     split = "train" if cfg.split == "both" else cfg.split
     for plane in options.planes:
-        d, dfile = make_directions(run, plane, norm=cfg.norm, ignore=cfg.ignore, seed=cfg.direction_seed)
+        d, dfile = make_directions(run, plane, norm=cfg.norm if plane == "random" else None, ignore=cfg.ignore,
+                                   seed=cfg.direction_seed)
         lap("directions")
         traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples)
         lap("trajectory")
-        grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid
+        grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid if plane == "pca" else None
         if grid is None and plane == "pca":
             from ..trajectory import pca_grid
 
             grid = pca_grid(traj, n=options.pca_points)
+        elif grid is None and plane == "hessian":
+            from ..surface import default_grid
+
+            grid = default_grid(run, d, n=options.pca_points)
         request = SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=cfg.split,
                                  eval=EvalConfig(device=options.device, precision=options.precision,
                                                  max_samples=options.max_samples, batch_size=cfg.eval_batch_size))
@@ -125,11 +131,13 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
                                  if outcome.points else None,
                                  "minima": counts.get("minimum", 0), "saddles": counts.get("saddle", 0),
                                  "maxima": counts.get("maximum", 0),
-                                 "explained_variance": d.meta.get("explained_variance")}
+                                 "explained_variance": d.meta.get("explained_variance"),
+                                 "eigenvalues": d.meta.get("eigenvalues")}
         result.files[plane] = [dfile, tfile, outcome.out, afiles.critical_points, afiles.topology]
         lap("analysis")
-    for plane in options.planes if options.volume else ():
-        from .volume import make_volume
+    from .volume import VOLUME_KINDS, make_volume
+
+    for plane in [p for p in options.planes if p in VOLUME_KINDS] if options.volume else ():
 
         made = make_volume(run, plane, points=options.volume_points, split=cfg.split, persistence=options.persistence,
                            eval_config=EvalConfig(device=options.device, precision=options.precision,
