@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PLANES", "DEFAULT_PLANES", "VIEWS", "HESSIAN_VIEWS", "VOLUME_VIEWS", "QUICKLOOK_VIEWS", "CRITICAL_STYLE_3D",
+    "PLANES", "DEFAULT_PLANES", "VIEWS", "HESSIAN_VIEWS", "VOLUME_VIEWS", "ANIMATIONS", "ANIMATION_FILES", "QUICKLOOK_VIEWS", "CRITICAL_STYLE_3D",
     "ISOSURFACE_LEVELS", "ISOSURFACE_OPACITY", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
-    "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
+    "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "MARKER_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
     "find_meta", "num_classes", "chance_loss", "cap_reference", "default_cap", "surface_cap", "DEFAULT_CAP_FACTOR",
     "log10_or_nan", "threshold", "contour_levels", "axis_labels",
 ]
@@ -37,6 +37,10 @@ VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # ParaView stat
 # a ParaView state states/landscape_<view>.pvsm and a quick look <plane>_<view>.png each
 HESSIAN_VIEWS = ("eig_ratio",)
 QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")  # matplotlib / pyvista pictures
+# ParaView animations of lossvista evolve (states/animation_<name>.pvsm): the planes around the
+# checkpoints as a time series, and a marker travelling along the descent path over the PCA plane
+ANIMATIONS = ("landscape", "path")
+ANIMATION_FILES = {"landscape": "landscape", "path": "path_pca"}  # -> RUN/evolve/<file>.gif, frames/<file>.<nnnn>.png
 VOLUME_VIEWS = ("isosurfaces", "volume_rendering", "slices")  # ParaView states of a volume: states/volume_<view>.pvsm
 ISOSURFACE_LEVELS = 6  # nested isosurfaces, log-spaced from the minimum to the cap
 ISOSURFACE_OPACITY = 0.3  # each isosurface lets the inner ones show
@@ -51,6 +55,7 @@ PATH_COLOR = "#e41a1c"  # the descent path: red, absent from the viridis loss ma
 START_COLOR = "#141414"  # the path's first checkpoint
 END_COLOR = "#ffd400"  # the path's last checkpoint (the centre of the plane)
 DIVERGENT_COLOR = "#b8b8b8"  # above the cap, or not usable
+MARKER_COLOR = "#ff7f00"  # the checkpoint of an animation's frame, travelling along the path
 # TTK critical-type code -> (label, colour, matplotlib marker)
 CRITICAL_STYLE: dict[int, tuple[str, str, str]] = {
     0: ("minimum", "#00b4ff", "v"),

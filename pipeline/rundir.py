@@ -15,7 +15,9 @@ A run directory ``runs/NAME/`` holds::
     trajectory_volume_<kind>.vtp      the descent path in the volume; the volume's topology is
     critical_points_volume_<kind>.vtp   ... named as a plane's, with the kind volume_<kind>
     topology_volume_<kind>.json
-    evolve/                           planes around several checkpoints (``lossvista evolve``)
+    evolve/                           planes around several checkpoints (``lossvista evolve``), their
+                                      time series landscape.pvd, path_pca.pvd (the path's marker),
+                                      animations <name>.gif with frames/ (quicklook/: matplotlib's)
     curvature.json                    Hessian eigenvalues and trace at the checkpoints, spectral density
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
@@ -164,6 +166,20 @@ class RunDir:
     def evolve(self) -> Path:
         """``evolve/``: the planes around several checkpoints and their time series."""
         return self.root / "evolve"
+
+    def path_markers(self, plane: str = "pca") -> Path:
+        """``evolve/path_<plane>.pvd``: the path's checkpoints one at a time (timestep = epoch,
+        files ``evolve/path_<plane>/epoch_<eee>.vtp``), the marker of the path's animation."""
+        return self.evolve / f"path_{plane}.pvd"
+
+    def animation(self, name: str, quicklook: bool = False) -> Path:
+        """``evolve/<name>.gif``, ``name`` ``landscape`` or ``path_<plane>``: ParaView's animation;
+        ``quicklook``: matplotlib's, ``evolve/quicklook/<name>.gif``."""
+        return (self.evolve / "quicklook" if quicklook else self.evolve) / f"{name}.gif"
+
+    def frames(self, quicklook: bool = False) -> Path:
+        """``evolve/frames/`` (``evolve/quicklook/frames/``): the animations' frames as PNGs."""
+        return self.animation("frames", quicklook).with_suffix("")
 
     def critical_points(self, kind: str, array: str = "loss") -> Path:
         return self.root / f"critical_points_{kind}{_suffix(array)}.vtp"

@@ -3,10 +3,11 @@
     xvfb-run -a pvbatch states/build_states.py RUN [--plane random] [--out states] [--preview DIR]
 
 RUN holds ``surface_<plane>.vts`` and ``trajectory_<plane>.vtp`` (what ``lossvista run``
-writes), and for the volume states ``volume_<plane>.vti`` and ``trajectory_volume_<plane>.vtp``
-(``lossvista volume``; without them the volume states are not rebuilt). One state per view is
+writes), for the volume states ``volume_<plane>.vti`` and ``trajectory_volume_<plane>.vtp``
+(``lossvista volume``), for the animations ``evolve/landscape.pvd`` and ``evolve/path_pca.pvd``
+(``lossvista evolve``; without them those states are not rebuilt). One state per view is
 written to ``--out`` (default: this folder); the volume views are ``volume_<view>.pvsm``
-(:mod:`volume_states`):
+(:mod:`volume_states`), the animations ``animation_<name>.pvsm`` (:mod:`animation_states`):
 
 landscape_2d_contours.pvsm
     Contour lines of the loss on the (alpha, beta) plane seen from above.
@@ -319,7 +320,8 @@ def field_record(simple, source, name):
 def _loss_representations(simple, view):
     for src in simple.GetSources().values():
         rep = simple.servermanager.GetRepresentation(src, view) if src is not None else None
-        if rep is not None and rep.Visibility and list(rep.ColorArrayName)[1:] == ["loss"]:
+        if (rep is not None and rep.Visibility and rep.GetProperty("ColorArrayName") is not None  # text has none
+                and list(rep.ColorArrayName)[1:] == ["loss"]):
             yield rep
 
 
@@ -491,8 +493,10 @@ def main(argv=None):
     parser.add_argument("run", help="run directory with surface_<plane>.vts and trajectory_<plane>.vtp")
     parser.add_argument("--plane", default="random", help="plane whose files the states are built from")
     parser.add_argument("--out", default=HERE, help="folder for the .pvsm files (default: states/)")
-    parser.add_argument("--views", nargs="+", default=list(VIEWS) + list(display.VOLUME_VIEWS),
+    parser.add_argument("--views", nargs="*", default=list(VIEWS) + list(display.VOLUME_VIEWS),
                         choices=list(STATE_VIEWS) + list(display.VOLUME_VIEWS))
+    parser.add_argument("--animations", nargs="*", default=list(display.ANIMATIONS), choices=display.ANIMATIONS,
+                        help="animation states to build (default: both, when the run has their files)")
     parser.add_argument("--preview", metavar="DIR", help="also save a PNG of each view here")
     args = parser.parse_args(argv)
 
@@ -506,6 +510,13 @@ def main(argv=None):
     if not all(os.path.isfile(f) for f in volume_files):
         views = [v for v in views if v not in display.VOLUME_VIEWS]
         print(f"no {os.path.basename(volume_files[0])} with its path: the volume states are not rebuilt")
+    animation_files = {"landscape": {"landscape": str(RunDir(run).evolve / "landscape.pvd")},
+                       "path": {"surface": str(RunDir(run).surface("pca")),
+                                "trajectory": str(RunDir(run).trajectory("pca")),
+                                "marker": str(RunDir(run).path_markers("pca"))}}
+    animations = [a for a in args.animations if all(os.path.isfile(f) for f in animation_files[a].values())]
+    for a in sorted(set(args.animations) - set(animations)):
+        print(f"no {', '.join(animation_files[a].values())}: the {a} animation state is not rebuilt")
     os.makedirs(args.out, exist_ok=True)
 
     from paraview import simple
@@ -529,6 +540,20 @@ def main(argv=None):
             os.makedirs(args.preview, exist_ok=True)
             plane = f"volume_{args.plane}" if name in display.VOLUME_VIEWS else args.plane
             png = str(RunDir.picture(args.preview, plane, name))
+            simple.SaveScreenshot(png, view, ImageResolution=list(view.ViewSize))
+            print(f"wrote {png}")
+        clear_session(simple)
+    import animation_states
+
+    for name in animations:
+        view = animation_states.build_animation_view(simple, sys.modules[__name__], name, animation_files[name])
+        target = os.path.join(args.out, animation_states.STATE_NAME.format(name=name))
+        simple.SaveState(target)
+        _relative_file_names(target, run)
+        print(f"wrote {target}")
+        if args.preview:
+            os.makedirs(args.preview, exist_ok=True)
+            png = os.path.join(args.preview, f"animation_{name}.png")
             simple.SaveScreenshot(png, view, ImageResolution=list(view.ViewSize))
             print(f"wrote {png}")
         clear_session(simple)

@@ -14,6 +14,13 @@ A plane ``volume_<kind>`` takes the volume views (``states/volume_<view>.pvsm``,
 views that do not apply to a plane are skipped. Writes ``<out>/<plane>_<view>.png`` and prints
 one line ``wrote <path>`` per picture.
 
+``--animations landscape path`` plays ``states/animation_<name>.pvsm`` on the run's
+``evolve/landscape.pvd`` (readers ``landscape``), or on ``surface_pca.vts``,
+``trajectory_pca.vtp`` and ``evolve/path_pca.pvd`` (``surface``, ``trajectory``, ``marker``),
+and saves one frame per time step (``SaveAnimation``) as ``evolve/frames/<name>.<nnnn>.png``
+(``path`` is named ``path_pca``), replacing the animation's old frames once the new ones are
+written; one line ``wrote <frame>`` each.
+
 Several views are rendered in one process: between two states the views and sources are
 deleted (``ResetSession`` after a render makes 5.11's pvbatch exit with status 1 under Xvfb).
 ``pipeline.render.pvbatch`` runs this script; errors end it with a one-line message on the
@@ -30,6 +37,7 @@ import build_states as common  # noqa: E402  (shim, plugin path, view names, cam
 from pipeline.atomic import write_png  # noqa: E402  (importable once build_states has found the package)
 from pipeline.errors import LossvistaError  # noqa: E402
 
+import animation_states  # noqa: E402
 import volume_states  # noqa: E402
 
 READERS = {"surface": common.RunDir.surface, "trajectory": common.RunDir.trajectory}  # reader -> file of a plane
@@ -105,14 +113,80 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
     common.clear_session(simple)
 
 
+def animation_readers(run, name):
+    """{reader name: file} of the animation ``name`` on ``run``."""
+    d = common.RunDir(run)
+    if name == "landscape":
+        return {"landscape": str(d.evolve / "landscape.pvd")}
+    return {"surface": str(d.surface("pca")), "trajectory": str(d.trajectory("pca")),
+            "marker": str(d.path_markers("pca"))}
+
+
+def render_animation(simple, name, run, states_dir, size):
+    """The frames of one animation, into ``RUN/evolve/frames/``."""
+    import glob
+    import shutil
+    import tempfile
+
+    state = os.path.join(states_dir, animation_states.STATE_NAME.format(name=name))
+    if not os.path.isfile(state):
+        fail(f"no state file {state}")
+    ids = reader_ids(state)
+    filenames = []
+    for reader, path in animation_readers(run, name).items():
+        if not os.path.isfile(path):
+            fail(f"{path} not found (needed by {os.path.basename(state)}; lossvista evolve writes it)")
+        if reader not in ids:
+            fail(f"{state} has no reader named {reader!r}; rebuild it with states/build_states.py")
+        filenames.append({"name": reader, "id": ids[reader], "FileName": [path]})
+    simple.LoadState(state, filenames=filenames)
+    for reader, path in animation_readers(run, name).items():
+        renamed = simple.FindSource(os.path.basename(path))  # LoadState names a PVDReader after its file
+        if simple.FindSource(reader) is None and renamed is not None:
+            simple.RenameSource(reader, renamed)
+        if simple.FindSource(reader) is None:
+            fail(f"{state}: no reader {reader!r} after loading it")
+    views = simple.GetRenderViews()
+    if not views:
+        fail(f"{state} holds no render view")
+    view = views[0]
+    view.ViewSize = list(size)
+    evolve_dir = str(common.RunDir(run).evolve)
+    animation_states.fit_animation(simple, common, view, name, unit=animation_states.evolution_unit(evolve_dir))
+    steps = animation_states.time_steps(simple)
+    if not steps:
+        fail(f"{state}: the time series holds no time steps")
+    stem = common.display.ANIMATION_FILES[name]
+    frames_dir = os.path.join(evolve_dir, "frames")
+    os.makedirs(frames_dir, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{stem}-", dir=frames_dir)
+    try:
+        simple.SaveAnimation(os.path.join(tmp, f"{stem}.png"), view, ImageResolution=list(size),
+                             FrameWindow=[0, len(steps) - 1], TransparentBackground=0)
+        made = sorted(glob.glob(os.path.join(tmp, f"{stem}.*.png")))
+        if len(made) != len(steps):
+            fail(f"SaveAnimation wrote {len(made)} frames of {len(steps)} time steps")
+        for old in glob.glob(os.path.join(frames_dir, f"{stem}.*.png")):
+            os.remove(old)
+        for frame in made:
+            target = os.path.join(frames_dir, os.path.basename(frame))
+            os.replace(frame, target)
+            print(f"wrote {target}", flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    common.clear_session(simple)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory")
-    parser.add_argument("--plane", nargs="+", default=["random"],
+    parser.add_argument("--plane", nargs="*", default=["random"],
                         help="random, pca, hessian (file names surface_<plane>.vts, ...) and/or volume_random, "
                         "volume_pca")
     parser.add_argument("--views", nargs="+", default=list(common.VIEWS) + list(volume_states.VIEWS),
                         choices=list(common.STATE_VIEWS) + list(volume_states.VIEWS))
+    parser.add_argument("--animations", nargs="*", default=[], choices=animation_states.NAMES,
+                        help="also these animations of lossvista evolve (frames in RUN/evolve/frames)")
     parser.add_argument("--out", help="output folder (default: RUN/renders)")
     parser.add_argument("--states", default=HERE, help="folder of the .pvsm files (default: states/)")
     parser.add_argument("--plugin", default=common.PLUGIN, help="the lossvista plugin file (default: beside states/)")
@@ -131,6 +205,8 @@ def main(argv=None):
     for plane in args.plane:
         for name in views_of(plane, args.views):
             render_one(simple, name, run, plane, out_dir, os.path.abspath(args.states), args.size)
+    for name in args.animations:
+        render_animation(simple, name, run, os.path.abspath(args.states), args.size)
 
 
 if __name__ == "__main__":

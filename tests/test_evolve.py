@@ -3,6 +3,7 @@ on a trained digits run, checked against the surface stage and the topology run 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -34,7 +35,8 @@ def evolved(digits_run, tmp_path_factory):
     run = tmp_path_factory.mktemp("evolve") / "run"
     shutil.copytree(digits_run, run)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "evolve", str(run), "--epochs", "0", "3",
-                           "--x", "-0.6:0.6:7", "--y", "-0.6:0.6:7", "--seed", "5", "--device", "cpu"],
+                           "--x", "-0.6:0.6:7", "--y", "-0.6:0.6:7", "--seed", "5", "--device", "cpu",
+                           "--backend", "pyvista"],  # ParaView's animations: tests/paraview/test_animation.py
                           capture_output=True, text=True, cwd=str(ROOT), timeout=900)
     assert proc.returncode == 0, proc.stderr
     return RunDir(run), proc.stderr
@@ -107,14 +109,15 @@ def test_time_series_summary_and_central_basin(evolved):
     assert "planes around 2 checkpoints (0, 3)" in stderr
 
 
-def test_pictures_and_animations(evolved):
+def test_pictures_and_quicklook_animations(evolved):
     from PIL import Image
 
     run, _ = evolved
     assert (run.evolve / "evolution.png").is_file()
-    gif = Image.open(run.evolve / "landscape.gif")
+    assert not run.animation("landscape").exists()  # ParaView's, not asked for
+    gif = Image.open(run.animation("landscape", quicklook=True))
     assert gif.n_frames == 2
-    frames = sorted((run.evolve / "frames").glob("landscape_*.png"))
+    frames = sorted(run.frames(quicklook=True).glob("landscape_*.png"))
     assert [f.name for f in frames] == ["landscape_000.png", "landscape_003.png"]
     first, last = (np.asarray(Image.open(f).convert("L"), float) for f in frames)
     assert np.abs(first - last).mean() > 1.0  # two different planes, not one picture twice
@@ -140,6 +143,19 @@ def test_path_animation_has_a_frame_per_checkpoint(digits_run, tmp_path):
     write_trajectory(run.trajectory("pca"), path)
     frames, gif = path_animation(run, "pca")
     assert len(frames) == len(path.epoch) == 4
+    assert gif == run.animation("path_pca", quicklook=True)
+    # the marker of ParaView's animation: one point per checkpoint, its epoch the time step
+    from pipeline.vtkio import read_trajectory
+    from pipeline.workflow.evolve import write_path_markers
+
+    pvd = write_path_markers(run, "pca")
+    assert pvd == run.path_markers("pca")
+    steps = [(int(m.group(1)), m.group(2)) for m in re.finditer(r'timestep="(\d+)".*?file="([^"]+)"', pvd.read_text())]
+    assert [e for e, _ in steps] == [int(e) for e in path.epoch]
+    for k, (e, name) in enumerate(steps):
+        one = read_trajectory(pvd.parent / name)
+        assert one.coords.shape == (1, 2) and int(one.epoch[0]) == e
+        np.testing.assert_array_equal(one.coords[0], path.coords[k])
     assert Image.open(gif).n_frames == 4
     pictures = [np.asarray(Image.open(f).convert("L"), float) for f in frames]
     # the ring moves: each frame differs from the first in more than its title

@@ -16,9 +16,12 @@ examples:
 For each checkpoint theta_e: the random plane with the same seed (the run's random plane's, else 0),
 normalized to theta_e's filters, evaluated around theta_e and analysed. Files in RUN/evolve/:
 surface_epoch_<eee>.vts, topology_epoch_<eee>.json, landscape.pvd (a time series ParaView plays),
-evolution.json and evolution.png (the central basin and the critical points against epoch),
+evolution.json and evolution.png (the central basin and the critical points against epoch), and
+ParaView's animations (states/animation_*.pvsm played by pvbatch, frames in frames/):
 landscape.gif and, when the run has its PCA plane, path_pca.gif (a marker travelling along the
-descent path), with their frames in frames/. An interrupted run continues where it stopped."""
+descent path over the PCA surface, from path_pca.pvd). Without ParaView (or --backend pyvista)
+the matplotlib quick looks of both go to quicklook/ instead. An interrupted run continues
+where it stopped."""
 
 
 def register(sub) -> None:
@@ -42,6 +45,12 @@ def register(sub) -> None:
     p.add_argument("--delta", type=float, default=0.1, metavar="D",
                    help="the central basin's width is taken at its minimum + D, in loss units, the same D at every "
                    "epoch (default: %(default)s)")
+    p.add_argument("--backend", choices=["paraview", "pyvista"],
+                   help="animations: paraview (pvbatch plays the time series) or pyvista (the matplotlib quick "
+                   "looks in RUN/evolve/quicklook/); default: paraview when pvbatch is found, else pyvista (with a "
+                   "notice)")
+    p.add_argument("--size", nargs=2, type=int, default=[960, 720], metavar=("W", "H"),
+                   help="frame size in pixels of ParaView's animations (default: %(default)s)")
     p.add_argument("--no-pictures", dest="pictures", action="store_false",
                    help="no evolution.png, GIFs or frames (the surfaces, analysis, .pvd and evolution.json only)")
     p.set_defaults(func=_evolve)
@@ -72,14 +81,24 @@ def _evolve(args: argparse.Namespace) -> int:
               f"basin width {b['width_diameter']:.3g} at +{options.delta:g}", file=err)
     files = [result.pvd, result.summary]
     if args.pictures:
+        from ..render import pvbatch
+
+        run = RunDir(args.run)
         files.append(plot_evolution(result.rows, result.pvd.parent / "evolution.png", delta=options.delta,
                                     unit=result.unit))
-        files.append(landscape_animation(result.pvd.parent)[1])
-        run = RunDir(args.run)
-        if run.surface("pca").is_file() and run.trajectory("pca").is_file():
-            files.append(path_animation(run, "pca")[1])
-        else:
+        if result.markers is None:
             print("  no PCA plane in the run: the path's animation is left out (lossvista run makes it)", file=err)
+        paraview = args.backend == "paraview" or (args.backend is None and pvbatch.paraview_available())
+        if args.backend is None and not paraview:
+            print("lossvista evolve: notice: ParaView (pvbatch, and xvfb-run without a display) not found: writing "
+                  "the matplotlib quick looks of the animations to RUN/evolve/quicklook/", file=err)
+        if paraview:
+            names = ["landscape"] + (["path"] if result.markers is not None else [])
+            files += pvbatch.render_animations(run.root, names, size=tuple(args.size))
+        else:
+            files.append(landscape_animation(run)[1])
+            if result.markers is not None:
+                files.append(path_animation(run, "pca")[1])
     for f in files:
         print(f"  {shown_path(f)}", file=err)
     return 0

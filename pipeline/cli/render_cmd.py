@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..display import HESSIAN_VIEWS, PLANES, VIEWS, VOLUME_VIEWS
+from ..display import ANIMATIONS, HESSIAN_VIEWS, PLANES, VIEWS, VOLUME_VIEWS
 from ._common import shown_path
 
 
@@ -27,6 +27,11 @@ def register(sub) -> None:
                    help=f"views of a plane ({', '.join(VIEWS + HESSIAN_VIEWS)}; default: all, eig_ratio where the "
                    f"surface has curvature maps (lossvista surface --hessian); pyvista has no 3d_contours) and of a "
                    f"volume ({', '.join(VOLUME_VIEWS)}, ParaView only)")
+    p.add_argument("--animation", choices=ANIMATIONS, action="append",
+                   help="ParaView's animations of lossvista evolve: landscape (the planes around the checkpoints, "
+                   "RUN/evolve/landscape.gif) and path (a marker along the descent path over the PCA surface, "
+                   "path_pca.gif), frames in RUN/evolve/frames/ (repeatable; alone: only the animations; default: "
+                   "with every plane, those the run has)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/renders, or RUN/renders/quicklook for pyvista)")
     p.add_argument("--size", nargs=2, type=int, default=[1200, 900], metavar=("W", "H"),
                    help="picture size in pixels, ParaView only (default: %(default)s)")
@@ -37,8 +42,9 @@ def run(args: argparse.Namespace) -> int:
     from ..rundir import RunDir
     from ..workflow import render_pictures
 
-    written = render_pictures(RunDir(args.run), backend=args.backend or "auto", planes=args.plane, views=args.views,
-                              out=args.out, size=tuple(args.size),
+    planes = () if args.animation and not (args.plane or args.views) else args.plane
+    written = render_pictures(RunDir(args.run), backend=args.backend or "auto", planes=planes, views=args.views,
+                              out=args.out, size=tuple(args.size), animations=args.animation,
                               notice=lambda m: print(f"lossvista render: notice: {m}", file=sys.stderr))
     for path in written:
         print(shown_path(path))

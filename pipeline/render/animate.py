@@ -1,10 +1,17 @@
 """Pictures of the landscape along training (matplotlib and Pillow, no ParaView needed).
 
 plot_evolution        the central basin and the counts of critical points against epoch
-landscape_animation   one frame per checkpoint's plane (``evolve/surface_epoch_<eee>.vts``), one
-                      cap for all frames, as PNG frames and an animated GIF
-path_animation        the descent path over the PCA plane with a marker travelling along it,
-                      one frame per checkpoint, as PNG frames and an animated GIF
+landscape_animation   the quick look of the planes' animation: one contour plot per checkpoint's
+                      plane (``evolve/surface_epoch_<eee>.vts``), one cap for all frames, as PNG
+                      frames and an animated GIF in ``evolve/quicklook/``
+path_animation        the quick look of the path's animation: the descent path over the PCA plane
+                      with a ring travelling along it, one frame per checkpoint, in ``evolve/quicklook/``
+write_gif             an animated GIF of PNG frames (also of ParaView's frames,
+                      :func:`pipeline.render.pvbatch.render_animations`)
+
+ParaView's animations (3D, played from the time series) are
+:func:`pipeline.render.pvbatch.render_animations`; these quick looks stand in where ParaView is
+missing (``lossvista evolve --backend pyvista``).
 
 Every file is written atomically (:mod:`pipeline.atomic`).
 """
@@ -69,9 +76,9 @@ def plot_evolution(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
     return write_png(path, lambda tmp: fig.savefig(tmp, dpi=dpi))
 
 
-def landscape_animation(evolve_dir: str | os.PathLike, *, cap_factor: float = 5.0) -> tuple[list[Path], Path]:
-    """Frames ``frames/landscape_<eee>.png`` of every plane listed in ``evolution.json`` and
-    ``landscape.gif``. Each frame is the plane's contour plot (:func:`~.plots2d.plot_contours_2d`)
+def landscape_animation(run_dir: str | os.PathLike, *, cap_factor: float = 5.0) -> tuple[list[Path], Path]:
+    """Frames ``evolve/quicklook/frames/landscape_<eee>.png`` of every plane listed in
+    ``evolve/evolution.json`` and ``evolve/quicklook/landscape.gif``. Each frame is the plane's contour plot (:func:`~.plots2d.plot_contours_2d`)
     with its critical points, titled with its epoch; all frames share one cap (the largest of the
     planes' default caps), so the grey divergent region means the same loss in every frame."""
     from ..display import surface_cap
@@ -79,7 +86,8 @@ def landscape_animation(evolve_dir: str | os.PathLike, *, cap_factor: float = 5.
     from ..vtkio import read_points, read_surface
     from .plots2d import plot_contours_2d
 
-    folder = RunDir(evolve_dir)
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    folder = RunDir(run.evolve)
     rows = read_json(folder.root / "evolution.json")["epochs"]
     surfaces = [read_surface(folder.root / r["surface"]) for r in rows]
     cap = max(surface_cap(s, cap_factor=cap_factor) for s in surfaces)
@@ -87,15 +95,16 @@ def landscape_animation(evolve_dir: str | os.PathLike, *, cap_factor: float = 5.
     for r, s in zip(rows, surfaces):
         kind = Path(r["surface"]).stem[len("surface_"):]
         crit = folder.critical_points(kind)
-        frames.append(plot_contours_2d(s, folder.root / "frames" / f"landscape_{r['epoch']:03d}.png",
+        frames.append(plot_contours_2d(s, run.frames(quicklook=True) / f"landscape_{r['epoch']:03d}.png",
                                        critical=read_points(crit) if crit.is_file() else None, cap=cap,
                                        title=f"around the weights of epoch {r['epoch']}"))
-    return frames, write_gif(folder.root / "landscape.gif", frames)
+    return frames, write_gif(run.animation("landscape", quicklook=True), frames)
 
 
 def path_animation(run_dir: str | os.PathLike, plane: str = "pca") -> tuple[list[Path], Path]:
-    """Frames ``evolve/frames/path_<plane>_<eee>.png``: the run's ``surface_<plane>.vts`` with the
-    descent path and a ring on the checkpoint of each frame, and ``evolve/path_<plane>.gif``."""
+    """Frames ``evolve/quicklook/frames/path_<plane>_<eee>.png``: the run's ``surface_<plane>.vts``
+    with the descent path and a ring on the checkpoint of each frame, and
+    ``evolve/quicklook/path_<plane>.gif``."""
     from ..errors import LossvistaError
     from ..rundir import RunDir
     from ..vtkio import read_surface, read_trajectory
@@ -108,7 +117,7 @@ def path_animation(run_dir: str | os.PathLike, plane: str = "pca") -> tuple[list
         raise LossvistaError(f"{', '.join(missing)} not found: the path's animation needs the {plane} plane "
                              f"(lossvista run, or lossvista surface and trajectory)")
     surface, path = read_surface(files[0]), read_trajectory(files[1])
-    frames = [plot_contours_2d(surface, run.evolve / "frames" / f"path_{plane}_{int(e):03d}.png", trajectory=path,
+    frames = [plot_contours_2d(surface, run.frames(quicklook=True) / f"path_{plane}_{int(e):03d}.png", trajectory=path,
                                highlight=k, title=f"{path.unit} {int(e)} on the {plane} plane")
               for k, e in enumerate(path.epoch)]
-    return frames, write_gif(run.evolve / f"path_{plane}.gif", frames)
+    return frames, write_gif(run.animation(f"path_{plane}", quicklook=True), frames)

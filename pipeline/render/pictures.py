@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
-from ..display import HESSIAN_VIEWS, PLANES, QUICKLOOK_VIEWS, VIEWS, VOLUME_VIEWS
+from ..display import ANIMATIONS, HESSIAN_VIEWS, PLANES, QUICKLOOK_VIEWS, VIEWS, VOLUME_VIEWS
 from ..errors import LossvistaError, ParameterError, param
 from ..rundir import RunDir, volume_kind
 
@@ -25,7 +25,7 @@ Notice = Callable[[str], None]
 def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str] | None = None,
                     views: Sequence[str] | None = None, out: str | Path | None = None,
                     size: tuple[int, int] = (1200, 900), with_quicklooks: bool = False,
-                    notice: Notice | None = None) -> list[Path]:
+                    notice: Notice | None = None, animations: Sequence[str] | None = None) -> list[Path]:
     """The pictures of a run's planes.
 
     ``backend``: ``paraview`` (pvbatch and the saved states), ``pyvista`` (the matplotlib and
@@ -37,9 +37,13 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     ``views``: default all (a volume's: :data:`~pipeline.display.VOLUME_VIEWS`), ``eig_ratio`` (:data:`~pipeline.display.HESSIAN_VIEWS`) for the planes
     whose surface holds curvature maps (``lossvista surface --hessian``); the quick looks have no
     ``3d_contours``. ``out``: the pictures' folder (default ``RUN/renders``; quick looks beside
-    ParaView's go to ``RUN/renders/quicklook``).
+    ParaView's go to ``RUN/renders/quicklook``). ``animations``: ParaView's animations of
+    ``lossvista evolve`` (:data:`~pipeline.display.ANIMATIONS`,
+    :func:`~pipeline.render.pvbatch.render_animations`); default: with the default planes, those
+    whose files the run has; with ``planes=()`` the animations alone.
     """
     from . import pvbatch
+    from .pvbatch import animation_files
     from .quicklook import render_run_quicklook
 
     say = notice or (lambda msg: log.warning("%s", msg))
@@ -49,9 +53,17 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
         return []
     if not run.root.is_dir():
         raise LossvistaError(f"run directory not found: {str(run.root)!r}")
-    chosen = list(dict.fromkeys(planes)) if planes else (
+    only_animations = planes is not None and not planes
+    chosen = list(dict.fromkeys(planes)) if planes or only_animations else (
         [k for k in PLANES if run.surface(k).is_file()] + [volume_kind(k) for k in run.volumes()])
-    if not chosen:
+    bad = [a for a in animations or () if a not in ANIMATIONS]
+    if bad:
+        raise ParameterError(f"{param('animations')} must be among {', '.join(map(repr, ANIMATIONS))}; got {bad}")
+    if animations is None:
+        animations = [] if planes else [a for a in ANIMATIONS if all(f.is_file() for f in animation_files(run, a))]
+    if only_animations and not animations:
+        raise LossvistaError(f"{str(run.root)!r}: no animation to render (lossvista evolve writes their files)")
+    if not chosen and not only_animations:
         raise LossvistaError(f"{str(run.root)!r} has no {run.surface('random').name} or {run.surface('pca').name}; "
                              f"compute them first (lossvista run, or lossvista surface)")
     use_paraview = backend == "paraview" or (backend == "auto" and pvbatch.paraview_available())
@@ -80,7 +92,10 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
             wanted = quick + (curvature_views if plane in mapped else [])
             if wanted:
                 pictures += render_run_quicklook(run.root, plane, wanted, folder)
-    if use_paraview:
+    if animations and not use_paraview:
+        say(f"the animations ({', '.join(animations)}) are ParaView's; lossvista evolve --backend pyvista writes "
+            f"their quick looks")
+    if use_paraview and chosen:
         ready = chosen
         if not planes:  # default planes: skip, with a notice, those the states cannot draw
             ready = [p for p in chosen if run.trajectory(p).is_file()]
@@ -96,6 +111,8 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
         drawn = [p for p in (ready or chosen) if p in mapped]
         if curvature_views and drawn:
             pictures += pvbatch.render_paraview(run.root, drawn, curvature_views, out or run.renders, size=size)
+    if use_paraview and animations:
+        pictures += pvbatch.render_animations(run.root, animations)
     return pictures
 
 

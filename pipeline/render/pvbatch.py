@@ -28,12 +28,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..display import HESSIAN_VIEWS, VIEWS, VOLUME_VIEWS
+from ..display import ANIMATION_FILES, ANIMATIONS, HESSIAN_VIEWS, VIEWS, VOLUME_VIEWS
 from ..errors import LossvistaError, param
 from ..rundir import RunDir
 
-__all__ = ["VIEWS", "find_pvbatch", "paraview_available", "paraview_files", "render_paraview", "views_of",
-           "plane_files"]
+__all__ = ["VIEWS", "find_pvbatch", "paraview_available", "paraview_files", "render_paraview", "render_animations",
+           "views_of", "plane_files", "animation_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,9 +183,7 @@ def render_paraview(
                 how = "lossvista volume" if is_volume(p) else "lossvista surface / lossvista trajectory"
                 raise LossvistaError(f"{str(path)!r} not found: the {p} {'volume' if is_volume(p) else 'plane'} of "
                                      f"this run has not been computed ({how})")
-    package_states, plugin = paraview_files()
-    states_dir = Path(states_dir) if states_dir is not None else package_states
-    script = package_states / "render_state.py"
+    states_dir = Path(states_dir) if states_dir is not None else paraview_files()[0]
     needed = {(VOLUME_STATE_FILE if is_volume(p) else STATE_FILE).format(view=v)
               for p in planes for v in views_of(p, views)}
     missing = [p for p in (states_dir / name for name in sorted(needed)) if not p.is_file()]
@@ -193,13 +191,96 @@ def render_paraview(
         raise LossvistaError(f"ParaView state files not found ({', '.join(map(str, missing))})")
 
     out_dir = Path(out_dir or run.renders).resolve()
+    args = [str(run.root.resolve()), "--plane", *planes, "--views", *views, "--out", str(out_dir)]
+    paths = [RunDir.picture(out_dir, p, v) for p in planes for v in views_of(p, views)]
+    what = f"the {' and '.join(planes)} views"
+    logger.info("rendering %s %s with ParaView", what, ", ".join(views))
+    start = time.perf_counter()
+    _run_pvbatch(args, paths, what, out_dir, pvbatch=pvbatch, states_dir=states_dir, size=(w, h), timeout=timeout)
+    logger.info("rendered %d ParaView pictures in %.1f s", len(paths), time.perf_counter() - start)
+    return paths
+
+
+def render_animations(
+    run_dir: str | os.PathLike,
+    names: Sequence[str] | None = None,
+    *,
+    pvbatch: str | os.PathLike | None = None,
+    states_dir: str | os.PathLike | None = None,
+    size: tuple[int, int] = (960, 720),
+    ms: int | None = None,
+    timeout: float = 600.0,
+) -> list[Path]:
+    """Play the ParaView animations of ``lossvista evolve`` and write them; return the GIF paths.
+
+    ``names``: among :data:`~pipeline.display.ANIMATIONS` (default: both). ``landscape`` plays
+    ``RUN/evolve/landscape.pvd``; ``path`` moves a marker along the descent path over the PCA
+    plane (``surface_pca.vts``, ``trajectory_pca.vtp``, ``evolve/path_pca.pvd``). pvbatch saves
+    one frame per time step (``SaveAnimation``) as ``RUN/evolve/frames/<name>.<nnnn>.png``;
+    Pillow joins them into ``RUN/evolve/landscape.gif`` and ``path_pca.gif``
+    (:meth:`~pipeline.rundir.RunDir.animation`; ``ms`` per frame, default
+    :data:`~pipeline.render.animate.FRAME_MS`).
+
+    Raises :class:`LossvistaError` when a file is missing, pvbatch is missing or fails.
+    """
+    from .animate import FRAME_MS, write_gif
+
+    names = list(dict.fromkeys(ANIMATIONS if names is None else names))
+    bad = [n for n in names if n not in ANIMATIONS]
+    if bad or not names:
+        raise ValueError(f"names must be among {', '.join(map(repr, ANIMATIONS))}; got {list(names)!r}")
+    w, h = (int(x) for x in size)
+    if w < 64 or h < 64:
+        raise ValueError(f"size must be at least 64 x 64 pixels; got {size!r}")
+    run = RunDir(run_dir)
+    for name in names:
+        for path in animation_files(run, name):
+            if not path.is_file():
+                raise LossvistaError(f"{str(path)!r} not found: the {name} animation needs it (lossvista evolve"
+                                     f"{'' if name == 'landscape' else ', on a run with its PCA plane'})")
+    states = Path(states_dir) if states_dir is not None else paraview_files()[0]
+    missing = [str(states / f"animation_{n}.pvsm") for n in names if not (states / f"animation_{n}.pvsm").is_file()]
+    if missing:
+        raise LossvistaError(f"ParaView state files not found ({', '.join(missing)})")
+    frames = run.frames()
+    what = f"the {' and '.join(names)} animation{'s' if len(names) > 1 else ''}"
+    logger.info("playing %s with ParaView", what)
+    start = time.perf_counter()
+    proc = _run_pvbatch([str(run.root.resolve()), "--plane", "--animations", *names, "--out", str(frames)], [],
+                        what, frames, pvbatch=pvbatch, states_dir=states_dir, size=(w, h), timeout=timeout)
+    gifs = []
+    for name in names:
+        stem = ANIMATION_FILES[name]
+        written = sorted(frames.glob(f"{stem}.*.png"))
+        fresh = [f for f in written if f"wrote {f}" in proc.stdout]
+        if not fresh or len(fresh) != len(written):
+            raise LossvistaError(f"pvbatch exited normally but wrote {len(fresh)} frames of the {name} animation "
+                                 f"({len(written)} there): {_last_line(proc.stderr)}")
+        gifs.append(write_gif(run.animation(stem), fresh, ms=ms or FRAME_MS))
+    logger.info("played %s in %.1f s", what, time.perf_counter() - start)
+    return gifs
+
+
+def animation_files(run: RunDir, name: str) -> list[Path]:
+    """The data files the animation ``name`` plays."""
+    if name == "landscape":
+        return [run.evolve / "landscape.pvd"]
+    return [run.surface("pca"), run.trajectory("pca"), run.path_markers("pca")]
+
+
+def _run_pvbatch(args: list[str], expected: list[Path], what: str, out_dir: Path, *, pvbatch, states_dir, size,
+                 timeout: float) -> subprocess.CompletedProcess:
+    """``pvbatch states/render_state.py ARGS`` (under xvfb-run without a display), one retry after
+    a crash; the finished process. ``expected``: the pictures it must have written (``wrote``)."""
+    package_states, plugin = paraview_files()
+    states_dir = Path(states_dir) if states_dir is not None else package_states
+    script = package_states / "render_state.py"
     exe = find_pvbatch(pvbatch)
     if exe is None:
         raise LossvistaError(f"pvbatch not found ({'no ' + str(pvbatch) if pvbatch else 'not on PATH'}): install "
                              f"ParaView (Debian: apt install paraview python3-paraview) or use {param('backend')} pyvista")
-    cmd = [exe, str(script), str(run.root.resolve()), "--plane", *planes, "--views", *views,
-           "--out", str(out_dir), "--states", str(states_dir.resolve()), "--plugin", str(plugin),
-           "--size", str(w), str(h)]
+    cmd = [exe, str(script), *args, "--states", str(states_dir.resolve()), "--plugin", str(plugin),
+           "--size", str(size[0]), str(size[1])]
     if _needs_xvfb():
         xvfb = shutil.which("xvfb-run")
         if xvfb is None:
@@ -207,17 +288,13 @@ def render_paraview(
                                  "install xvfb (apt install xvfb) or run with a display")
         cmd = [*xvfb_prefix(xvfb), *cmd]
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    what = " and ".join(planes)
-    logger.info("rendering the %s views %s with ParaView", what, ", ".join(views))
     logger.debug("command: %s", " ".join(cmd))
-    start = time.perf_counter()
     for attempt in (1, 2):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
                                   cwd=str(out_dir))
         except subprocess.TimeoutExpired:
-            raise LossvistaError(f"pvbatch did not finish rendering the {what} views within {timeout:g} s") from None
+            raise LossvistaError(f"pvbatch did not finish rendering {what} within {timeout:g} s") from None
         except OSError as exc:
             raise LossvistaError(f"cannot run pvbatch ({exe}): {exc}") from None
         # OpenGL under Xvfb now and then dies on a busy machine (SIGABRT/SIGSEGV, or Xvfb does
@@ -230,16 +307,13 @@ def render_paraview(
     for line in proc.stderr.splitlines():
         if line.strip():
             logger.debug("pvbatch: %s", _ANSI.sub("", line))
-    paths = [RunDir.picture(out_dir, p, v) for p in planes for v in views_of(p, views)]
-    absent = [str(p) for p in paths if not (p.is_file() and f"wrote {p}" in proc.stdout)]
-    done = not absent
-    if proc.returncode == 5 and done and _XVFB_CLEANUP in proc.stderr:
+    absent = [str(p) for p in expected if not (p.is_file() and f"wrote {p}" in proc.stdout)]
+    if proc.returncode == 5 and not absent and _XVFB_CLEANUP in proc.stderr:
         # xvfb-run's own clean-up raced with xauth (exit 5) after pvbatch had finished
         logger.warning("xvfb-run: %s (ignored: every picture was written)", _XVFB_CLEANUP)
     elif proc.returncode != 0:
-        raise LossvistaError(f"pvbatch failed (exit status {proc.returncode}) rendering the {what} views: "
+        raise LossvistaError(f"pvbatch failed (exit status {proc.returncode}) rendering {what}: "
                              f"{_last_line(proc.stderr)}")
     if absent:
         raise LossvistaError(f"pvbatch exited normally but wrote no {', '.join(absent)}: {_last_line(proc.stderr)}")
-    logger.info("rendered %d ParaView pictures in %.1f s", len(paths), time.perf_counter() - start)
-    return paths
+    return proc

@@ -12,6 +12,9 @@ epoch ``e`` being the kind ``epoch_<eee>``):
 ``topology_epoch_<eee>.json``       its analysis (and ``critical_points_epoch_<eee>.vtp``)
 ``landscape.pvd``                   the surfaces as a time series (timestep = epoch): ParaView
                                     plays it as an animation
+``path_pca.pvd``                    the descent path's checkpoints on the run's PCA plane, one
+                                    per time step (``path_pca/epoch_<eee>.vtp``): the marker that
+                                    travels along the path in ParaView's animation
 ``evolution.json``                  per epoch: centre loss, counts of critical points, the
                                     central basin (the one holding theta_e): its minimum, area and
                                     width at value + delta
@@ -34,7 +37,7 @@ from ..rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvolveOptions", "evolve", "epoch_kind", "choose_epochs", "EVOLUTION_JSON"]
+__all__ = ["EvolveOptions", "evolve", "epoch_kind", "choose_epochs", "write_path_markers", "EVOLUTION_JSON"]
 
 EVOLUTION_JSON = "evolution.json"
 DEFAULT_FRAMES = 6  # checkpoints chosen by default: evenly spread from the first to the last
@@ -93,6 +96,7 @@ class EvolveResult:
     summary: Path
     rows: list[dict[str, Any]] = field(default_factory=list)
     unit: str = "epoch"
+    markers: Path | None = None  # path_pca.pvd, when the run has its PCA plane
 
 
 def _plane_settings(run: RunDir, options: EvolveOptions) -> dict[str, Any]:
@@ -173,4 +177,25 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
     summary = write_json(run.evolve / EVOLUTION_JSON, {
         "format": 1, "unit": unit, "delta": options.delta, "persistence": options.persistence, "relative": True,
         "grid": grid.to_dict(), **settings, "epochs": rows})
-    return EvolveResult(epochs, surfaces, pvd, summary, rows, unit)
+    markers = write_path_markers(run) if run.surface("pca").is_file() and run.trajectory("pca").is_file() else None
+    return EvolveResult(epochs, surfaces, pvd, summary, rows, unit, markers)
+
+
+def write_path_markers(run: RunDir, plane: str = "pca") -> Path:
+    """The checkpoints of ``trajectory_<plane>.vtp`` one at a time, as a time series
+    (:meth:`~pipeline.rundir.RunDir.path_markers`: timestep = epoch), for ParaView's animation of
+    the path; each file holds one point with its epoch and losses."""
+    import numpy as np
+
+    from ..datamodel import Trajectory
+    from ..vtkio import read_trajectory, write_pvd, write_trajectory
+
+    path = read_trajectory(run.trajectory(plane))
+    pvd = run.path_markers(plane)
+    entries = []
+    for k, e in enumerate(np.asarray(path.epoch)):
+        one = Trajectory(coords=path.coords[k:k + 1], epoch=path.epoch[k:k + 1], loss=path.loss[k:k + 1],
+                         surface_loss=path.surface_loss[k:k + 1], residual=path.residual[k:k + 1], meta=path.meta)
+        file = write_trajectory(pvd.with_suffix("") / f"{epoch_kind(int(e))}.vtp", one)
+        entries.append({"file": file, "timestep": int(e), "name": epoch_kind(int(e))})
+    return write_pvd(pvd, entries)

@@ -165,3 +165,31 @@ def add_curvature_maps(surface_file) -> None:
                    hessian_residual=np.where(np.isfinite(top), 1e-3, np.nan))
     s.meta["hessian"] = {"tol": 1e-2, "max_iter": 100, "ignore": "biasbn", "seed": 0, "unconverged_points": 0}
     write_surface(surface_file, s)
+
+
+def make_evolve(run_dir, variant: int = 0, epochs=(0, 4, 10)):
+    """What ``lossvista evolve`` leaves for ParaView in ``run_dir`` (a run of :func:`make_run`):
+    ``evolve/surface_epoch_<eee>.vts`` (the plane deepening from a flat one at the first epoch),
+    ``evolve/landscape.pvd``, ``evolve/evolution.json`` and the path's markers
+    ``evolve/path_pca.pvd``; returns ``run_dir``."""
+    from pathlib import Path
+
+    from pipeline.atomic import write_json
+    from pipeline.rundir import RunDir
+    from pipeline.vtkio import write_pvd
+    from pipeline.workflow.evolve import epoch_kind, write_path_markers
+
+    run = RunDir(Path(run_dir))
+    entries = []
+    for k, e in enumerate(epochs):
+        s = make_surface("random", variant)
+        depth = (k + 1) / len(epochs)  # the basins deepen along training
+        s.loss = 2.4 + depth * (s.loss - 2.4)
+        s.meta.update(epoch=int(e), num_classes=10)
+        path = run.evolve / f"surface_{epoch_kind(e)}.vts"
+        write_surface(path, s)
+        entries.append({"file": path, "timestep": int(e), "name": epoch_kind(e)})
+    write_pvd(run.evolve / "landscape.pvd", entries)
+    write_json(run.evolve / "evolution.json", {"format": 1, "unit": "epoch", "epochs": [{"epoch": int(e)} for e in epochs]})
+    write_path_markers(run, "pca")
+    return run.root
