@@ -1,12 +1,14 @@
 """Benchmark: volumes beside planes, and the topology of a 3-D field.
 
-    .venv/bin/python benchmarks/bench_volume.py [--run runs/demo] [--points 21] [--repeat 3]
-        [--topology 129] [--out benchmarks/results/volume.json]
+    .venv/bin/python benchmarks/bench_volume.py [--run runs/demo] [--points 21] [--slabs 7]
+        [--max-samples N] [--repeat 3] [--topology 129] [--out benchmarks/results/volume.json]
 
 * ``engine``: the loss of the run's last checkpoint on a ``points^3`` lattice of three seeded
-  filter-normalized directions and on a plane of as many points (``points^(3/2)`` per side,
-  rounded), both through ``pipeline.surface.evaluate`` (the one engine), alternately, best of
-  ``--repeat``. Target: the volume's points/s within 10 % of the plane's.
+  filter-normalized directions and on a plane of as many points (``points x points^2``), both
+  through ``pipeline.surface.evaluate`` (the one engine), interleaved after one untimed warm-up
+  call of each: a slab of the lattice and a strip of the plane of the same size, ``--slabs``
+  times, each first every other time; ``--max-samples`` evaluates a
+  seeded subset of the training split. Target: the volume's points/s within 10 % of the plane's.
 * ``topology``: ``pipeline.topology.analyze`` of a ``n^3`` rugged field (a bowl plus random
   Fourier modes) at threshold 0 (classification, both sweeps, basins, merge tree, widths and
   curvature of every minimum), beside gudhi's ``CubicalComplex`` 0-dimensional persistence of
@@ -43,7 +45,10 @@ def rugged3(n: int, seed: int = 0, modes: int = 300, kmax: float = 40.0) -> np.n
     return f
 
 
-def bench_engine(run_dir: str, points: int, repeat: int) -> dict:
+def bench_engine(run_dir: str, points: int, slabs: int, max_samples: int | None) -> dict:
+    """The volume's points/s beside the plane's, interleaved: the ``points^3`` lattice is evaluated
+    in ``slabs`` slabs along its third axis, each followed by a strip of a plane of as many points,
+    so both see the same load; every call is ``pipeline.surface.evaluate`` (the one engine)."""
     import torch
 
     from pipeline.datamodel import Grid, Lattice
@@ -58,20 +63,29 @@ def bench_engine(run_dir: str, points: int, repeat: int) -> dict:
     data = run.data("train")
     d3 = random_directions(model, seed=0, ndim=3)
     d2 = d3.plane()
-    side = int(round(points ** 1.5))
     lattice = Lattice(-1, 1, points, -1, 1, points, -1, 1, points)
-    grid = Grid(-1, 1, side, -1, 1, round(lattice.size / side))
-    config = EvalConfig(device="cpu")
-    times: dict[str, list[float]] = {"volume": [], "plane": []}
-    for _ in range(repeat):
-        for name, d, g in (("volume", d3, lattice), ("plane", d2, grid)):
+    zs = np.array_split(lattice.zs, slabs)
+    plane_ys = np.linspace(-1, 1, points * points)  # the plane: points x points^2, strips of it per slab
+    strips = np.array_split(plane_ys, slabs)
+    config = EvalConfig(device="cpu", max_samples=max_samples)
+    seconds = {"volume": 0.0, "plane": 0.0}
+    counted = {"volume": 0, "plane": 0}
+    for d, g in ((d3, Lattice(-1, 1, 2, -1, 1, 2, -1, 1, 2)), (d2, Grid(-1, 1, 2, -1, 1, 4))):  # warm up, untimed
+        evaluate(model, d, g, data, config=config, progress=False)
+    for k, (z, y) in enumerate(zip(zs, strips)):
+        slab = Lattice(-1, 1, points, -1, 1, points, float(z[0]), float(z[-1]), len(z))
+        strip = Grid(-1, 1, points, float(y[0]), float(y[-1]), len(y))
+        pair = [("volume", d3, slab), ("plane", d2, strip)]
+        for name, d, g in pair if k % 2 == 0 else pair[::-1]:  # each goes first every other round
             t0 = time.perf_counter()
             evaluate(model, d, g, data, config=config, progress=False)
-            times[name].append(time.perf_counter() - t0)
-    out = {"run": run_dir, "epoch": epoch, "volume_points": lattice.size, "plane_points": grid.size,
-           "plane_shape": list(grid.shape), "seconds": times}
-    out["volume_points_per_s"] = lattice.size / min(times["volume"])
-    out["plane_points_per_s"] = grid.size / min(times["plane"])
+            seconds[name] += time.perf_counter() - t0
+            counted[name] += g.size
+    out = {"run": run_dir, "epoch": epoch, "volume_points": counted["volume"], "plane_points": counted["plane"],
+           "slabs": slabs, "max_samples": max_samples, "samples": data.n if max_samples is None else max_samples,
+           "seconds": seconds}
+    out["volume_points_per_s"] = counted["volume"] / seconds["volume"]
+    out["plane_points_per_s"] = counted["plane"] / seconds["plane"]
     out["ratio"] = out["volume_points_per_s"] / out["plane_points_per_s"]
     return out
 
@@ -103,16 +117,21 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--run", default="runs/demo")
     p.add_argument("--points", type=int, default=21)
-    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--slabs", type=int, default=7, help="interleaved rounds of the engine benchmark")
+    p.add_argument("--max-samples", type=int, help="engine: a seeded subset of the training split")
+    p.add_argument("--repeat", type=int, default=3, help="topology: best of")
     p.add_argument("--topology", type=int, default=129)
     p.add_argument("--out", default="benchmarks/results/volume.json")
     args = p.parse_args(argv)
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    engine = bench_engine(args.run, args.points, args.repeat)
-    print(f"engine: volume {engine['volume_points']} points {engine['volume_points_per_s']:.1f} points/s, plane "
-          f"{engine['plane_shape'][0]}x{engine['plane_shape'][1]} {engine['plane_points_per_s']:.1f} points/s, "
-          f"ratio {engine['ratio']:.3f} (target 0.9-1.1); seconds {engine['seconds']}")
+    engine = bench_engine(args.run, args.points, args.slabs, args.max_samples)
+    print(f"engine ({engine['samples']} samples, {args.slabs} interleaved slabs): volume {engine['volume_points']} "
+          f"points {engine['volume_points_per_s']:.2f} points/s, plane {engine['plane_points']} points "
+          f"{engine['plane_points_per_s']:.2f} points/s, ratio {engine['ratio']:.3f} (target 0.9-1.1); seconds "
+          f"{engine['seconds']}")
+    load = os.getloadavg()
+    print(f"load average after the engine: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     topo = bench_topology(args.topology, args.repeat)
     gudhi_s = topo["gudhi_cubical_seconds"]
     print(f"topology {args.topology}^3: ours {topo['ours_seconds']:.2f} s (target < 10 s), {topo['minima']} minima; "
