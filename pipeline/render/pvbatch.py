@@ -44,6 +44,7 @@ XVFB_SCREEN = "-screen 0 1920x1200x24"  # 24-bit colour: GLX needs a true-colour
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _XVFB_CLEANUP = "problem while cleaning up temporary directory"
 _XVFB_START = "Xvfb failed to start"
+CRASH_TRIES = 3  # pvbatch runs started when OpenGL under Xvfb crashed (a bad X connection on a busy machine)
 
 
 def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
@@ -194,7 +195,8 @@ def render_paraview(
     args = [str(run.root.resolve()), "--plane", *planes, "--views", *views, "--out", str(out_dir)]
     paths = [RunDir.picture(out_dir, p, v) for p in planes for v in views_of(p, views)]
     what = f"the {' and '.join(planes)} views"
-    logger.info("rendering %s %s with ParaView", what, ", ".join(views))
+    logger.info("rendering %s %s with ParaView", what,
+                ", ".join(dict.fromkeys(v for p in planes for v in views_of(p, views))))
     start = time.perf_counter()
     _run_pvbatch(args, paths, what, out_dir, pvbatch=pvbatch, states_dir=states_dir, size=(w, h), timeout=timeout)
     logger.info("rendered %d ParaView pictures in %.1f s", len(paths), time.perf_counter() - start)
@@ -289,7 +291,7 @@ def _run_pvbatch(args: list[str], expected: list[Path], what: str, out_dir: Path
         cmd = [*xvfb_prefix(xvfb), *cmd]
     out_dir.mkdir(parents=True, exist_ok=True)
     logger.debug("command: %s", " ".join(cmd))
-    for attempt in (1, 2):
+    for attempt in range(1, CRASH_TRIES + 1):
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
                                   cwd=str(out_dir))
@@ -298,12 +300,12 @@ def _run_pvbatch(args: list[str], expected: list[Path], what: str, out_dir: Path
         except OSError as exc:
             raise LossvistaError(f"cannot run pvbatch ({exe}): {exc}") from None
         # OpenGL under Xvfb now and then dies on a busy machine (SIGABRT/SIGSEGV, or Xvfb does
-        # not start): one more try; a crash that repeats is reported
+        # not start): more tries; a crash that repeats is reported
         crashed = proc.returncode < 0 or proc.returncode in (134, 139) or _XVFB_START in proc.stderr
-        if not crashed or attempt == 2:
+        if not crashed or attempt == CRASH_TRIES:
             break
-        logger.warning("pvbatch crashed (exit status %d: %s); trying once more", proc.returncode,
-                       _last_line(proc.stderr))
+        logger.warning("pvbatch crashed (exit status %d: %s); trying again (%d of %d)", proc.returncode,
+                       _last_line(proc.stderr), attempt + 1, CRASH_TRIES)
     for line in proc.stderr.splitlines():
         if line.strip():
             logger.debug("pvbatch: %s", _ANSI.sub("", line))
