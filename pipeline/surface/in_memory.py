@@ -50,7 +50,7 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid | Lattice, data: Any,
     progress : bool, default True
     hessian : HessianMaps, optional
         Also the Hessian's extreme eigenvalues at every point on ``data``: the arrays
-        ``hessian_max``, ``hessian_min``, ``eig_ratio`` and ``hessian_residual``
+        ``hessian_max``, ``hessian_min``, ``eig_ratio`` and ``hessian_error``
         (:mod:`pipeline.curvature.maps`); a Grid only.
     meta : mapping, optional
         Merged into ``Surface.meta`` last (e.g. ``model``, ``dataset``, ``split``, ``run``, ``epoch``).
