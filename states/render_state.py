@@ -70,29 +70,34 @@ def reader_ids(state_file):
     return ids
 
 
-def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
-    volume = is_volume(plane)
-    readers = VOLUME_READERS if volume else READERS
-    state = os.path.join(states_dir, (volume_states.STATE_NAME if volume else common.STATE_NAME).format(view=view_name))
+def load_state(simple, state, files):
+    """Load ``state`` with its readers ({registration name: file}) pointed at ``files``."""
     if not os.path.isfile(state):
         fail(f"no state file {state}")
     ids = reader_ids(state)
     filenames = []
-    for name, path_of in readers.items():
-        path = str(path_of(common.RunDir(run), plane))
+    for name, path in files.items():
         if not os.path.isfile(path):
             fail(f"{path} not found (needed by {os.path.basename(state)})")
         if name not in ids:
             fail(f"{state} has no reader named {name!r}; rebuild it with states/build_states.py")
         filenames.append({"name": name, "id": ids[name], "FileName": [path]})
     simple.LoadState(state, filenames=filenames)
+
+
+def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
+    volume = is_volume(plane)
+    readers = VOLUME_READERS if volume else READERS
+    state = os.path.join(states_dir, (volume_states.STATE_NAME if volume else common.STATE_NAME).format(view=view_name))
+    files = {name: str(path_of(common.RunDir(run), plane)) for name, path_of in readers.items()}
+    load_state(simple, state, files)
     for name in readers:
         reader = simple.FindSource(name)
         if reader is not None:
             reader.UpdatePipeline()
         if reader is None or reader.GetDataInformation().GetNumberOfPoints() == 0:
             kind = {"surface": "structured grid", "volume": "image data"}.get(name, "polydata")
-            fail(f"{filenames[list(readers).index(name)]['FileName'][0]} holds no data "
+            fail(f"{files[name]} holds no data "
                  f"(not a VTK XML {kind} file, or empty)")
     views = simple.GetRenderViews()
     if not views:
@@ -129,17 +134,7 @@ def render_animation(simple, name, run, states_dir, size):
     import tempfile
 
     state = os.path.join(states_dir, animation_states.STATE_NAME.format(name=name))
-    if not os.path.isfile(state):
-        fail(f"no state file {state}")
-    ids = reader_ids(state)
-    filenames = []
-    for reader, path in animation_readers(run, name).items():
-        if not os.path.isfile(path):
-            fail(f"{path} not found (needed by {os.path.basename(state)}; lossvista evolve writes it)")
-        if reader not in ids:
-            fail(f"{state} has no reader named {reader!r}; rebuild it with states/build_states.py")
-        filenames.append({"name": reader, "id": ids[reader], "FileName": [path]})
-    simple.LoadState(state, filenames=filenames)
+    load_state(simple, state, animation_readers(run, name))
     for reader, path in animation_readers(run, name).items():
         renamed = simple.FindSource(os.path.basename(path))  # LoadState names a PVDReader after its file
         if simple.FindSource(reader) is None and renamed is not None:

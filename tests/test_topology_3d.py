@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.topology import analyze, cell_areas
 
-from .test_topology_reference import elder_rule_pairs
+from .test_topology_reference import components, elder_rule_pairs
 
 STEPS = ((-1, 0, 0), (0, 1, 0), (0, 0, 1))  # Freudenthal's steps, the first axis reversed
 
@@ -57,24 +57,7 @@ def link_data(f):
             edges = {frozenset(e) for t in tris for e in ((t[0], t[1]), (t[1], t[2]), (t[0], t[2]))
                      if side(e[0]) and side(e[1])}
             faces = {t for t in tris if all(side(w) for w in t)}
-            adj = {w: set() for w in verts}
-            for e in edges:
-                a, b = tuple(e)
-                adj[a].add(b)
-                adj[b].add(a)
-            seen, comps = set(), 0
-            for w in verts:
-                if w in seen:
-                    continue
-                comps += 1
-                queue = deque([w])
-                seen.add(w)
-                while queue:
-                    for y in adj[queue.popleft()]:
-                        if y not in seen:
-                            seen.add(y)
-                            queue.append(y)
-            out[v] = comps
+            out[v] = components(verts, [tuple(e) for e in edges])
             if out is lower:
                 chi[v] = len(verts) - len(edges) + len(faces)
     return lower, upper, chi

@@ -30,6 +30,27 @@ def triangulation(nx: int, ny: int) -> list[tuple]:
     return tris
 
 
+def components(verts, edges) -> int:
+    """Connected components of the graph (``verts``, ``edges``: pairs of vertices), by BFS."""
+    adj = {w: set() for w in verts}
+    for a, b in edges:
+        adj[a].add(b)
+        adj[b].add(a)
+    seen, comps = set(), 0
+    for w in verts:
+        if w in seen:
+            continue
+        comps += 1
+        queue = deque([w])
+        seen.add(w)
+        while queue:
+            for y in adj[queue.popleft()]:
+                if y not in seen:
+                    seen.add(y)
+                    queue.append(y)
+    return comps
+
+
 def link_components(f: np.ndarray):
     """Per vertex: (#lower, #upper link components, Euler characteristic of the lower link)."""
     nx, ny = f.shape
@@ -45,23 +66,7 @@ def link_components(f: np.ndarray):
         for side, out in ((lambda w: key(*w) < key(*v), lower), (lambda w: key(*w) > key(*v), upper)):
             verts = {w for e in edges for w in e if side(w)}
             sub = [e for e in edges if side(e[0]) and side(e[1])]
-            adj = {w: set() for w in verts}
-            for a, b in sub:
-                adj[a].add(b)
-                adj[b].add(a)
-            seen, comps = set(), 0
-            for w in verts:
-                if w in seen:
-                    continue
-                comps += 1
-                queue = deque([w])
-                seen.add(w)
-                while queue:
-                    for y in adj[queue.popleft()]:
-                        if y not in seen:
-                            seen.add(y)
-                            queue.append(y)
-            out[v] = comps
+            out[v] = components(verts, sub)
             if out is lower:
                 chi_lower[v] = len(verts) - len(sub)
     return lower, upper, chi_lower
