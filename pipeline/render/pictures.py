@@ -92,6 +92,9 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
             wanted = quick + (curvature_views if plane in mapped else [])
             if wanted:
                 pictures += render_run_quicklook(run.root, plane, wanted, folder)
+    if only_animations and not use_paraview:
+        raise LossvistaError(f"the animations ({', '.join(animations)}) are ParaView's and ParaView is not used here; "
+                             f"lossvista evolve --backend pyvista writes their matplotlib quick looks")
     if animations and not use_paraview:
         say(f"the animations ({', '.join(animations)}) are ParaView's; lossvista evolve --backend pyvista writes "
             f"their quick looks")
@@ -112,7 +115,7 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
         if curvature_views and drawn:
             pictures += pvbatch.render_paraview(run.root, drawn, curvature_views, out or run.renders, size=size)
     if use_paraview and animations:
-        pictures += pvbatch.render_animations(run.root, animations)
+        pictures += pvbatch.render_animations(run.root, animations, size=size)
     return pictures
 
 
