@@ -87,12 +87,16 @@ def test_committed_animation_states_play_a_fresh_run(tmp_path):
         assert f"{name}.gif" in proc.stdout
 
 
-def test_render_animation_without_its_files_is_one_line(tmp_path):
+@pytest.mark.parametrize("extra,fragment", [
+    ([], "landscape.pvd' not found"),
+    (["--backend", "pyvista"], "the animations (landscape) are ParaView's"),
+])
+def test_render_animation_refusals_are_one_line(tmp_path, extra, fragment):
     from synthetic import make_run
 
     run = make_run(tmp_path / "run", variant=0)
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "render", str(run), "--animation", "landscape"],
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "render", str(run), "--animation", "landscape", *extra],
                           capture_output=True, text=True, cwd=str(ROOT), timeout=300)
     assert proc.returncode != 0
-    assert "landscape.pvd' not found" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
-    assert not (run / "evolve").exists()
+    assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (run / "evolve").exists() and not (run / "renders").exists()
