@@ -119,19 +119,21 @@ def main(argv=None) -> int:
     p.add_argument("--points", type=int, default=21)
     p.add_argument("--slabs", type=int, default=7, help="interleaved rounds of the engine benchmark")
     p.add_argument("--max-samples", type=int, help="engine: a seeded subset of the training split")
+    p.add_argument("--no-engine", dest="engine", action="store_false", help="the topology benchmark only")
     p.add_argument("--repeat", type=int, default=3, help="topology: best of")
     p.add_argument("--topology", type=int, default=129)
     p.add_argument("--out", default="benchmarks/results/volume.json")
     args = p.parse_args(argv)
     load = os.getloadavg()
     print(f"load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    engine = bench_engine(args.run, args.points, args.slabs, args.max_samples)
-    print(f"engine ({engine['samples']} samples, {args.slabs} interleaved slabs): volume {engine['volume_points']} "
-          f"points {engine['volume_points_per_s']:.2f} points/s, plane {engine['plane_points']} points "
-          f"{engine['plane_points_per_s']:.2f} points/s, ratio {engine['ratio']:.3f} (target 0.9-1.1); seconds "
-          f"{engine['seconds']}")
-    load = os.getloadavg()
-    print(f"load average after the engine: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
+    engine = bench_engine(args.run, args.points, args.slabs, args.max_samples) if args.engine else None
+    if engine is not None:
+        print(f"engine ({engine['samples']} samples, {args.slabs} interleaved slabs): volume {engine['volume_points']} "
+              f"points {engine['volume_points_per_s']:.2f} points/s, plane {engine['plane_points']} points "
+              f"{engine['plane_points_per_s']:.2f} points/s, ratio {engine['ratio']:.3f} (target 0.9-1.1); seconds "
+              f"{engine['seconds']}")
+        load = os.getloadavg()
+        print(f"load average after the engine: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", flush=True)
     topo = bench_topology(args.topology, args.repeat)
     gudhi_s = topo["gudhi_cubical_seconds"]
     print(f"topology {args.topology}^3: ours {topo['ours_seconds']:.2f} s (target < 10 s), {topo['minima']} minima; "
