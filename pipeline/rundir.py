@@ -10,6 +10,7 @@ A run directory ``runs/NAME/`` holds::
     surface_<kind>.vts                the loss surface (.vti twin on request; .vts.parts/ while running)
     critical_points_<kind>.vtp        topology of the surface's loss ...
     topology_<kind>.json              ... (``_<array>`` appended for another array, e.g. test_loss)
+    states/<plane>_<view>.pvsm        ParaView states of this run (data paths relative to the run)
     curvature.json                    Hessian eigenvalues and trace at the checkpoints, spectral density
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
@@ -130,6 +131,15 @@ class RunDir:
 
     def trajectory(self, kind: str) -> Path:
         return self.root / f"trajectory_{kind}.vtp"
+
+    @property
+    def states(self) -> Path:
+        """``states/``: ParaView states of this run, their data paths relative to the run."""
+        return self.root / "states"
+
+    def state(self, plane: str, view: str) -> Path:
+        """``states/<plane>_<view>.pvsm``."""
+        return self.states / f"{plane}_{view}.pvsm"
 
     def critical_points(self, kind: str, array: str = "loss") -> Path:
         return self.root / f"critical_points_{kind}{_suffix(array)}.vtp"

@@ -38,9 +38,11 @@ Loading the plugin also makes lossvista's ``pipeline`` package importable, whose
 (:mod:`pipeline.display`: colours, views) the states share with the quick-look pictures.
 """
 import argparse
+import html
 import inspect
 import json
 import os
+import re
 import sys
 
 if not hasattr(inspect, "getargspec"):  # Debian ParaView 5.11 + Python 3.11 (paraview_plugins/sitecustomize.py)
@@ -448,6 +450,26 @@ def _frame(camera, bounds, width, height, legend_room, fill):
             camera.Dolly(zoom)
 
 
+def single_view_layout(simple, view):
+    """Make ``view`` fill its layout alone: the saved states hold it in one half of a split
+    layout whose other half is empty (the GUI shows a "Create View" panel there). The empty
+    cells beside it are collapsed, so that the GUI keeps the view's widget where it is."""
+    layout = simple.GetLayout(view)
+    if layout is None:
+        layout = simple.CreateLayout()
+        simple.AssignViewToLayout(view=view, layout=layout, hint=0)
+        return layout
+    cells = layout.SMProxy
+    where = cells.GetViewLocation(view.SMProxy)
+    while where > 0:
+        sibling = where - 1 if where % 2 == 0 else where + 1  # children of cell k: 2k+1, 2k+2
+        if cells.IsSplitCell(sibling) or cells.GetView(sibling) is not None:
+            break  # another view shares the layout: keep it
+        cells.Collapse(sibling)
+        where = cells.GetViewLocation(view.SMProxy)
+    return layout
+
+
 def clear_session(simple):
     """Delete views, sources and colour maps (ResetSession after a render crashes 5.11's
     pvbatch under Xvfb); the next state then starts from nothing."""
@@ -469,18 +491,50 @@ def clear_session(simple):
             pxm.UnRegisterProxy(group, name, proxy)
 
 
-def _relative_file_names(state_file, run):
-    """Store the data files by name only (``surface_random.vts``), not by the builder's path.
+_FILE_NAME = re.compile(r'(<Property name="FileName(?:Info)?" [^>]*>)(.*?)(</Property>)', re.S)  # and its info
+_ELEMENT_VALUE = re.compile(r'(<Element index="\d+" value=")([^"]*)(")')
 
-    Loading remaps them anyway (``data_directory`` or ``filenames``); this keeps the committed
-    states free of one machine's paths.
+
+def file_names(state_file):
+    """``[(proxy id, [file names as stored])]`` of every ``FileName`` property in a .pvsm file
+    (the readers' data files; ``id`` as in ``<Property id="<proxy id>.FileName">``)."""
+    with open(state_file, encoding="utf-8") as f:
+        text = f.read()
+    found = []
+    for match in _FILE_NAME.finditer(text):
+        proxy_id = re.search(r'id="(\d+)\.FileName"', match.group(1))
+        values = [html.unescape(m.group(2)) for m in _ELEMENT_VALUE.finditer(match.group(2))]
+        if proxy_id and values:
+            found.append((proxy_id.group(1), values))
+    return found
+
+
+def relative_file_names(state_file, start):
+    """Rewrite the absolute data files of a .pvsm file relative to the folder ``start``.
+
+    ParaView saves every reader's ``FileName`` as an absolute path. The package's states store
+    names relative to the run they were built from (``surface_random.vts``: no machine's paths
+    in the repository); a run's own states store them relative to their folder
+    (``../surface_pca.vts``), so that the run directory can be moved and ParaView still finds
+    its files: from the state's folder, or with *Search files under specified directory*, whose
+    default directory is the state's folder. The rest of the file is left as ParaView wrote it.
     """
     with open(state_file, encoding="utf-8") as f:
         text = f.read()
-    prefix = run.rstrip(os.sep) + os.sep
-    with open(state_file + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text.replace(f'value="{prefix}', 'value="'))
-    os.replace(state_file + ".tmp", state_file)
+
+    def element(match):
+        value = html.unescape(match.group(2))
+        if os.path.isabs(value):
+            value = os.path.relpath(value, start)
+        return match.group(1) + html.escape(value, quote=True) + match.group(3)
+
+    def prop(match):
+        return match.group(1) + _ELEMENT_VALUE.sub(element, match.group(2)) + match.group(3)
+
+    tmp = f"{state_file}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(_FILE_NAME.sub(prop, text))
+    os.replace(tmp, state_file)
 
 
 def main(argv=None):
@@ -507,7 +561,7 @@ def main(argv=None):
         simple.Render(view)
         target = os.path.join(args.out, STATE_NAME.format(view=name))
         simple.SaveState(target)
-        _relative_file_names(target, run)
+        relative_file_names(target, run)
         print(f"wrote {target}")
         if args.preview:
             os.makedirs(args.preview, exist_ok=True)

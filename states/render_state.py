@@ -8,7 +8,10 @@ For each view, loads ``states/landscape_<view>.pvsm`` with the readers ``surface
 data: the axis titles (alpha/beta, or "PC1 (xx.x%)" from the surface's
 ``explained_variance``), the colour range of the loss (minimum to cap; the clamped plateau
 above the cap is grey) and the camera (same direction as saved, fitted to this plane).
-Writes ``<out>/<plane>_<view>.png`` and prints one line ``wrote <path>`` per picture.
+Writes ``<out>/<plane>_<view>.png`` and prints one line ``wrote <path>`` per picture; saves
+the state so loaded and fitted as ``RUN/states/<plane>_<view>.pvsm``, its data files relative
+to that folder (``../surface_<plane>.vts``), and prints ``wrote state <path>``. ParaView opens
+it directly (``lossvista paraview RUN/states/<plane>_<view>.pvsm``), after the run has moved too.
 
 Several views are rendered in one process: between two states the views and sources are
 deleted (``ResetSession`` after a render makes 5.11's pvbatch exit with status 1 under Xvfb).
@@ -23,7 +26,7 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import build_states as common  # noqa: E402  (shim, plugin path, view names, camera, colours)
-from pipeline.atomic import write_png  # noqa: E402  (importable once build_states has found the package)
+from pipeline.atomic import atomic_path, write_png  # noqa: E402  (importable once build_states has found the package)
 from pipeline.errors import LossvistaError  # noqa: E402
 
 READERS = {"surface": common.RunDir.surface, "trajectory": common.RunDir.trajectory}  # reader -> file of a plane
@@ -45,18 +48,22 @@ def reader_ids(state_file):
     return ids
 
 
-def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
+def load_view(simple, view_name, run, plane, states_dir):
+    """Load ``landscape_<view>.pvsm`` on the files of ``plane`` of ``run``; return its render view.
+
+    Raises ``LossvistaError`` when a file or reader is missing or a reader reads no data.
+    """
     state = os.path.join(states_dir, common.STATE_NAME.format(view=view_name))
     if not os.path.isfile(state):
-        fail(f"no state file {state}")
+        raise LossvistaError(f"no state file {state}")
     ids = reader_ids(state)
     filenames = []
     for name, path_of in READERS.items():
         path = str(path_of(common.RunDir(run), plane))
         if not os.path.isfile(path):
-            fail(f"{path} not found (needed by {os.path.basename(state)})")
+            raise LossvistaError(f"{path} not found (needed by {os.path.basename(state)})")
         if name not in ids:
-            fail(f"{state} has no reader named {name!r}; rebuild it with states/build_states.py")
+            raise LossvistaError(f"{state} has no reader named {name!r}; rebuild it with states/build_states.py")
         filenames.append({"name": name, "id": ids[name], "FileName": [path]})
     simple.LoadState(state, filenames=filenames)
     for name in READERS:
@@ -64,21 +71,37 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
         if reader is not None:
             reader.UpdatePipeline()
         if reader is None or reader.GetDataInformation().GetNumberOfPoints() == 0:
-            fail(f"{filenames[list(READERS).index(name)]['FileName'][0]} holds no data "
-                 f"(not a VTK XML {'structured grid' if name == 'surface' else 'polydata'} file, or empty)")
+            raise LossvistaError(f"{filenames[list(READERS).index(name)]['FileName'][0]} holds no data "
+                                 f"(not a VTK XML {'structured grid' if name == 'surface' else 'polydata'} file, "
+                                 f"or empty)")
     views = simple.GetRenderViews()
     if not views:
-        fail(f"{state} holds no render view")
-    view = views[0]
+        raise LossvistaError(f"{state} holds no render view")
+    return views[0]
+
+
+def save_run_state(simple, run, plane, view_name):
+    """Save the loaded, fitted state as ``RUN/states/<plane>_<view>.pvsm``, its data files
+    relative to that folder (``../surface_<plane>.vts``), so that it opens after the run
+    directory has moved; return its path."""
+    target = common.RunDir(run).state(plane, view_name)
+    common.single_view_layout(simple, simple.GetRenderViews()[0])
+    with atomic_path(target, suffix=".pvsm", make_parents=True) as tmp:
+        simple.SaveState(str(tmp))
+        common.relative_file_names(str(tmp), str(target.parent))
+    return target
+
+
+def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
+    view = load_view(simple, view_name, run, plane, states_dir)
     view.ViewSize = list(size)
     common.fit_to_data(simple, view, view_name)
     target = str(common.RunDir.picture(out_dir, plane, view_name))
-    try:  # a complete picture replaces the old one, or nothing does
-        write_png(target, lambda tmp: simple.SaveScreenshot(str(tmp), view, ImageResolution=list(size),
-                                                            TransparentBackground=0))
-    except LossvistaError as exc:
-        fail(str(exc))
+    # a complete picture replaces the old one, or nothing does
+    write_png(target, lambda tmp: simple.SaveScreenshot(str(tmp), view, ImageResolution=list(size),
+                                                        TransparentBackground=0))
     print(f"wrote {target}", flush=True)
+    print(f"wrote state {save_run_state(simple, run, plane, view_name)}", flush=True)
     common.clear_session(simple)
 
 
@@ -103,9 +126,12 @@ def main(argv=None):
     from paraview import simple
 
     common.load_plugin(simple, args.plugin)
-    for plane in args.plane:
-        for name in args.views:
-            render_one(simple, name, run, plane, out_dir, os.path.abspath(args.states), args.size)
+    try:
+        for plane in args.plane:
+            for name in args.views:
+                render_one(simple, name, run, plane, out_dir, os.path.abspath(args.states), args.size)
+    except LossvistaError as exc:
+        fail(str(exc))
 
 
 if __name__ == "__main__":

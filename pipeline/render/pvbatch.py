@@ -30,7 +30,8 @@ from ..display import HESSIAN_VIEWS, VIEWS
 from ..errors import LossvistaError, param
 from ..rundir import RunDir
 
-__all__ = ["VIEWS", "find_pvbatch", "paraview_available", "paraview_files", "render_paraview"]
+__all__ = ["VIEWS", "find_pvbatch", "find_executable", "child_env", "paraview_available", "paraview_files",
+           "render_paraview"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,13 +54,18 @@ def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
     return [xvfb, "-a", "-n", str(random.randrange(100, 30000)), "-s", XVFB_SCREEN]
 
 
+def find_executable(name: str, given: str | os.PathLike | None = None) -> str | None:
+    """Path of a ParaView executable: ``given`` (a path, or a name on ``PATH``), else ``name`` on
+    ``PATH``; None when not found."""
+    if given is not None:
+        p = Path(given)
+        return str(p) if p.is_file() and os.access(p, os.X_OK) else shutil.which(str(given))
+    return shutil.which(name)
+
+
 def find_pvbatch(pvbatch: str | os.PathLike | None = None) -> str | None:
     """Path of the pvbatch executable (``pvbatch`` argument, else the one on ``PATH``), or None."""
-    if pvbatch is not None:
-        p = Path(pvbatch)
-        found = str(p) if p.is_file() and os.access(p, os.X_OK) else shutil.which(str(pvbatch))
-        return found
-    return shutil.which("pvbatch")
+    return find_executable("pvbatch", pvbatch)
 
 
 def paraview_files() -> tuple[Path, Path]:
@@ -84,8 +90,8 @@ def paraview_available(pvbatch: str | os.PathLike | None = None) -> bool:
     return find_pvbatch(pvbatch) is not None and (not _needs_xvfb() or shutil.which("xvfb-run") is not None)
 
 
-def _child_env() -> dict[str, str]:
-    """This process's environment minus what would point pvbatch's Python at our venv."""
+def child_env() -> dict[str, str]:
+    """This process's environment minus what would point ParaView's Python at our venv."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -183,7 +189,7 @@ def render_paraview(
     start = time.perf_counter()
     for attempt in (1, 2):
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env(),
                                   cwd=str(out_dir))
         except subprocess.TimeoutExpired:
             raise LossvistaError(f"pvbatch did not finish rendering the {what} views within {timeout:g} s") from None
