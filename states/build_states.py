@@ -38,11 +38,9 @@ Loading the plugin also makes lossvista's ``pipeline`` package importable, whose
 (:mod:`pipeline.display`: colours, views) the states share with the quick-look pictures.
 """
 import argparse
-import html
 import inspect
 import json
 import os
-import re
 import sys
 
 if not hasattr(inspect, "getargspec"):  # Debian ParaView 5.11 + Python 3.11 (paraview_plugins/sitecustomize.py)
@@ -65,6 +63,7 @@ def _import_plugin_module(path):
 
 _import_plugin_module(PLUGIN)
 from pipeline import display  # noqa: E402
+from pipeline.render.pvsm import relative_data_files  # noqa: E402
 from pipeline.rundir import RunDir  # noqa: E402
 
 VIEWS = display.VIEWS  # the landscape states, built by default
@@ -491,52 +490,6 @@ def clear_session(simple):
             pxm.UnRegisterProxy(group, name, proxy)
 
 
-_FILE_NAME = re.compile(r'(<Property name="FileName(?:Info)?" [^>]*>)(.*?)(</Property>)', re.S)  # and its info
-_ELEMENT_VALUE = re.compile(r'(<Element index="\d+" value=")([^"]*)(")')
-
-
-def file_names(state_file):
-    """``[(proxy id, [file names as stored])]`` of every ``FileName`` property in a .pvsm file
-    (the readers' data files; ``id`` as in ``<Property id="<proxy id>.FileName">``)."""
-    with open(state_file, encoding="utf-8") as f:
-        text = f.read()
-    found = []
-    for match in _FILE_NAME.finditer(text):
-        proxy_id = re.search(r'id="(\d+)\.FileName"', match.group(1))
-        values = [html.unescape(m.group(2)) for m in _ELEMENT_VALUE.finditer(match.group(2))]
-        if proxy_id and values:
-            found.append((proxy_id.group(1), values))
-    return found
-
-
-def relative_file_names(state_file, start):
-    """Rewrite the absolute data files of a .pvsm file relative to the folder ``start``.
-
-    ParaView saves every reader's ``FileName`` as an absolute path. The package's states store
-    names relative to the run they were built from (``surface_random.vts``: no machine's paths
-    in the repository); a run's own states store them relative to their folder
-    (``../surface_pca.vts``), so that the run directory can be moved and ParaView still finds
-    its files: from the state's folder, or with *Search files under specified directory*, whose
-    default directory is the state's folder. The rest of the file is left as ParaView wrote it.
-    """
-    with open(state_file, encoding="utf-8") as f:
-        text = f.read()
-
-    def element(match):
-        value = html.unescape(match.group(2))
-        if os.path.isabs(value):
-            value = os.path.relpath(value, start)
-        return match.group(1) + html.escape(value, quote=True) + match.group(3)
-
-    def prop(match):
-        return match.group(1) + _ELEMENT_VALUE.sub(element, match.group(2)) + match.group(3)
-
-    tmp = f"{state_file}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(_FILE_NAME.sub(prop, text))
-    os.replace(tmp, state_file)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", help="run directory with surface_<plane>.vts and trajectory_<plane>.vtp")
@@ -561,7 +514,7 @@ def main(argv=None):
         simple.Render(view)
         target = os.path.join(args.out, STATE_NAME.format(view=name))
         simple.SaveState(target)
-        relative_file_names(target, run)
+        relative_data_files(target, run)  # names only: no machine's paths in the repository
         print(f"wrote {target}")
         if args.preview:
             os.makedirs(args.preview, exist_ok=True)

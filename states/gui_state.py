@@ -11,10 +11,9 @@ variable ``LOSSVISTA_PARAVIEW`` holds one JSON object:
     (:func:`render_state.load_view`), and fits the camera, colours and axis titles to the data
     and to the window;
 ``{"states": DIR, "state": FILE.pvsm}``
-    loads a saved state, its data files searched from the state's folder when the names it
-    holds are not found (a run's own ``states/<plane>_<view>.pvsm`` stores them as
-    ``../surface_<plane>.vts``; the same as the GUI's *Search files under specified
-    directory*).
+    loads a saved state, its data files searched from the state's folder (a run's own
+    ``states/<plane>_<view>.pvsm`` stores them as ``../surface_<plane>.vts``; the GUI's
+    *Search files under specified directory*, :mod:`pipeline.render.pvsm`).
 
 Either way the plugin is loaded first (with the 5.11 ``inspect.getargspec`` shim, set when
 ``build_states`` is imported), and loading a state replaces ParaView's start-up view by the
@@ -42,20 +41,12 @@ import build_states as common  # noqa: E402  (shim, plugin, fitting)
 import render_state  # noqa: E402  (load_view: a state on a run's files)
 
 
-def _all_files_found(state_file):
-    """Whether every data file of the state exists as stored (absolute, or from the working folder)."""
-    return all(os.path.isfile(name) for _, names in common.file_names(state_file) for name in names)
-
-
 def open_in_gui(simple, spec):
     """Load what ``spec`` names (see the module's docstring) into the running GUI; return the view."""
     common.load_plugin(simple, spec.get("plugin", common.PLUGIN))
     if "state" in spec:
         state = os.path.abspath(spec["state"])
-        if _all_files_found(state):
-            simple.LoadState(state)
-        else:
-            simple.LoadState(state, data_directory=os.path.dirname(state))
+        simple.LoadState(state, data_directory=os.path.dirname(state))
         views = simple.GetRenderViews()
         if not views:
             raise RuntimeError(f"lossvista: {state} holds no render view")
@@ -66,6 +57,7 @@ def open_in_gui(simple, spec):
     common.single_view_layout(simple, view)
     if "state" not in spec:
         common.fit_to_data(simple, view, spec["view"])
+    view.SMProxy.UpdateVTKObjects()  # else the GUI may show the state's own camera, saved for another run
     simple.SetActiveView(view)
     simple.Render(view)
     return view

@@ -28,6 +28,7 @@ sys.path.insert(0, HERE)
 import build_states as common  # noqa: E402  (shim, plugin path, view names, camera, colours)
 from pipeline.atomic import atomic_path, write_png  # noqa: E402  (importable once build_states has found the package)
 from pipeline.errors import LossvistaError  # noqa: E402
+from pipeline.render.pvsm import relative_data_files  # noqa: E402
 
 READERS = {"surface": common.RunDir.surface, "trajectory": common.RunDir.trajectory}  # reader -> file of a plane
 
@@ -88,7 +89,7 @@ def save_run_state(simple, run, plane, view_name):
     common.single_view_layout(simple, simple.GetRenderViews()[0])
     with atomic_path(target, suffix=".pvsm", make_parents=True) as tmp:
         simple.SaveState(str(tmp))
-        common.relative_file_names(str(tmp), str(target.parent))
+        relative_data_files(tmp, target.parent)
     return target
 
 

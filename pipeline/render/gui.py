@@ -28,6 +28,7 @@ from ..display import HESSIAN_VIEWS, PLANES, VIEWS
 from ..errors import LossvistaError, ParameterError, param
 from ..rundir import RunDir
 from .pvbatch import child_env, find_executable, paraview_files
+from .pvsm import missing_data_files
 
 __all__ = ["Launch", "paraview_launch", "open_paraview", "ENVIRONMENT", "DEFAULT_VIEW"]
 
@@ -102,6 +103,10 @@ def paraview_launch(target: str | os.PathLike, *, plane: str | None = None, view
         if not target.is_file():
             raise LossvistaError(f"state file {str(target)!r} not found ('lossvista render RUN' writes "
                                  f"RUN/states/<plane>_<view>.pvsm)")
+        missing = missing_data_files(target)
+        if missing:
+            raise LossvistaError(f"{target} reads {', '.join(missing)}, not found from its folder (a run's own "
+                                 f"states open from RUN/states/; a view of any run: lossvista paraview RUN --view VIEW)")
         spec["state"] = str(target.resolve())
     else:
         run = RunDir(target)

@@ -78,17 +78,18 @@ def render_view(rgb: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def surface_pixels(rgb: np.ndarray) -> dict[str, float]:
     """What the render view shows left of its colour bars (its right quarter): pixels of the path's
-    red and of other saturated colours (the loss's colours, shaded; the critical points), and the
-    view's share of the window's width."""
+    red and of other saturated colours (the loss's colours, shaded; the critical points), the
+    share of that area they cover, and the view's share of the window's width."""
     box = render_view(rgb)
     if box is None:
-        return {"red": 0, "colour": 0, "width": 0.0}
+        return {"red": 0, "colour": 0, "share": 0.0, "width": 0.0}
     top, bottom, left, right = box
     scene = rgb[top + 3: bottom - 2, left + 3: left + 3 * (right - left) // 4]
     red = np.abs(scene - PATH_RED).max(axis=2) < 60
     colour = (scene.max(axis=2) - scene.min(axis=2)) > 40
     first, last = _window(rgb)
-    return {"red": int(red.sum()), "colour": int((colour & ~red).sum()), "width": (right - left) / (last - first)}
+    return {"red": int(red.sum()), "colour": int((colour & ~red).sum()), "share": float(colour.mean()),
+            "width": (right - left) / (last - first)}
 
 
 def _open_in_gui(screen, *args, deadline: float = 240.0):
@@ -133,6 +134,7 @@ def test_paraview_command_opens_the_pca_surface_in_the_gui(run_b, screen, tmp_pa
     assert os.path.basename(exe) == "paraview", exe  # the GUI itself (exec'd), not pvpython or a wrapper
     assert counts["red"] > 100 and counts["colour"] > 10000, (counts, err[-2000:], tmp_path / "gui.png")
     assert counts["width"] > 0.6, counts  # the view alone in its layout (the saved states split it in two)
+    assert counts["share"] < 0.5, counts  # the camera fitted to this plane, not zoomed into part of it
 
 
 LOAD_MOVED = """
