@@ -10,8 +10,8 @@ A run directory ``runs/NAME/`` holds::
     surface_<kind>.vts                the loss surface (.vti twin on request; .vts.parts/ while running)
     critical_points_<kind>.vtp        topology of the surface's loss ...
     topology_<kind>.json              ... (``_<array>`` appended for another array, e.g. test_loss)
-    states/<plane>_<view>.pvsm        ParaView states of this run (data paths relative to the run)
     curvature.json                    Hessian eigenvalues and trace at the checkpoints, spectral density
+    states/<plane>_<view>.pvsm        ParaView states of this run (data paths relative to the run)
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
     renders/curvature_{sharpness,density}.png   the curvature along training, the spectral density
