@@ -102,7 +102,10 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
     write_png(target, lambda tmp: simple.SaveScreenshot(str(tmp), view, ImageResolution=list(size),
                                                         TransparentBackground=0))
     print(f"wrote {target}", flush=True)
-    print(f"wrote state {save_run_state(simple, run, plane, view_name)}", flush=True)
+    try:  # the picture is what was asked; a run directory that cannot be written keeps no state
+        print(f"wrote state {save_run_state(simple, run, plane, view_name)}", flush=True)
+    except LossvistaError as exc:
+        sys.stderr.write(f"render_state: warning: no ParaView state saved in the run: {exc}\n")
     common.clear_session(simple)
 
 

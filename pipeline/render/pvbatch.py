@@ -41,6 +41,7 @@ XVFB_SCREEN = "-screen 0 1920x1200x24"  # 24-bit colour: GLX needs a true-colour
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _XVFB_CLEANUP = "problem while cleaning up temporary directory"
 _XVFB_START = "Xvfb failed to start"
+_WARNING = "render_state: warning: "  # how states/render_state.py starts a warning on stderr
 
 
 def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
@@ -203,7 +204,9 @@ def render_paraview(
         logger.warning("pvbatch crashed (exit status %d: %s); trying once more", proc.returncode,
                        _last_line(proc.stderr))
     for line in proc.stderr.splitlines():
-        if line.strip():
+        if line.startswith(_WARNING):  # the script's own warnings (a run's state it could not save)
+            logger.warning("%s", line[len(_WARNING):])
+        elif line.strip():
             logger.debug("pvbatch: %s", _ANSI.sub("", line))
     paths = [RunDir.picture(out_dir, p, v) for p in planes for v in views]
     absent = [str(p) for p in paths if not (p.is_file() and f"wrote {p}" in proc.stdout)]

@@ -196,3 +196,16 @@ def test_run_state_written_by_render_opens_after_the_run_moved(run_b, screen, tm
     assert os.path.basename(exe) == "paraview", exe
     assert counts["red"] > 100 and counts["colour"] > 10000, (counts, err[-2000:], tmp_path / "gui_state.png")
     assert counts["width"] > 0.6, counts
+
+
+def test_render_into_another_folder_keeps_going_when_the_run_cannot_hold_states(run_b, tmp_path, caplog):
+    from pipeline.render.pvbatch import render_paraview
+
+    run = tmp_path / "run"
+    shutil.copytree(run_b, run, ignore=shutil.ignore_patterns("states", "renders"))
+    (run / "states").write_text("a file where the folder would go")
+    pictures = render_paraview(run, "pca", ["2d_contours"], tmp_path / "pics", size=(320, 240))
+    assert pictures == [tmp_path / "pics" / "pca_2d_contours.png"] and pictures[0].is_file()
+    assert (run / "states").read_text() == "a file where the folder would go"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(w.startswith("no ParaView state saved in the run: ") for w in warnings), warnings
