@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import stop_on_signals
+from ._common import add_compile_option, stop_on_signals
 
 EPILOG = """\
 examples:
@@ -63,6 +63,7 @@ def register(sub) -> None:
                    help="grid points per forward pass (default: engine's choice, sized to memory)")
     e.add_argument("--cap", type=float, metavar="C",
                    help="stop a point's evaluation once its mean loss provably exceeds C (stored as >= C)")
+    add_compile_option(e)
     r = p.add_argument_group("resilience and scale")
     r.add_argument("--nproc-per-node", type=int, metavar="K",
                    help="evaluate with K processes on this machine (started through torch's launcher; gloo on the "
@@ -101,7 +102,7 @@ def _request(args: argparse.Namespace):
         grid = complete_grid(RunDir(args.run), Directions.load(args.directions), args.x, args.y, args.epoch)
     engine = {"batch_size": args.batch_size, "points_per_batch": args.points_per_batch, "device": args.device,
               "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
-              "sample_seed": args.sample_seed, "deterministic": args.deterministic}
+              "sample_seed": args.sample_seed, "deterministic": args.deterministic, "compile": args.compile}
     return SurfaceRequest(run=Path(args.run), directions=Path(args.directions), grid=grid, split=args.split,
                           epoch=args.epoch, out=Path(args.out) if args.out else None,
                           eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
