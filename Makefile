@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # torch/torchvision: these exact releases install from this machine's disk (see README).
 TORCH  := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: venv system demo test test-fast bench clean
+.PHONY: venv system demo study test test-fast bench clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,10 @@ system:
 
 demo: $(STAMP) system
 	$(VENV)/bin/lossvista run --preset digits --out runs/demo
+
+# Five architectures on Fashion-MNIST, trained and drawn alike, compared (resumable; docs/study.md).
+study: $(STAMP) system
+	$(VENV)/bin/lossvista study --preset fashion --out runs/study
 
 test: $(STAMP) system
 	$(PY) -m pytest -q

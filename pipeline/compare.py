@@ -36,6 +36,8 @@ class RunSummary:
         non-finite or not exact (``valid == 0``).
     pairs : (P, 3) float64 ``(birth value, death value, kind)`` of the surviving pairs, for
         persistence diagrams (kind 0 min-saddle, 1 saddle-max, 2 min-max).
+    test_accuracy : the final test accuracy of the run the surface belongs to (its ``run.json``
+        beside the surface), None when unknown (a surface alone, the user's imported training).
     """
 
     name: str
@@ -52,6 +54,7 @@ class RunSummary:
     cap: float
     divergent_fraction: float
     pairs: np.ndarray
+    test_accuracy: float | None = None  # the run's final test accuracy (run.json), when known
 
 
 def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
@@ -113,7 +116,21 @@ def summarize_surface(path: Path, name: str, *, plane: str | None = None, persis
                     "basin_fraction": g.basin_fraction, "width_delta": g.width.delta,
                     "width_diameter": g.width.diameter, "width_extent": list(g.width.extent),
                     "curvature": list(g.curvature)},
-        cap=float(cap), divergent_fraction=float(area[divergent].sum() / area.sum()), pairs=pairs)
+        cap=float(cap), divergent_fraction=float(area[divergent].sum() / area.sum()), pairs=pairs,
+        test_accuracy=_test_accuracy(path))
+
+
+def _test_accuracy(surface: Path) -> float | None:
+    """The last ``test_accuracy`` of the ``run.json`` beside ``surface``, if there is one."""
+    run = RunDir(surface.parent)
+    if not run.run_json.is_file():
+        return None
+    try:
+        history = run.read_run().get("history") or []
+    except LossvistaError:
+        return None
+    value = history[-1].get("test_accuracy") if history and isinstance(history[-1], dict) else None
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str = "random", persistence: float | None = None,
@@ -137,14 +154,15 @@ def _fmt(x: float) -> str:
 
 def comparison_markdown(summaries: Sequence[RunSummary]) -> str:
     """A Markdown table, one row per run."""
-    head = ("| run | model | minima | persistence of minima | min loss at (α, β) | basin of min "
+    head = ("| run | model | test acc. | minima | persistence of minima | min loss at (α, β) | basin of min "
             "| width at +δ | curvature (λmin, λmax) | divergent (cap) |")
-    rows = [head, "|" + "---|" * 9]
+    rows = [head, "|" + "---|" * 10]
     for s in summaries:
         g = s.global_min
         pers = ", ".join(_fmt(p) for p in s.minima_persistence[:6]) + (" …" if len(s.minima_persistence) > 6 else "")
         rows.append(
-            f"| {s.name} | {s.meta.get('model', '?')} | {s.n_minima} | {pers} "
+            f"| {s.name} | {s.meta.get('model', '?')} "
+            f"| {'n/a' if s.test_accuracy is None else f'{s.test_accuracy:.1%}'} | {s.n_minima} | {pers} "
             f"| {_fmt(g['value'])} at ({g['coords'][0]:.3g}, {g['coords'][1]:.3g}) "
             f"| {g['basin_fraction']:.1%} ({_fmt(g['basin_area'])}) "
             f"| {_fmt(g['width_diameter'])} (δ={_fmt(g['width_delta'])}) "
@@ -171,7 +189,7 @@ def comparison_dict(summaries: Sequence[RunSummary]) -> dict[str, Any]:
                 "global_min": {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                                for k, v in s.global_min.items()} | {
                     "curvature": [c if math.isfinite(c) else None for c in s.global_min["curvature"]]},
-                "cap": s.cap, "divergent_fraction": s.divergent_fraction,
+                "cap": s.cap, "divergent_fraction": s.divergent_fraction, "test_accuracy": s.test_accuracy,
                 "pairs": [{"birth": b, "death": d, "kind": ("min-saddle", "saddle-max", "min-max")[int(k)]}
                           for b, d, k in s.pairs.tolist()]}
 

@@ -141,28 +141,36 @@ class RunConfig:
         return dataclasses.replace(self, random_grid=Grid(g.xmin, g.xmax, n, g.ymin, g.ymax, n))
 
 
-def preset_names() -> list[str]:
-    """Names of the bundled presets (the TOML files in ``pipeline/presets``)."""
-    files = resources.files("pipeline") / "presets"
+def preset_names(folder: str = "presets") -> list[str]:
+    """Names of the bundled presets (the TOML files in ``pipeline/<folder>``)."""
+    files = resources.files("pipeline").joinpath(*folder.split("/"))
     return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
+
+
+def read_preset(name: str, folder: str = "presets") -> dict[str, Any]:
+    """The tables of a bundled preset of ``pipeline/<folder>`` by name, or of a TOML file by path."""
+    from pathlib import Path
+
+    if name.endswith(".toml") and Path(name).is_file():
+        text = Path(name).read_text()
+    else:
+        names = preset_names(folder)
+        if name not in names:
+            raise ParameterError(f"{param('preset')} must be one of {', '.join(map(repr, names))} or a .toml file; "
+                                 f"got {name!r}")
+        text = resources.files("pipeline").joinpath(*folder.split("/"), f"{name}.toml").read_text()
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ParameterError(f"{param('preset')} {name!r} is not valid TOML: {exc}") from None
 
 
 def load_preset(name: str) -> RunConfig:
     """Load a bundled preset by name, or a TOML file by path."""
     from pathlib import Path
 
+    data = read_preset(name)
     path = Path(name)
-    if name.endswith(".toml") and path.is_file():
-        text = path.read_text()
-    else:
-        names = preset_names()
-        if name not in names:
-            raise ValueError(f"preset must be one of {', '.join(map(repr, names))} or a .toml file; got {name!r}")
-        text = (resources.files("pipeline") / "presets" / f"{name}.toml").read_text()
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"preset {name!r} is not valid TOML: {exc}") from None
     try:
         return run_config_from_dict(data, default_name=path.stem,
                                     base=path.resolve().parent if name.endswith(".toml") else None)

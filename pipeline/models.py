@@ -9,6 +9,7 @@ resnet20, resnet56     3x32x32      CIFAR ResNets of He et al. 2016 (option A sh
                                     0.27M / 0.85M parameters)
 resnet20-noshort, ...  3x32x32      the same without skip connections (Li et al. 2018)
 vgg9                   3x32x32      VGG-9 with BatchNorm (7 conv + 2 fc), as in Li et al. 2018
+                                    (any input of 16x16 or more, e.g. 1x28x28)
 resnet50, vgg11        3x32x32      torchvision's models adapted to 32x32 inputs and 10 classes
 =====================  ===========  ==============================================================
 
@@ -129,13 +130,17 @@ def _vgg_features(cfg: list, in_channels: int, batch_norm: bool) -> nn.Sequentia
 
 
 class VGG9(nn.Module):
-    """VGG-9 for 32x32 inputs: 7 conv layers with BatchNorm, then 2 linear layers."""
+    """VGG-9: 7 conv layers with BatchNorm, then 2 linear layers.
 
-    CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, "M"]
+    The last pooling is a max over what is left (2x2 for 32x32 inputs, the same as the 2x2 max
+    pool of the original; 1x1 for 28x28), so any input of 16x16 or more fits."""
+
+    CFG = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512]
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3):
         super().__init__()
         self.features = _vgg_features(self.CFG, in_channels, batch_norm=True)
+        self.features.append(nn.AdaptiveMaxPool2d(1))
         self.classifier = nn.Sequential(nn.Linear(512, 512), nn.ReLU(inplace=True), nn.Linear(512, num_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -147,7 +147,7 @@ def test_compare_two_runs(tmp_path):
     proc = run_cli("compare", *map(str, runs), "--out", str(out), "--cap", "50", "--persistence", "0.05")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["compare_random.json", "compare_random.md", "compare_random.png"]
-    assert proc.stdout.startswith("| run |") and "| bowl | bowl | 1 |" in proc.stdout
+    assert proc.stdout.startswith("| run |") and "| bowl | bowl | n/a | 1 |" in proc.stdout
     doc = json.loads((out / "compare_random.json").read_text())
     by = {r["name"]: r for r in doc["runs"]}
     assert doc["plane"] == "random"

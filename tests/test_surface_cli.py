@@ -490,3 +490,16 @@ def test_bf16_is_opt_in_and_close_to_fp32(setup, tmp_path, run_main):
     assert s.meta["engine"]["plan"]["precision"] == "bf16"
     assert not np.array_equal(s.loss, ref.loss)  # really another precision
     np.testing.assert_allclose(s.loss, ref.loss, rtol=0.05)
+
+
+def test_a_rerun_keeps_a_finished_surface_and_a_change_computes_it_again(setup, tmp_path, run_main):
+    out = tmp_path / "k.vts"
+    assert run_main(*base(setup, out)).returncode == 0
+    stamp = out.stat().st_mtime_ns
+    proc = run_main(*base(setup, out))
+    assert proc.returncode == 0 and "already holds this surface" in proc.stderr and "evaluated" not in proc.stderr
+    assert out.stat().st_mtime_ns == stamp and proc.stdout.strip() == str(out)
+    proc = run_main(*base(setup, out, "--restart"))
+    assert "evaluated 63 points" in proc.stderr and out.stat().st_mtime_ns != stamp
+    proc = run_main(*base(setup, out, "--split", "test"))  # another computation: not kept
+    assert proc.returncode == 0 and "evaluated 63 points" in proc.stderr

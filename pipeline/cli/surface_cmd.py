@@ -151,7 +151,10 @@ def _surface(args: argparse.Namespace) -> int:
         procs = f" by {env.world_size} processes" if env.world_size > 1 else ""
         print(f"evaluated {outcome.points} points in {outcome.seconds:.2f} s{procs} "
               f"({outcome.points / max(outcome.seconds, 1e-9):.1f} points/s)", file=sys.stderr)
-    if outcome.resumed:
+    if outcome.complete:
+        print(f"{outcome.out} already holds this surface (the same fingerprint): kept; pass --restart to compute "
+              f"it again", file=sys.stderr)
+    elif outcome.resumed:
         of = (f"{outcome.n_chunks} chunks" if options.shard is None
               else f"the chunks of shard {options.shard}")
         print(f"resumed: {outcome.resumed} of {of} were already done in {outcome.parts}", file=sys.stderr)

@@ -85,6 +85,7 @@ class SurfaceOutcome:
     seconds: float = 0.0  # wall time of that evaluation (rank 0: until every rank had finished)
     written: Path | None = None
     surface: Surface | None = None
+    complete: bool = False  # ``out`` already held this surface (same fingerprint): nothing was evaluated
 
 
 def plan_for(grid: Grid, chunk_size: int | None) -> ChunkPlan:
@@ -150,6 +151,12 @@ def evaluate_surface(evaluate_chunk: ChunkEvaluator, grid: Grid, out: str | os.P
     # Rank 0 alone touches the directory before the others start, then tells them what to do.
     todo: list[int] = []
     failure: str | None = None
+    finished = comm.rank == 0 and _already_computed(out, store, fp, options)
+    if finished and comm.world_size == 1:
+        return _kept(out, outcome)
+    finished = comm.broadcast(finished)
+    if finished:
+        return _kept(out, outcome) if comm.rank == 0 else outcome
     if comm.rank == 0:
         try:
             todo, done, bad = _prepare(store, out, identity, plan, dict(meta or {}), options)
@@ -185,6 +192,27 @@ def evaluate_surface(evaluate_chunk: ChunkEvaluator, grid: Grid, out: str | os.P
             _write_shard_record(store, options.shard, plan)
         return outcome
     return _finish(store, plan, grid, fp, out, options, outcome)
+
+
+def _already_computed(out: Path, store: ChunkStore, fp: str, options: ResumeOptions) -> bool:
+    """Whether ``out`` holds the surface of fingerprint ``fp`` whole (no work directory beside it)."""
+    if options.restart or options.shard is not None or not out.is_file() or store.root.exists():
+        return False
+    from ..vtkio import read_surface
+
+    try:
+        return read_surface(out).meta.get("fingerprint") == fp
+    except (LossvistaError, OSError, ValueError):
+        return False  # unreadable: computed again
+
+
+def _kept(out: Path, outcome: SurfaceOutcome) -> SurfaceOutcome:
+    from ..vtkio import read_surface
+
+    log.info("%s already holds this surface (same fingerprint); kept (restart to compute it again)", out)
+    outcome.surface, outcome.written, outcome.complete = read_surface(out), out, True
+    outcome.resumed = outcome.n_chunks
+    return outcome
 
 
 def compute_chunks(evaluate_chunk: ChunkEvaluator, store: Any, plan: ChunkPlan, coords: np.ndarray,
@@ -257,6 +285,7 @@ def _finish(store: ChunkStore, plan: ChunkPlan, grid: Grid, fp: str, out: Path, 
         raise _work_directory_gone(store)
     manifest = store.read_manifest() or {}
     surface = assemble_surface(store, plan, grid, fp, manifest.get("meta") or {})
+    surface.meta["fingerprint"] = fp  # a rerun of the same computation keeps this file (_already_computed)
     try:
         write_surface(out, surface, vti=options.vti)
     except (OSError, LossvistaError) as exc:  # e.g. disk full: the file is not half-written (atomic)
