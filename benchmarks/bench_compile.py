@@ -256,7 +256,8 @@ def calibrate_child(task: dict) -> dict:
                compile_s=first["on"] - per_point["on"] - (first["off"] - per_point["off"]))
     from pipeline.engine.points import _PROFILE_CACHE
 
-    out["operators"] = next(iter(_PROFILE_CACHE.values())).operators
+    profile = next(iter(_PROFILE_CACHE.values()))
+    out.update(operators=profile.operators, activation_bytes=profile.activation_bytes)
     return out
 
 

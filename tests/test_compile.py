@@ -181,7 +181,7 @@ def test_no_cpp_compiler_falls_back_to_eager_with_one_notice(monkeypatch, caplog
         assert not compiled.plan.compiled and np.array_equal(compiled.loss, eager.loss)
         assert "no C++ compiler" in compiled.notes[0]
         assert sum("no C++ compiler" in r.getMessage() for r in caplog.records) == 1
-        auto = compile_choice("auto", _profile(8.3e5, 15), 10**4, 10**4, 256, torch.device("cpu"))
+        auto = compile_choice("auto", _profile(*LENET), 10**4, 10**4, torch.device("cpu"))
         assert not auto.compiled and "no C++ compiler" in auto.reason  # auto: eager, without a notice
     finally:
         cpp_compiler_search.cache_clear()
@@ -205,22 +205,31 @@ def test_batches_through_a_forward_hook_run_eagerly():
 
 # -- the auto rule ------------------------------------------------------------------------------
 
-def _profile(flops, operators):
-    return ModelProfile(flops_per_sample=flops, working_set_bytes=1 << 14, activation_bytes=1 << 16,
+def _profile(flops, operators, activation_bytes):
+    return ModelProfile(flops_per_sample=flops, working_set_bytes=1 << 14, activation_bytes=activation_bytes,
                         has_conv2d=True, operators=operators, output_shape=(10,))
+
+
+DIGITS, LENET, RESNET20 = (1.74e5, 11, 6312), (8.33e5, 15, 26072), (8.11e7, 95, 1507368)  # tuning.profile_model
 
 
 def test_auto_compiles_only_when_the_saving_exceeds_the_compile_cost():
     cpu = torch.device("cpu")
-    small = compile_choice("auto", _profile(1.7e5, 11), 9, 64, 64, cpu, check_available=False)
+    small = compile_choice("auto", _profile(*DIGITS), 9, 64, cpu, check_available=False)
     assert not small.compiled and small.saving_s < small.cost_s and "auto: eager" in small.reason
-    big = compile_choice("auto", _profile(8.3e5, 15), 31 * 31, 10000, 1024, cpu, check_available=False)
+    big = compile_choice("auto", _profile(*LENET), 31 * 31, 10000, cpu, check_available=False)
     assert big.compiled and big.saving_s > big.cost_s and "auto: compiled" in big.reason
     for n in (100, 10000):  # more points never turn a yes into a no
-        flags = [compile_choice("auto", _profile(1.7e5, 11), p, n, 256, cpu, check_available=False).compiled
+        flags = [compile_choice("auto", _profile(*DIGITS), p, n, cpu, check_available=False).compiled
                  for p in (1, 10, 100, 1000, 10000, 100000)]
         assert flags == sorted(flags) and flags[-1]
-    assert compile_choice("off", _profile(8.3e5, 15), 10**6, 10**6, 1024, cpu).compiled is False
+    assert compile_choice("off", _profile(*LENET), 10**6, 10**6, cpu).compiled is False
+    # the benchmark's workloads: W3 and W1 compile, W2 (ResNet-20, 7 x 7, 1024 samples) gains too little
+    assert compile_choice("auto", _profile(*DIGITS), 41 * 41, 1797, cpu, check_available=False).compiled
+    w2 = compile_choice("auto", _profile(*RESNET20), 7 * 7, 1024, cpu, check_available=False)
+    assert not w2.compiled and w2.saving_s < w2.cost_s
+    cuda = compile_choice("auto", _profile(*LENET), 10**6, 10**6, torch.device("cuda"), check_available=False)
+    assert not cuda.compiled and "cuda" in cuda.reason  # gains not measured there: eager
     with pytest.raises(ParameterError, match="compile"):
         EvalConfig(compile="yes")
 

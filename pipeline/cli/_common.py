@@ -40,13 +40,14 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
 
 
-def add_compile_option(p: argparse.ArgumentParser | Any) -> None:
+def add_compile_option(p: argparse.ArgumentParser | Any, default: str | None = "auto") -> None:
     """``--compile auto|on|off``, for every command that evaluates (the engine's ``EvalConfig.compile``,
-    which validates it)."""
-    p.add_argument("--compile", choices=["auto", "on", "off"], default="auto",
-                   help="torch.compile the forward and loss into one graph: on, off, or auto (default), which "
-                   "compiles when the expected saving over the whole job exceeds the compile time; compiled code "
-                   f"is cached in {compile_cache_dir()} for later runs")
+    which validates it); ``default`` None: the preset's choice."""
+    shown = default or "the preset's, else auto"
+    p.add_argument("--compile", choices=["auto", "on", "off"], default=default,
+                   help="torch.compile the forward and loss into one graph: on, off, or auto, which compiles when "
+                   f"the expected saving over the whole job exceeds the compile time (default: {shown}); compiled "
+                   f"code is cached in {compile_cache_dir()} for later runs")
 
 
 def compile_cache_dir() -> Path:

@@ -45,16 +45,21 @@ The ``auto`` rule
 Deterministic, never timed (ranks and reruns must choose alike): compile when the expected
 saving over the whole job exceeds the expected compile cost,
 
-    saving = points x samples x (eager_time - compiled_time) per sample
-    eager_time    = FLOPs / EAGER_FLOPS + OP_SECONDS x operators / batch
-    compiled_time = FLOPs / COMPILED_FLOPS + KERNEL_SECONDS x operators / batch
-    compile cost  = COMPILE_SECONDS + COMPILE_SECONDS_PER_OP x operators (per graph)
+    saving       = points x samples x FLOPs x (1 / eager_rate - 1 / compiled_rate)
+    compile cost = COMPILE_SECONDS + COMPILE_SECONDS_PER_OP x operators
 
-with FLOPs, operators (ATen operators of one forward) and the batch from the model's shape
-profile (:mod:`.tuning`). The constants were measured on the project's 2-core CPU
-(docs/compile.md has the table and how it was taken); a warm inductor cache makes the real
+FLOPs (of one sample's forward) and operators (ATen operators of one forward) come from the
+model's shape profile (:mod:`.tuning`); the two rates (GFLOP/s of one thread) are the gains
+measured by model shape (:data:`CPU_RATES`), read at the model's FLOPs per byte of
+activations: a small convolution net, whose eager forward is dominated by separate passes over
+memory (ReLU, pooling, the loss), gains most; a wide residual net, whose time is in its
+convolutions, gains little. Every figure is one thread's CPU seconds (the compile's C++
+builds included), so the choice does not depend on the threads of a rank. The constants were
+measured on the project's CPU (``benchmarks/bench_compile.py --only calibrate``;
+docs/compile.md has the table and how it was taken). A warm inductor cache makes the real
 compile cost lower, but the rule does not look at the cache, so a rerun chooses as the first
-run did.
+run did. On CUDA the gains are not measured: ``auto`` evaluates eagerly there (``on``
+compiles, with CUDA graphs).
 """
 from __future__ import annotations
 
@@ -75,14 +80,17 @@ __all__ = ["COMPILE_MODES", "CompileChoice", "CompiledSums", "compile_choice", "
 
 VERIFY_RTOL = 1e-4  # a compiled batch sum further than this from eager (relative) is a miscompile: evaluate eagerly
 
-# the cost model of the 'auto' rule (seconds, FLOP/s), measured on the project's CPU: docs/compile.md
-EAGER_FLOPS = 60e9  # eager convolution/matmul throughput once per-operator overhead is counted apart
-COMPILED_FLOPS = 60e9  # the same kernels (inductor calls them) ...
-OP_SECONDS = 12e-6  # ... eager: per operator per forward (dispatch, a pass over memory)
-KERNEL_SECONDS = 3e-6  # compiled: per operator per forward, what is left after fusion
-COMPILE_SECONDS = 12.0  # a cold compile of one graph (dynamo, inductor, the C++ compiler) ...
+# the cost model of the 'auto' rule, measured on the project's CPU (one thread): docs/compile.md
+# (FLOPs per byte of activations, eager GFLOP/s, compiled GFLOP/s), by increasing intensity
+CPU_RATES: tuple[tuple[float, float, float], ...] = (
+    (9.0, 3.0, 6.0),  # an MLP on 10 features
+    (27.5, 10.0, 30.0),  # digits-cnn
+    (32.0, 15.0, 27.0),  # LeNet
+    (53.8, 60.0, 64.0),  # ResNet-20
+    (149.0, 80.0, 80.0),  # VGG-9
+)
+COMPILE_SECONDS = 12.0  # a cold compile (dynamo, inductor, the C++ builds, the check against eager) ...
 COMPILE_SECONDS_PER_OP = 0.15  # ... and per operator of the forward
-CUDA_SPEEDUP = 1.2  # CUDA: not measured yet; assumed saving fraction of the eager time is 1 - 1/this
 
 _NOTICED: set[str] = set()  # notices already given in this process
 _VERDICTS: dict[tuple, tuple[bool, str]] = {}  # (model structure, shapes, ...) -> (compiled works, why not)
@@ -132,12 +140,12 @@ def compiler_missing(device: torch.device) -> str | None:
     return None
 
 
-def compile_choice(mode: str, profile: Any, points: int, samples: int, batch_size: int, device: torch.device,
+def compile_choice(mode: str, profile: Any, points: int, samples: int, device: torch.device,
                    *, check_available: bool = True) -> CompileChoice:
     """Whether to compile: ``mode`` 'on'/'off' as asked, 'auto' by the module's rule.
 
     ``profile``: the model's :class:`~.tuning.ModelProfile`; ``points`` and ``samples``: the
-    whole job's (every chunk, every split); ``batch_size``: samples per forward.
+    whole job's (every chunk, every split).
     ``check_available``: 'auto' also says no where nothing can be compiled here
     (:func:`compiler_missing`); a job's recorded choice leaves that out (a merge on another
     node must make the same choice as the shards) and the calls fall back instead.
@@ -149,8 +157,10 @@ def compile_choice(mode: str, profile: Any, points: int, samples: int, batch_siz
         return CompileChoice(missing is None, "compile on" if missing is None else f"compile on, but {missing}")
     if profile is None or profile.output_shape is None or profile.flops_per_sample <= 0:
         return CompileChoice(False, "auto: the model's outputs or FLOPs are unknown")
-    eager, compiled = _seconds_per_sample(profile, batch_size, device)
-    saving = points * samples * (eager - compiled)
+    if device.type != "cpu":
+        return CompileChoice(False, f"auto: eager on {device.type} (the gains of compiling are measured on CPUs only)")
+    eager, compiled = rates_at(profile.flops_per_sample / max(profile.activation_bytes, 1))
+    saving = points * samples * profile.flops_per_sample * (1 / eager - 1 / compiled) / 1e9
     cost = COMPILE_SECONDS + COMPILE_SECONDS_PER_OP * profile.operators
     verdict = saving > cost
     # only now look for a compiler (importing inductor takes seconds: never for a small job)
@@ -162,13 +172,20 @@ def compile_choice(mode: str, profile: Any, points: int, samples: int, batch_siz
                          round(cost, 3))
 
 
-def _seconds_per_sample(profile: Any, batch_size: int, device: torch.device) -> tuple[float, float]:
-    """Expected (eager, compiled) seconds of one sample's forward and loss (the cost model)."""
-    flops, ops, b = profile.flops_per_sample, profile.operators, max(batch_size, 1)
-    eager = flops / EAGER_FLOPS + OP_SECONDS * ops / b
-    if device.type == "cuda":
-        return eager, eager / CUDA_SPEEDUP
-    return eager, flops / COMPILED_FLOPS + KERNEL_SECONDS * ops / b
+def rates_at(intensity: float) -> tuple[float, float]:
+    """``(eager, compiled)`` GFLOP/s of one thread expected of a model whose forward does
+    ``intensity`` FLOPs per byte of activations: :data:`CPU_RATES` interpolated linearly in
+    log(intensity), the end rows beyond the measured range."""
+    import math
+
+    rows = CPU_RATES
+    if intensity <= rows[0][0]:
+        return rows[0][1], rows[0][2]
+    for (x0, e0, c0), (x1, e1, c1) in zip(rows, rows[1:]):
+        if intensity <= x1:
+            t = (math.log(intensity) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            return e0 + t * (e1 - e0), c0 + t * (c1 - c0)
+    return rows[-1][1], rows[-1][2]
 
 
 def _fresh_function(fn: Callable, key: tuple) -> Callable:

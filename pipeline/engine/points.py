@@ -293,7 +293,7 @@ def _runner(model: nn.Module, plane: Plane, data: Any, objective: Objective, con
         fmt = "channels_last"
     batch_size, lanes, reason = choose_plan_values(profile, data.n, device, plane.bytes_moving, config.batch_size,
                                                    config.points_per_batch if plane.moving else 1)
-    choice = compile_choice(config.compile, profile, points, data.n, batch_size, device)
+    choice = compile_choice(config.compile, profile, points, data.n, device)
 
     def make(k: int, compiled: bool) -> LaneRunner:
         step = None
@@ -365,10 +365,7 @@ def compile_decision(model: nn.Module, data: Any, config: EvalConfig, points: in
     inputs = data.inputs[:2].to(cpu, dtype) if data.inputs.is_floating_point() else data.inputs[:2].to(cpu)
     with _eval_mode(model), torch.inference_mode():
         profile = _profile_of(model, state, inputs, cpu, config.precision)
-    n = data.n
-    batch = config.batch_size or (min(n, 4096) if device.type == "cuda" else
-                                  choose_plan_values(profile, n, cpu, 0, None, 1)[0])
-    return compile_choice(config.compile, profile, points, samples or n, batch, device, check_available=False)
+    return compile_choice(config.compile, profile, points, samples or data.n, device, check_available=False)
 
 
 def probe(model: nn.Module, data: Any, loss: Any = None, samples: int = 64) -> tuple[float, Objective]:
