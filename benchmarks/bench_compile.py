@@ -36,10 +36,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -52,7 +50,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
-from bench_evaluate import _cpu_flags, _cpu_name, build_artifacts, sgemm_gflops  # noqa: E402
+from bench_evaluate import _cpu_flags, _cpu_name, build_artifacts, in_fresh_process, sgemm_gflops  # noqa: E402
 
 W3_STEPS, W1_STEPS, W2_STEPS = 31, 41, 7
 WINDOW = {"w3": 2, "w1": 50, "w2": 1}  # points per paired window
@@ -142,9 +140,7 @@ def child(task: dict) -> dict:
 
 
 def run_child(task: dict) -> dict:
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        return pool.apply(child, (task,))
+    return in_fresh_process(child, task)
 
 
 # ------------------------------------------------------------------------------------------
@@ -265,11 +261,8 @@ def calibrate(threads: int) -> list[dict]:
     rows = []
     for i, (label, *_rest) in enumerate(_calibration_models()):
         with tempfile.TemporaryDirectory(prefix="bench-compile-cache-") as cache:
-            ctx = mp.get_context("spawn")
-            with ctx.Pool(1) as pool:
-                cold = pool.apply(calibrate_child, ({"index": i, "cache": cache},))
-            with ctx.Pool(1) as pool:
-                warm = pool.apply(calibrate_child, ({"index": i, "cache": cache},))
+            cold = in_fresh_process(calibrate_child, {"index": i, "cache": cache})
+            warm = in_fresh_process(calibrate_child, {"index": i, "cache": cache})
         cold["compile_warm_s"] = warm["compile_s"]
         rows.append(cold)
         print(f"  {label}: done (load {os.getloadavg()[0]:.2f})", flush=True)
