@@ -119,6 +119,10 @@ def child(task: dict) -> dict:
         s = evaluate(model, d, grid, (x, y), config=config, progress=False)
         out.update(seconds=time.perf_counter() - t, cpu_seconds=time.process_time() - c, points=grid.size,
                    losses=s.loss.ravel().tolist(), plan=s.meta["engine"]["plan"])
+        if method == "eager":  # what compile='auto' would choose for this job (from shapes: not timed)
+            from pipeline.engine.points import compile_decision
+
+            out["auto"] = compile_decision(model, (x, y), EvalConfig(device="cpu"), grid.size).to_dict()
     elif method == "paired":
         coords = grid.coords()
         k = WINDOW[name]
@@ -299,13 +303,19 @@ def main(argv: list[str] | None = None) -> int:
           f"avx512={'avx512f' in flags}")
     print(f"load average at start: {os.getloadavg()[0]:.2f} (other processes on these cores lower every figure)")
     report: dict = {"rows": [], "targets": []}
+    workloads = [w for w in ("w3", "w1", "w2") if w in parts]
+    if workloads:
+        workloads_report(args, workloads, report)
     if "calibrate" in parts:
         print("\ncalibration of the auto rule (one thread, CPU time, first call minus steady cost = compile):")
         report["calibration"] = calibrate(args.threads)
-    workloads = [w for w in ("w3", "w1", "w2") if w in parts]
-    if not workloads:
-        _write(args.json, report)
-        return 0
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
+    _write(args.json, report)
+    return 0
+
+
+def workloads_report(args: argparse.Namespace, workloads: list[str], report: dict) -> None:
+    """Run W3, W1, W2 as asked, print their table, add their figures to ``report``."""
     peaks = [sgemm_gflops(args.threads)]
     res: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-compile-") as tmp:
@@ -319,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = run_child({"work": str(work), "workload": w, "method": method, "threads": args.threads,
                                "cache": cache, "rounds": args.rounds})
                 res[f"{w}_{method}"] = r
+                _write(args.json, {**report, "partial": res})  # kept if a later step fails
                 peaks.append(sgemm_gflops(args.threads))
                 took = "paired windows" if method == "paired" else f"{r['seconds']:.1f} s"
                 print(f"  {w} {method}: {took} (load {os.getloadavg()[0]:.2f})", flush=True)
@@ -351,6 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         same = np.array_equal(np.array(res[f"{w}_warm"]["losses"]), b)
         cold, warm = e["seconds"] / res[f"{w}_cold"]["seconds"], e["seconds"] / res[f"{w}_warm"]["seconds"]
         plan = res[f"{w}_cold"]["plan"]
+        auto = e["auto"]
+        print(f"{'':36s} compile='auto' chooses {'compiled' if auto['compiled'] else 'eager'} (expected saving "
+              f"{auto['expected_saving_s']:.1f} s against a compile cost of {auto['expected_compile_s']:.1f} s)")
         print(f"{'':36s} steady state (paired windows, median of {len(rates['eager'])}): {steady:.2f}x "
               f"(range {np.min(rates['compiled'] / rates['eager']):.2f}-{np.max(rates['compiled'] / rates['eager']):.2f}); "
               f"eager {gf_e:.1f}, compiled {gf_c:.1f} GFLOP/s = {100 * gf_e / peak:.0f}% / {100 * gf_c / peak:.0f}% of "
@@ -359,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
               f"difference {err:.1e}; warm bitwise the cold: {same}; batch {plan['batch_size']}, "
               f"{plan['points_per_batch']} pt/forward, {plan['memory_format']}")
         report["targets"].append({"workload": w, "target": targets[w], "end_to_end_cold": cold,
-                                  "end_to_end_warm": warm, "steady": steady, "max_rel_diff": err,
+                                  "end_to_end_warm": warm, "steady": steady, "max_rel_diff": err, "auto": auto,
                                   "met": cold >= targets[w] and err <= 1e-5})
     report.update(peak_gflops=peak, peaks=peaks, facts=facts)
     print("\ntargets (end to end, cold cache; values within 1e-5 of eager):")
@@ -369,7 +383,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{t['end_to_end_cold']:.2f}x (warm {t['end_to_end_warm']:.2f}x, steady {t['steady']:.2f}x)")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
     _write(args.json, report)
-    return 0
 
 
 def _write(path: Path | None, report: dict) -> None:
