@@ -10,6 +10,8 @@ list of models and the options of :class:`~pipeline.workflow.RunOptions` they sh
     [options]
     max_samples = 300                   # ... on a fixed seeded subset of it
     pca_points = 21
+    [compare]                           # optional: how lossvista compare counts minima
+    persistence = 0.05                  # in loss units (default: options.persistence x each range)
     [train]                             # shared by every model (the model is the study's)
     dataset = "fashion-mnist"
     epochs = 5
@@ -27,6 +29,7 @@ the first unfinished one. Then, for each plane, ``lossvista compare`` across the
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -50,6 +53,8 @@ class Study:
     runs: tuple[RunConfig, ...]
     options: Any  # RunOptions
     description: str = ""
+    persistence: float | None = None  # compare's threshold in loss units; None: options.persistence of each range
+    delta: float = 0.1  # compare's width at min + delta
 
     @property
     def models(self) -> list[str]:
@@ -87,13 +92,19 @@ def load_study(name: str) -> Study:
                              f"allowed: {sorted(known)}")
     if "planes" in options:
         options["planes"] = tuple(options["planes"])
+    compare = data.pop("compare", {})
+    if not isinstance(compare, dict) or set(compare) - {"persistence", "delta"}:
+        raise ParameterError(f"study {name!r}: [compare] takes persistence and delta; got {compare!r}")
+    for key, value in compare.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ParameterError(f"study {name!r}: [compare] {key} must be a number > 0; got {value!r}")
     if "train" in data and "model" in data["train"]:
         raise ParameterError(f"study {name!r}: [train] must not name a model (the study's models list does)")
     try:
         base = run_config_from_dict(data, default_name=path.stem)
         runs = tuple(dataclasses.replace(base, name=m, train=dataclasses.replace(base.train, model=m)) for m in models)
         return Study(name=base.name, runs=runs, options=RunOptions(**options, page=False),
-                     description=base.description)
+                     description=base.description, **{k: float(v) for k, v in compare.items()})
     except (ValueError, TypeError) as exc:
         raise ParameterError(f"study {name!r}: {exc}") from None
 
@@ -153,7 +164,11 @@ def run_study(study: Study, out: str | os.PathLike, *, notice: Callable[[str], N
     outcome = StudyResult(root)
     runs = [root / cfg.train.model for cfg in study.runs]
     for plane in study.options.planes:
-        summaries = compare_runs(runs, plane=plane, persistence=study.options.persistence, relative=True)
+        if study.persistence is None:
+            summaries = compare_runs(runs, plane=plane, persistence=study.options.persistence, relative=True,
+                                     delta=study.delta)
+        else:
+            summaries = compare_runs(runs, plane=plane, persistence=study.persistence, delta=study.delta)
         outcome.comparisons[plane] = write_comparison(summaries, root)
         for view in views:
             picture = side_by_side(runs, plane, view, root / f"side_by_side_{plane}_{view}.png")

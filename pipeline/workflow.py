@@ -389,7 +389,7 @@ def landscape(out: str | Path, *, model: str, checkpoints: str | Sequence[str], 
     cfg = RunConfig(name=Path(out).name, source=source)
     if grid is not None:
         cfg = cfg.with_grid_points(grid)
-    options = options or RunOptions(pca_points=grid or 51)
+    options = options or RunOptions(pca_points=cfg.random_grid.nx)
     if restart:
         from dataclasses import replace
 

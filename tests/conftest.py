@@ -51,3 +51,12 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) ->
     assert "Traceback" not in proc.stderr
     for f in fragments:
         assert f.lower() in lines[0].lower(), (f, lines[0])
+
+
+def require(missing: list[str], reason: str, variable: str) -> None:
+    """Skip the test when something it needs is ``missing`` (``reason`` says what and how to get
+    it), or fail it when the environment variable ``variable`` is set (CI makes them mandatory)."""
+    if missing:
+        if os.environ.get(variable, "") not in ("", "0"):
+            pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)

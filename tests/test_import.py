@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline import vtkio
 from pipeline.checkpoints import read_state
 from pipeline.errors import CheckpointError, ParameterError
 
@@ -322,12 +323,15 @@ def test_landscape_is_import_then_run_in_one_call(project, monkeypatch):
 def test_a_preset_imports_relative_to_its_folder(project, tmp_path):
     (project / "mine.toml").write_text('name = "mine"\n[import]\ncheckpoints = "ckpt/epoch*.pt"\n'
                                        'model = "mymodels:Net"\ndata = "mydata:splits"\n'
-                                       'loss = { name = "huber", options = { delta = 0.5 } }\n')
+                                       'loss = { name = "huber", options = { delta = 0.5 } }\n'
+                                       '[random_grid]\nx = "-1:1:3"\ny = "-1:1:3"\n')
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = run_cli("run", "--preset", str(project / "mine.toml"), "--out", "runs/p", "--planes", "random",
-                   "--grid", "3", "--backend", "none", "--no-page", cwd=elsewhere)
+    proc = run_cli("run", "--preset", str(project / "mine.toml"), "--out", "runs/p", "--backend", "none",
+                   "--no-page", cwd=elsewhere)
     assert proc.returncode == 0, proc.stderr
+    for plane in ("random", "pca"):  # the PCA plane takes the preset's points per axis too
+        assert vtkio.read_surface(elsewhere / f"runs/p/surface_{plane}.vts").loss.shape == (3, 3)
     info = json.loads((elsewhere / "runs/p/run.json").read_text())
     assert info["loss"] == {"name": "huber", "options": {"delta": 0.5}, "metrics": [], "search": [str(project)]}
     (project / "bad.toml").write_text('[import]\nmodel = "mymodels:Net"\ndata = "mydata:splits"\n')

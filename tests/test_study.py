@@ -37,6 +37,8 @@ def test_an_interrupted_study_resumes_to_the_same_comparison(tmp_path):
     record = json.loads((tmp_path / "whole" / "study.json").read_text())
     assert set(record["models"]) == {"digits-cnn", "resnet20"} and record["wall_seconds"] > 0
     assert "| test acc. |" in (tmp_path / "whole" / "compare_random.md").read_text()
+    compared = json.loads((tmp_path / "whole" / "compare_random.json").read_text())
+    assert [r["threshold"] for r in compared["runs"]] == [0.01, 0.01]  # tiny.toml's [compare], in loss units
 
     out = tmp_path / "cut"
     args = [sys.executable, "-m", "pipeline", "study", "--preset", "tiny", "--out", str(out), "--backend", "none"]
@@ -66,6 +68,8 @@ def test_an_interrupted_study_resumes_to_the_same_comparison(tmp_path):
     ('models = ["a", "b"]\n[options]\nthreads = 3', "unknown [options] keys ['threads']"),
     ('models = ["a", "b"]\n[train]\nmodel = "lenet"', "must not name a model"),
     ('models = ["a", "b"]\n[train]\nepochs = -1', "epochs must be an integer >= 0"),
+    ('models = ["a", "b"]\n[compare]\npersistence = 0', "[compare] persistence must be a number > 0"),
+    ('models = ["a", "b"]\n[compare]\ncap = 3', "[compare] takes persistence and delta"),
 ])
 def test_study_presets_that_are_refused(tmp_path, text, fragment):
     path = tmp_path / "s.toml"
@@ -79,4 +83,5 @@ def test_bundled_studies_load_and_a_bad_name_is_one_line():
     study = load_study("fashion")
     assert study.models == ["resnet20", "resnet20-noshort", "resnet56", "resnet56-noshort", "vgg9"]
     assert {r.train.dataset for r in study.runs} == {"fashion-mnist"} and study.options.max_samples == 300
+    assert study.persistence == 0.05 and study.delta == 0.1
     assert_one_line_error(run_cli("study", "--preset", "nope"), "--preset must be one of 'fashion'")

@@ -21,7 +21,8 @@ def register(sub) -> None:
     p.add_argument("--planes", default="random,pca", metavar="LIST",
                    help="planes to compute, comma-separated: random, pca (default: %(default)s)")
     p.add_argument("--grid", metavar="N", type=int,
-                   help="points per axis of both planes (odd, so 0 is a grid point; default: the preset's 51)")
+                   help="points per axis of both planes (odd, so 0 is a grid point; default: the preset's random grid, "
+                   "51 for digits, 25 for the cifar10 presets)")
     p.add_argument("--backend", choices=["auto", "paraview", "pyvista", "none"], default="auto",
                    help="pictures: auto = ParaView views when pvbatch is found plus pyvista/matplotlib quick looks "
                    "(default: %(default)s)")
@@ -49,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,
                          max_samples=args.max_samples, device=args.surface_device, precision=args.precision,
                          persistence=args.persistence, restart_training=args.restart,
-                         pca_points=args.grid or 51, page=args.page, compile=args.compile)
+                         pca_points=cfg.random_grid.nx, page=args.page, compile=args.compile)
     out = args.out or f"runs/{cfg.name}"
     t0 = time.perf_counter()
     with stop_on_signals():

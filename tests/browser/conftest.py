@@ -7,13 +7,12 @@ with the reason, unless ``LOSSVISTA_REQUIRE_BROWSER=1`` (CI): then they fail.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from ..conftest import run_cli
+from ..conftest import require, run_cli
 from .cdp import Chromium, find_chromium
 
 
@@ -28,12 +27,8 @@ def _missing() -> list[str]:
 def _browser_required():
     """Skip (or, with LOSSVISTA_REQUIRE_BROWSER=1, fail) when Chromium or websocket-client is missing."""
     missing = _missing()
-    if missing:
-        reason = (f"browser tests need {' and '.join(missing)} (Debian: apt install chromium; "
-                  f"pip install -e '.[dev]'; 'make system' installs chromium as root)")
-        if os.environ.get("LOSSVISTA_REQUIRE_BROWSER", "") not in ("", "0"):
-            pytest.fail(f"LOSSVISTA_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    require(missing, f"browser tests need {' and '.join(missing)} (Debian: apt install chromium; "
+                     f"pip install -e '.[dev]'; 'make system' installs chromium as root)", "LOSSVISTA_REQUIRE_BROWSER")
 
 
 @pytest.fixture(scope="module")

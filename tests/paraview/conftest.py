@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PLUGIN = ROOT / "paraview_plugins" / "lossvista_filters.py"
@@ -31,12 +33,8 @@ def _missing_tools() -> list[str]:
 def _paraview_required():
     """Skip (or, with LOSSVISTA_REQUIRE_PARAVIEW=1, fail) when ParaView or Xvfb is missing."""
     missing = _missing_tools()
-    if missing:
-        reason = (f"ParaView tests need {', '.join(missing)} (Debian: apt install paraview python3-paraview xvfb; "
-                  f"'make system' does it as root)")
-        if os.environ.get("LOSSVISTA_REQUIRE_PARAVIEW", "") not in ("", "0"):
-            pytest.fail(f"LOSSVISTA_REQUIRE_PARAVIEW=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    require(missing, f"ParaView tests need {', '.join(missing)} (Debian: apt install paraview python3-paraview xvfb; "
+                     f"'make system' does it as root)", "LOSSVISTA_REQUIRE_PARAVIEW")
 
 
 def clean_env(**extra: str) -> dict[str, str]:
