@@ -23,14 +23,19 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "PLANES", "VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS", "COLORMAP", "RELIEF_FRACTION",
+    "PLANES", "DEFAULT_PLANES", "VIEWS", "HESSIAN_VIEWS", "QUICKLOOK_VIEWS", "THRESHOLD_MODES", "CAPPED_ARRAYS",
+    "COLORMAP", "RELIEF_FRACTION",
     "CAMERA_3D", "array_label", "PATH_COLOR", "START_COLOR", "END_COLOR", "DIVERGENT_COLOR", "CRITICAL_STYLE", "rgb",
     "find_meta", "num_classes", "chance_loss", "cap_reference", "default_cap", "surface_cap", "DEFAULT_CAP_FACTOR",
     "log10_or_nan", "threshold", "contour_levels", "axis_labels",
 ]
 
-PLANES = ("random", "pca")  # the planes a run computes by default
+PLANES = ("random", "pca", "hessian")  # the planes a run can compute, in the order pictures and pages show them
+DEFAULT_PLANES = ("random", "pca")  # the planes lossvista run computes unless told (--planes)
 VIEWS = ("2d_contours", "3d_contours", "3d_mesh", "3d_surface")  # ParaView states: states/landscape_<view>.pvsm
+# views of a surface that holds curvature maps (lossvista surface --hessian), drawn only where it does:
+# a ParaView state states/landscape_<view>.pvsm and a quick look <plane>_<view>.png each
+HESSIAN_VIEWS = ("eig_ratio",)
 QUICKLOOK_VIEWS = ("2d_contours", "3d_surface", "3d_mesh")  # matplotlib / pyvista pictures
 THRESHOLD_MODES = ("blank", "clamp", "log10")
 DEFAULT_CAP_FACTOR = 5.0
@@ -259,7 +264,9 @@ def array_label(meta: Mapping[str, Any], array: str = "loss") -> str:
 
 
 def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True) -> tuple[str, str]:
-    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta), else alpha/beta.
+    """``("PC1 (81.2%)", "PC2 (9.5%)")`` for a PCA plane (``explained_variance`` in meta),
+    ``("eigenvector 1 (λ = 0.209)", "eigenvector 2 (λ = 0.169)")`` for a Hessian plane
+    (``eigenvalues`` in meta), else alpha/beta.
 
     ``unicode=False`` spells alpha and beta in ASCII (ParaView's and VTK's bundled fonts have no
     Greek letters).
@@ -274,6 +281,13 @@ def axis_labels(meta: Mapping[str, Any], *, unicode: bool = True) -> tuple[str, 
             return pcs[0], pcs[1]
         if len(pcs) == 1:
             return pcs[0], "PC2"
+    ev = find_meta(meta, "eigenvalues")
+    if isinstance(ev, Sequence) and not isinstance(ev, str) and len(ev) == 2:
+        try:
+            lam = "λ" if unicode else "lambda"
+            return f"eigenvector 1 ({lam} = {float(ev[0]):.3g})", f"eigenvector 2 ({lam} = {float(ev[1]):.3g})"
+        except (TypeError, ValueError):
+            pass
     if unicode:
         return "α (direction 1)", "β (direction 2)"
     return "alpha (direction 1)", "beta (direction 2)"

@@ -187,13 +187,18 @@ class Objective:
         return -(p * math.log(p) + (1 - p) * math.log(1 - p))
 
     # -- one batch ---------------------------------------------------------------------------
-    def reduce(self, outputs: Any, targets: Any, memo: dict | None = None) -> BatchSums:
+    def reduce(self, outputs: Any, targets: Any, memo: dict | None = None, *, keep_dtype: bool = False,
+               metrics: bool = True) -> BatchSums:
         """Sums of ``outputs`` ``(g, B, ...)`` (the lanes' forwards of one batch) against
         ``targets`` ``(B, ...)``: float64 sums per lane, each lane by its own 1-D reduction.
 
         ``memo``: a dict kept by the caller for this batch while its targets stay the same (data
         in memory); what depends on the targets alone (their checks, the mask of ignored
         entries, the element count) is computed on the first call and reused.
+        ``keep_dtype``: the per-element losses in the outputs' own dtype (a float64 model's
+        stay float64; the surface casts to float32, as its values have always been computed);
+        the sums are differentiable either way (:mod:`pipeline.curvature` differentiates them
+        twice). ``metrics``: compute the user's metrics too.
 
         The work is split in two, so that a compiled evaluation (:mod:`pipeline.engine.compiled`)
         can run the second part inside its graph: :meth:`prepare` (checks of shapes and
@@ -208,7 +213,7 @@ class Objective:
             got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
             raise ValueError(f"targets must be a tensor with one entry per sample ({outputs.shape[1]}); got {got}")
         prep = self.prepare(tuple(outputs.shape[2:]), targets, memo)
-        return self.batch_sums(self.sum_tensors(outputs, targets, prep), prep)
+        return self.batch_sums(self.sum_tensors(outputs, targets, prep, keep_dtype=keep_dtype, metrics=metrics), prep)
 
     def prepare(self, shape: tuple[int, ...], targets: Any, memo: dict | None = None) -> "Prepared":
         """What one batch needs besides the outputs, from the outputs' per-sample ``shape`` and
@@ -255,7 +260,8 @@ class Objective:
         memo[key] = prep
         return prep
 
-    def sum_tensors(self, outputs: Any, targets: Any, prep: "Prepared") -> tuple:
+    def sum_tensors(self, outputs: Any, targets: Any, prep: "Prepared", *, keep_dtype: bool = False,
+                    metrics: bool = True) -> tuple:
         """The per-lane sums of one batch as tensors, from checked inputs (:meth:`prepare`):
         ``(loss (g,), count, correct (g,) or None, predictions, ((metric (g,), count), ...))``,
         float64; a count is None where it comes from the targets alone (``prep.count``).
@@ -267,7 +273,8 @@ class Objective:
         import torch.nn.functional as F
 
         g, b = outputs.shape[:2]
-        out = outputs.float().reshape(g * b, *outputs.shape[2:])
+        out = (outputs if keep_dtype and outputs.is_floating_point() else outputs.float()
+               ).reshape(g * b, *outputs.shape[2:])
         tgt = targets.unsqueeze(0).expand(g, *targets.shape).reshape(g * b, *targets.shape[1:]) if g > 1 else targets
         correct = predictions = None
         if prep.kind == "user":
@@ -306,11 +313,11 @@ class Objective:
             if self.spec.name == "bce_with_logits":
                 correct = ((out > 0) == (t > 0.5)).reshape(g, -1).sum(-1, dtype=torch.float64)
                 predictions = per.shape[1]
-        metrics = []
-        for name, fn in self.metric_fns.items():
+        sums = []
+        for name, fn in (self.metric_fns.items() if metrics else ()):
             values = self._user_values(fn, out, tgt, g, f"metric {name}")
-            metrics.append((_row_sums(values), values.shape[1]))
-        return loss, count, correct, predictions, tuple(metrics)
+            sums.append((_row_sums(values), values.shape[1]))
+        return loss, count, correct, predictions, tuple(sums)
 
     def batch_sums(self, values: tuple, prep: "Prepared") -> BatchSums:
         """The :class:`BatchSums` of :meth:`sum_tensors`' ``values``, counts from ``prep`` where
@@ -349,7 +356,7 @@ class Objective:
             got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
             raise ValueError(f"the {what} function must return per-sample ({n},) or per-element ({n}, ...) values "
                              f"(not their mean); got {got}")
-        return value.float().reshape(g, -1)
+        return value.to(out.dtype).reshape(g, -1)
 
 
 @dataclass(frozen=True)

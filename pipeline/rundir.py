@@ -10,8 +10,10 @@ A run directory ``runs/NAME/`` holds::
     surface_<kind>.vts                the loss surface (.vti twin on request; .vts.parts/ while running)
     critical_points_<kind>.vtp        topology of the surface's loss ...
     topology_<kind>.json              ... (``_<array>`` appended for another array, e.g. test_loss)
+    curvature.json                    Hessian eigenvalues and trace at the checkpoints, spectral density
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
+    renders/curvature_{sharpness,density}.png   the curvature along training, the spectral density
     index.html                        the run as one self-contained interactive page
 
 Standard library only (no torch): the analysis, the pictures and ParaView's own Python use it.
@@ -134,6 +136,12 @@ class RunDir:
 
     def topology(self, kind: str, array: str = "loss") -> Path:
         return self.root / f"topology_{kind}{_suffix(array)}.json"
+
+    # -- curvature -----------------------------------------------------------------------
+    @property
+    def curvature_json(self) -> Path:
+        """Hessian eigenvalues and trace at the checkpoints, the spectral density (``lossvista curvature``)."""
+        return self.root / "curvature.json"
 
     # -- pictures ------------------------------------------------------------------------
     @property

@@ -29,14 +29,13 @@ the first unfinished one. Then, for each plane, ``lossvista compare`` across the
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .config import RunConfig, preset_names, read_preset, run_config_from_dict
+from .config import RunConfig, check_float, preset_names, read_preset, run_config_from_dict
 from .errors import LossvistaError, ParameterError, param
 
 __all__ = ["Study", "StudyResult", "load_study", "study_names", "run_study", "SIDE_BY_SIDE_VIEWS"]
@@ -95,12 +94,11 @@ def load_study(name: str) -> Study:
     compare = data.pop("compare", {})
     if not isinstance(compare, dict) or set(compare) - {"persistence", "delta"}:
         raise ParameterError(f"study {name!r}: [compare] takes persistence and delta; got {compare!r}")
-    for key, value in compare.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ParameterError(f"study {name!r}: [compare] {key} must be a number > 0; got {value!r}")
     if "train" in data and "model" in data["train"]:
         raise ParameterError(f"study {name!r}: [train] must not name a model (the study's models list does)")
     try:
+        for key, value in compare.items():
+            check_float(f"[compare] {key}", value, 0, low_open=True)
         base = run_config_from_dict(data, default_name=path.stem)
         runs = tuple(dataclasses.replace(base, name=m, train=dataclasses.replace(base.train, model=m)) for m in models)
         return Study(name=base.name, runs=runs, options=RunOptions(**options, page=False),

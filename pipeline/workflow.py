@@ -20,12 +20,13 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from .config import RunConfig, check_float, check_int
 from .datamodel import Grid
-from .display import PLANES, QUICKLOOK_VIEWS
+from .display import DEFAULT_PLANES, PLANES
 from .errors import LossvistaError, ParameterError, param
+from .render.pictures import BACKENDS, Notice, render_pictures
 from .rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -33,10 +34,8 @@ log = logging.getLogger(__name__)
 __all__ = ["make_directions", "make_trajectory", "render_pictures", "export", "RunOptions", "RunResult", "landscape",
            "run_pipeline", "DIRECTION_KINDS", "BACKENDS", "EXPORT_FORMATS"]
 
-DIRECTION_KINDS = ("random", "pca", "interp")
-BACKENDS = ("auto", "paraview", "pyvista", "none")
+DIRECTION_KINDS = ("random", "pca", "interp", "hessian")
 EXPORT_FORMATS = ("ply", "obj", "stl", "html")  # the mesh formats of pipeline.vtkio, and the page
-Notice = Callable[[str], None]
 
 
 def _epochs(run: RunDir) -> list[int]:
@@ -68,13 +67,17 @@ def _warn_gaps(run: RunDir, what: str) -> None:
 def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: str | None = None,
                     dir_type: str | None = None, seed: int = 0, ndim: int = 2, epoch: int | None = None,
                     from_epoch: int | None = None, to_epoch: int | None = None,
-                    out: str | Path | None = None) -> tuple[Any, Path]:
+                    out: str | Path | None = None, hessian: Any = None) -> tuple[Any, Path]:
     """Directions of ``kind`` for ``run``, saved to ``out`` (default ``RUN/directions/<kind>.pt``).
 
     random: Gaussian directions around checkpoint ``epoch`` (default the last), ``norm`` (default
     filter), ``ignore`` (default biasbn), ``dir_type`` (default weights), ``seed``, ``ndim``.
     pca: the top two principal components of the checkpoints up to ``epoch`` minus that checkpoint.
     interp: the 1D direction from ``from_epoch`` (default 0) to ``to_epoch`` (default the last).
+    hessian: the top two eigenvectors of the Hessian of the run's loss on its train split at
+    checkpoint ``epoch`` (default the last), ``norm`` none (default) or filter, ``ignore``,
+    ``seed``; ``hessian`` a :class:`pipeline.directions.hessian.HessianOptions` (tolerance,
+    iterations, samples, device).
     Returns ``(directions, path)``.
     """
     from .directions import interpolation_direction, pca_directions, random_directions
@@ -98,6 +101,16 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
         _warn_gaps(run, "the PCA of the trajectory")
         d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=dir_type or "weights",
                            model=skeleton(), model_name=model_name)
+    elif kind == "hessian":
+        from .directions.hessian import HessianOptions, hessian_directions
+
+        opts = hessian or HessianOptions()
+        model, centre = opened.build_model(_epoch(run, epoch, "epoch", epochs[-1]))
+        data = opened.data("train")
+        d = hessian_directions(model, data, loss=opened.loss(), ignore=ignore, norm=norm or "none", seed=seed,
+                               tol=opts.tol, max_iter=opts.max_iter, max_samples=opts.max_samples,
+                               sample_seed=opts.sample_seed, device=opts.device, rise=_rise(opened, data),
+                               centre=run.checkpoint(centre), model_name=model_name)
     else:
         e1 = _epoch(run, from_epoch, "from_epoch", epochs[0])
         e2 = _epoch(run, to_epoch, "to_epoch", epochs[-1])
@@ -107,6 +120,17 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
         d = interpolation_direction(run.checkpoint(e1), run.checkpoint(e2), dir_type=dir_type or "states",
                                     model=skeleton(), model_name=model_name)
     return d, d.save(out or run.directions(kind))
+
+
+def _rise(opened: Any, data: Any) -> float:
+    """The loss of a guess that knows nothing on ``data`` (:func:`pipeline.display.chance_loss`): the
+    best constant prediction's loss (regression losses, data in memory), else ``ln(num_classes)``."""
+    from .display import chance_loss
+    from .engine.points import as_objective
+    from .surface.job import _baseline
+
+    return chance_loss({"baseline_loss": _baseline(as_objective(opened.loss()), data),
+                        "num_classes": opened.num_classes})
 
 
 def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "train",
@@ -160,59 +184,6 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
     return traj, write_trajectory(out, traj)
 
 
-def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str] | None = None,
-                    views: Sequence[str] | None = None, out: str | Path | None = None,
-                    size: tuple[int, int] = (1200, 900), with_quicklooks: bool = False,
-                    notice: Notice | None = None) -> list[Path]:
-    """The pictures of a run's planes.
-
-    ``backend``: ``paraview`` (pvbatch and the saved states), ``pyvista`` (the matplotlib and
-    pyvista quick looks), ``auto`` (ParaView when pvbatch can render here, else the quick looks
-    with a notice), ``none``. ``with_quicklooks``: the quick looks too, beside ParaView's views
-    (what ``lossvista run`` makes). ``planes``: default every plane whose surface exists; then
-    ParaView skips, with a notice, the planes without a trajectory (its states draw the path).
-    ``views``: default all; the quick looks have no ``3d_contours``. ``out``: the pictures'
-    folder (default ``RUN/renders``; quick looks beside ParaView's go to ``RUN/renders/quicklook``).
-    """
-    from .render import pvbatch
-    from .render.quicklook import render_run_quicklook
-
-    say = notice or (lambda msg: log.warning("%s", msg))
-    if backend not in BACKENDS:
-        raise ParameterError(f"{param('backend')} must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
-    if backend == "none":
-        return []
-    if not run.root.is_dir():
-        raise LossvistaError(f"run directory not found: {str(run.root)!r}")
-    chosen = list(dict.fromkeys(planes)) if planes else [k for k in PLANES if run.surface(k).is_file()]
-    if not chosen:
-        raise LossvistaError(f"{str(run.root)!r} has no {run.surface('random').name} or {run.surface('pca').name}; "
-                             f"compute them first (lossvista run, or lossvista surface)")
-    use_paraview = backend == "paraview" or (backend == "auto" and pvbatch.paraview_available())
-    if backend == "auto" and not use_paraview:
-        say("ParaView (pvbatch, and xvfb-run without a display) not found: rendering the pyvista/matplotlib quick "
-            "looks only; install Debian's paraview and xvfb for the ParaView views")
-    pictures: list[Path] = []
-    if with_quicklooks or not use_paraview:
-        quick = [v for v in (views or QUICKLOOK_VIEWS) if v in QUICKLOOK_VIEWS]
-        skipped = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS]
-        if skipped:
-            say(f"the quick looks have no {', '.join(skipped)} view; skipped")
-        folder = out if (out and not use_paraview) else run.quicklooks
-        for plane in (chosen if quick else []):
-            pictures += render_run_quicklook(run.root, plane, quick, folder)
-    if use_paraview:
-        ready = chosen
-        if not planes:  # default planes: skip, with a notice, those the states cannot draw
-            ready = [p for p in chosen if run.trajectory(p).is_file()]
-            for p in chosen:
-                if p not in ready:
-                    say(f"the {p} plane has no {run.trajectory(p).name} (lossvista trajectory --run RUN "
-                        f"--directions RUN/directions/{p}.pt); not rendered with ParaView")
-        pictures += pvbatch.render_paraview(run.root, ready or chosen, views, out or run.renders, size=size)
-    return pictures
-
-
 def export(source: str | Path, format: str, *, out: str | Path | None = None, array: str = "loss",
            scale: float | None = None, log: bool = False) -> Path:
     """Write ``source`` as ``format`` and return the path written.
@@ -242,14 +213,14 @@ def export(source: str | Path, format: str, *, out: str | Path | None = None, ar
 class RunOptions:
     """How ``lossvista run`` does its work (the preset says what)."""
 
-    planes: tuple[str, ...] = PLANES
+    planes: tuple[str, ...] = DEFAULT_PLANES
     backend: str = "auto"  # auto: ParaView when pvbatch is found, else pyvista quick looks only
     max_samples: int | None = None  # evaluate surfaces and path losses on a seeded subset
     device: str | None = None  # surfaces: None = cuda when available
     precision: str = "fp32"
     persistence: float = 0.01  # analysis threshold, a fraction of the value range (relative), in [0, 1)
     restart_training: bool = False
-    pca_points: int = 51  # per axis on the PCA plane
+    pca_points: int = 51  # per axis on the planes whose extent is their own (PCA, Hessian)
     page: bool = True  # write RUN/index.html, the run's self-contained page
     compile: str = "auto"  # surfaces and paths: torch.compile 'auto' (when it pays), 'on', 'off'
 
@@ -323,16 +294,21 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     lap("train")
     split = "train" if cfg.split == "both" else cfg.split
     for plane in options.planes:
-        d, dfile = make_directions(run, plane, norm=cfg.norm, ignore=cfg.ignore, seed=cfg.direction_seed)
+        d, dfile = make_directions(run, plane, norm=cfg.norm if plane == "random" else None, ignore=cfg.ignore,
+                                   seed=cfg.direction_seed)
         lap("directions")
         traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples,
                                       compile=options.compile)
         lap("trajectory")
-        grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid
+        grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid if plane == "pca" else None
         if grid is None and plane == "pca":
             from .trajectory import pca_grid
 
             grid = pca_grid(traj, n=options.pca_points)
+        elif grid is None and plane == "hessian":
+            from .surface import default_grid
+
+            grid = default_grid(run, d, n=options.pca_points)
         request = SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=cfg.split,
                                  eval=EvalConfig(device=options.device, precision=options.precision,
                                                  max_samples=options.max_samples, batch_size=cfg.eval_batch_size,
@@ -346,7 +322,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
                                  if outcome.points else None,
                                  "minima": counts.get("minimum", 0), "saddles": counts.get("saddle", 0),
                                  "maxima": counts.get("maximum", 0),
-                                 "explained_variance": d.meta.get("explained_variance")}
+                                 "explained_variance": d.meta.get("explained_variance"),
+                                 "eigenvalues": d.meta.get("eigenvalues")}
         result.files[plane] = [dfile, tfile, outcome.out, afiles.critical_points, afiles.topology]
         lap("analysis")
     result.pictures += render_pictures(run, backend=options.backend, planes=options.planes, with_quicklooks=True,

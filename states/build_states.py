@@ -13,6 +13,10 @@ landscape_3d_mesh.pvsm
     The warped surface as a wireframe mesh coloured by loss.
 landscape_3d_surface.pvsm
     The warped surface coloured by loss, with dark contour lines on it.
+landscape_eig_ratio.pvsm
+    The plane seen from above coloured by ``eig_ratio`` = |lambda_min / lambda_max| of the
+    Hessian (Li et al. 2018, section 6), with the loss's contour lines in white; it needs a
+    surface with curvature maps (``lossvista surface --hessian``): ``--views eig_ratio``.
 
 Every state also shows the descent path (red tube, colour absent from the viridis loss map;
 black sphere at the start, gold sphere at the end) and the critical points of
@@ -61,7 +65,8 @@ _import_plugin_module(PLUGIN)
 from pipeline import display  # noqa: E402
 from pipeline.rundir import RunDir  # noqa: E402
 
-VIEWS = display.VIEWS
+VIEWS = display.VIEWS  # the landscape states, built by default
+STATE_VIEWS = display.VIEWS + display.HESSIAN_VIEWS  # every state (eig_ratio needs a surface with curvature maps)
 STATE_NAME = "landscape_{view}.pvsm"
 
 # Colours of pipeline.display, shared with the quick looks (the pyvista/matplotlib pictures).
@@ -195,6 +200,25 @@ def _show_critical(simple, view, cp_src):
     return rep
 
 
+def _show_eig_ratio(simple, view, surface, contours):
+    """The plane coloured by eig_ratio (grey where it has no value) and the loss's contours in white."""
+    rep = simple.Show(surface, view)
+    rep.Representation = "Surface"
+    simple.ColorBy(rep, ("POINTS", "eig_ratio"))
+    lut = simple.GetColorTransferFunction("eig_ratio")
+    lut.ApplyPreset(LOSS_PRESET, True)
+    lut.NanColor = display.rgb(display.DIVERGENT_COLOR)
+    lut.AutomaticRescaleRangeMode = "Never"
+    rep.LookupTable = lut
+    rep.SetScalarBarVisibility(view, True)
+    _style_bar(simple.GetScalarBar(lut, view), "abs(lambda_min / lambda_max)", (0.89, 0.58), length=0.36)
+    lines = simple.Show(contours, view)
+    lines.ColorArrayName = ["POINTS", ""]
+    lines.AmbientColor = lines.DiffuseColor = [1.0, 1.0, 1.0]
+    lines.LineWidth = SIZE["contour_on_surface"]
+    return rep
+
+
 def _color_by_loss(simple, view, rep, lut):
     simple.ColorBy(rep, ("POINTS", "loss"))
     rep.LookupTable = lut
@@ -237,7 +261,9 @@ def build_view(simple, view_name, surface_file, trajectory_file):
         path_shown = path
         critical_shown = simple.OutputPort(critical, 0)
 
-    if view_name in ("2d_contours", "3d_contours"):
+    if view_name == "eig_ratio":
+        _show_eig_ratio(simple, view, surface, contours)
+    elif view_name in ("2d_contours", "3d_contours"):
         lines = warp("Warp contours", contours) if three_d else contours
         rep = simple.Show(lines, view)
         rep.LineWidth = SIZE["contour"]
@@ -267,25 +293,11 @@ def build_view(simple, view_name, surface_file, trajectory_file):
     return view
 
 
-def find_meta(meta, key):
-    """``meta[key]``, or one level down (e.g. ``meta["directions"][key]``)."""
-    if key in meta:
-        return meta[key]
-    for value in meta.values():
-        if isinstance(value, dict) and key in value:
-            return value[key]
-    return None
-
-
 def axis_titles(meta):
-    """("PC1 (71.2%)", "PC2 (18.3%)") for a PCA plane, else RANDOM_TITLES (as the quick looks)."""
-    ev = find_meta(meta, "explained_variance")
-    try:
-        if isinstance(ev, (list, tuple)) and len(ev) >= 2:
-            return tuple(f"PC{k + 1} ({100 * float(v):.1f}%)" for k, v in enumerate(ev[:2]))
-    except (TypeError, ValueError):
-        pass
-    return RANDOM_TITLES
+    """The quick looks' axis titles (:func:`pipeline.display.axis_labels`) in ASCII: ("PC1 (71.2%)",
+    "PC2 (18.3%)") for a PCA plane, the eigenvectors and their eigenvalues for a Hessian plane, else
+    RANDOM_TITLES."""
+    return display.axis_labels(meta, unicode=False)
 
 
 def field_record(simple, source, name):
@@ -330,12 +342,24 @@ def fit_colours(simple, view):
         lut.RescaleTransferFunction(lo, hi)
 
 
+def fit_ratio_colours(simple, view):
+    """eig_ratio colours from 0 to its largest value on this surface."""
+    surface = simple.FindSource("surface")
+    if surface is None or "eig_ratio" not in surface.PointData.keys():
+        return
+    lo, hi = surface.PointData["eig_ratio"].GetRange()
+    if hi > 0:
+        simple.GetColorTransferFunction("eig_ratio").RescaleTransferFunction(0.0, hi)
+
+
 def fit_to_data(simple, view, view_name):
     """Fit what depends on the data: axis titles, loss colour range, camera (after a render)."""
     surface = simple.FindSource("surface")
     x_title, y_title = axis_titles(field_record(simple, surface, "losscape_meta"))
     view.AxesGrid.XTitle, view.AxesGrid.YTitle = x_title, y_title
     fit_colours(simple, view)
+    if view_name in display.HESSIAN_VIEWS:
+        fit_ratio_colours(simple, view)
     simple.Render(view)  # the first render resets the camera; fit it afterwards
     fit_camera(simple, view, three_d=view_name.startswith("3d"))
 
@@ -464,7 +488,7 @@ def main(argv=None):
     parser.add_argument("run", help="run directory with surface_<plane>.vts and trajectory_<plane>.vtp")
     parser.add_argument("--plane", default="random", help="plane whose files the states are built from")
     parser.add_argument("--out", default=HERE, help="folder for the .pvsm files (default: states/)")
-    parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=VIEWS)
+    parser.add_argument("--views", nargs="+", default=list(VIEWS), choices=STATE_VIEWS)
     parser.add_argument("--preview", metavar="DIR", help="also save a PNG of each view here")
     args = parser.parse_args(argv)
 

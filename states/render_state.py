@@ -87,7 +87,7 @@ def main(argv=None):
     parser.add_argument("run", help="run directory")
     parser.add_argument("--plane", nargs="+", default=["random"],
                         help="random and/or pca (file names surface_<plane>.vts, ...)")
-    parser.add_argument("--views", nargs="+", default=list(common.VIEWS), choices=common.VIEWS)
+    parser.add_argument("--views", nargs="+", default=list(common.VIEWS), choices=common.STATE_VIEWS)
     parser.add_argument("--out", help="output folder (default: RUN/renders)")
     parser.add_argument("--states", default=HERE, help="folder of the .pvsm files (default: states/)")
     parser.add_argument("--plugin", default=common.PLUGIN, help="the lossvista plugin file (default: beside states/)")

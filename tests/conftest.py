@@ -23,6 +23,34 @@ def digits_run(tmp_path_factory) -> Path:
     return out
 
 
+class Result:
+    """What a command run in this process returned and printed (the fields of a CompletedProcess)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+@pytest.fixture
+def main_cli(capsys):
+    """``lossvista ARGS`` in this process (no import cost), with one torch thread as in the
+    subprocesses: ``main_cli("surface", ...) -> Result``."""
+    import torch
+
+    from pipeline.cli import main
+
+    def call(*args: str) -> Result:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            code = main(list(args))
+        finally:
+            torch.set_num_threads(threads)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return call
+
+
 def as_cli(exc: BaseException) -> str:
     """``exc``'s message as the CLI shows it: every parameter the library names (``shard``,
     ``from_epoch``) spelled as a flag (``--shard``, ``--from-epoch``)."""

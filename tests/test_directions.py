@@ -401,9 +401,9 @@ def test_cli_directions_default_output(digits_run, tmp_path):
 
 
 @pytest.mark.parametrize("args, fragment", [
-    (["--kind", "hessian"], "--kind must be one of 'random', 'pca', 'interp'; got 'hessian'"),
+    (["--kind", "eigen"], "--kind must be one of 'random', 'pca', 'interp', 'hessian'; got 'eigen'"),
     (["--kind", "random", "--norm", "bogus"], "norm must be one of 'filter', 'layer', 'weight', 'none'; got 'bogus'"),
-    (["--kind", "pca", "--norm", "layer"], "--norm applies to --kind random only"),
+    (["--kind", "pca", "--norm", "layer"], "--norm applies to --kind random or hessian only"),
     (["--kind", "random", "--epoch", "99"], "--epoch must be one of the epochs 0..3"),
     (["--kind", "interp", "--from", "2", "--to", "2"], "must be different epochs"),
     (["--kind", "random", "--dir-type", "all"], "dir_type must be one of 'weights', 'states'; got 'all'"),

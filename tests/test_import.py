@@ -75,6 +75,10 @@ def nan_targets():
 LOSSES = '''
 def mean_only(outputs, targets):
     return ((outputs - targets) ** 2).mean()
+
+
+def squared(outputs, targets):
+    return (outputs - targets) ** 2
 '''
 
 
@@ -386,3 +390,37 @@ def test_streamed_data_shards_merges_and_caps_like_data_in_memory(project):
     assert np.array_equal(capped.bounded.astype(bool), above)
     np.testing.assert_allclose(capped.loss[~above], memory.loss[~above], rtol=1e-6)
     assert np.all(capped.loss[above] > cap)
+
+
+@pytest.mark.parametrize("data", ["mydata:splits", "mydata:streamed"])
+def test_curvature_of_the_users_model_data_and_loss(project, data):
+    """lossvista curvature on an imported run (the user's model, data form and loss function):
+    lambda_max and lambda_min equal those of the dense Hessian of that loss, written out here."""
+    from torch.func import functional_call
+
+    from pipeline.run import Run
+
+    assert run_cli("import", "--checkpoints", "ckpt/epoch*.pt", "--model", "mymodels:Net", "--data", data,
+                   "--loss", "mylosses:squared", "--out", "runs/mine", cwd=project).returncode == 0
+    proc = run_cli("curvature", "runs/mine", "--epochs", "10", "--max-samples", "0", "--ignore", "none", "--tol",
+                   "1e-6", "--trace-samples", "0", "--density-vectors", "0", "--no-pictures", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads((project / "runs" / "mine" / "curvature.json").read_text())
+    assert record["samples"] == 90 and record["parameters"] == 49
+    row = record["checkpoints"][0]
+    model, _ = Run(project / "runs" / "mine").build_model(10)
+    model = model.double()
+    g = torch.Generator().manual_seed(0)  # mydata.splits, as the user's loop has it
+    x = torch.randn(120, 4, generator=g, dtype=torch.float32)
+    x, y = x[:90].double(), (x[:, :1] - 0.5 * x[:, 1:2])[:90].double()
+    params = dict(model.named_parameters())
+
+    def loss(flat):
+        pieces = dict(zip(params, torch.split(flat, [p.numel() for p in params.values()])))
+        out = functional_call(model, {k: v.view_as(params[k]) for k, v in pieces.items()}, (x,))
+        return ((out - y) ** 2).mean()
+
+    H = torch.autograd.functional.hessian(loss, torch.cat([p.detach().reshape(-1) for p in params.values()]))
+    ev = np.linalg.eigvalsh(H.numpy())
+    assert row["lambda_max"] == pytest.approx(ev[-1], rel=1e-4)
+    assert row["lambda_min"] == pytest.approx(ev[0], rel=1e-3, abs=1e-5 * ev[-1])

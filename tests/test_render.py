@@ -172,6 +172,9 @@ def test_axis_labels():
     assert display.axis_labels({"directions": {"explained_variance": [0.5, 0.25]}})[1] == "PC2 (25.0%)"
     assert display.axis_labels({}) == ("α (direction 1)", "β (direction 2)")
     assert display.axis_labels({}, unicode=False)[0].startswith("alpha")
+    hessian = {"direction_kind": "hessian", "directions": {"eigenvalues": [0.20942, 0.169]}}
+    assert display.axis_labels(hessian) == ("eigenvector 1 (λ = 0.209)", "eigenvector 2 (λ = 0.169)")
+    assert display.axis_labels(hessian, unicode=False)[1] == "eigenvector 2 (lambda = 0.169)"
 
 
 def test_bad_inputs(tmp_path):

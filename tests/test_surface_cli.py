@@ -38,27 +38,10 @@ def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess
                           text=True, timeout=timeout, env={**os.environ, **ENV, **(env or {})})
 
 
-class Result:
-    def __init__(self, returncode: int, stdout: str, stderr: str):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
 @pytest.fixture
-def run_main(capsys):
+def run_main(main_cli):
     """``lossvista surface ARGS`` in this process (no import cost), one thread like the subprocesses."""
-    from pipeline.cli import main
-
-    def call(*args: str) -> Result:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            code = main(["surface", *args])
-        finally:
-            torch.set_num_threads(threads)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return call
+    return lambda *args: main_cli("surface", *args)
 
 
 def same_grid(a, b, names=("loss", "accuracy", "bounded", "valid")) -> None:

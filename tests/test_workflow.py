@@ -64,8 +64,33 @@ def test_rerun_reuses_everything_trained(demo):
     assert "page" not in proc.stderr
 
 
+def test_run_adds_the_hessian_plane_on_request(demo, tmp_path):
+    import shutil
+
+    from pipeline.directions import Directions
+
+    out = tmp_path / "demo"
+    shutil.copytree(demo[0], out, ignore=shutil.ignore_patterns("renders", "index.html"))
+    proc = run_cli("run", "--out", str(out), "--epochs", "4", "--grid", "9", "--backend", "none",
+                   "--max-samples", "400", "--planes", "hessian", "--no-page")
+    assert proc.returncode == 0, proc.stderr
+    run = RunDir(out)
+    d = Directions.load(run.directions("hessian"))
+    assert d.kind == "hessian" and d.meta["centre_epoch"] == 4 and d.meta["converged"]
+    s = read_surface(run.surface("hessian"))
+    tx, ty = d.meta["grid_extent"]
+    assert s.grid.shape == (9, 9) and s.meta["direction_kind"] == "hessian"
+    assert (s.grid.xmax, s.grid.ymax) == pytest.approx((tx, ty))
+    # along the top eigenvector the loss rises fastest: its quadratic model's rise at the edge
+    # is the chance level, and the loss at the ends of the x axis is above the centre's
+    i, j = s.centre_index()
+    assert s.loss[0, j] > s.loss[i, j] and s.loss[-1, j] > s.loss[i, j]
+    assert run.trajectory("hessian").is_file() and run.topology("hessian").is_file()
+    assert "hessian plane 9x9" in proc.stderr and "Hessian eigenvalues" in proc.stderr
+
+
 @pytest.mark.parametrize("args, fragment", [
-    (["--planes", "random,hessian"], "planes must be among 'random', 'pca'"),
+    (["--planes", "random,eigen"], "planes must be among 'random', 'pca', 'hessian'"),
     (["--grid", "1"], "--grid must be an odd integer >= 3"),
     (["--grid", "10"], "--grid must be an odd integer >= 3"),
     (["--preset", "nosuch"], "preset must be one of"),

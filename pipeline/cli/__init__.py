@@ -23,7 +23,8 @@ from .. import __version__
 from ._common import compile_cache_dir
 
 # Subcommands in the order of the pipeline's stages; each name is a module of this package.
-COMMANDS = ["run", "train", "import", "directions", "surface", "trajectory", "analyze", "render", "export", "compare", "study"]
+COMMANDS = ["run", "train", "import", "directions", "surface", "trajectory", "analyze", "curvature", "render", "export",
+            "compare", "study"]
 
 
 class _Parser(argparse.ArgumentParser):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..display import PLANES, VIEWS
+from ..display import HESSIAN_VIEWS, PLANES, VIEWS
 from ._common import shown_path
 
 
@@ -21,8 +21,9 @@ def register(sub) -> None:
                    help="default: paraview when pvbatch is found, else pyvista (with a notice)")
     p.add_argument("--plane", choices=PLANES, action="append",
                    help="plane to render (repeatable; default: every plane the run has)")
-    p.add_argument("--views", nargs="+", choices=VIEWS, metavar="VIEW",
-                   help=f"views ({', '.join(VIEWS)}; default: all; pyvista has no 3d_contours)")
+    p.add_argument("--views", nargs="+", choices=VIEWS + HESSIAN_VIEWS, metavar="VIEW",
+                   help=f"views ({', '.join(VIEWS + HESSIAN_VIEWS)}; default: all, eig_ratio where the surface has "
+                   f"curvature maps (lossvista surface --hessian); pyvista has no 3d_contours)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: RUN/renders, or RUN/renders/quicklook for pyvista)")
     p.add_argument("--size", nargs=2, type=int, default=[1200, 900], metavar=("W", "H"),
                    help="picture size in pixels, ParaView only (default: %(default)s)")

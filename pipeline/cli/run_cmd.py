@@ -5,6 +5,7 @@ import argparse
 import sys
 import time
 
+from ..display import PLANES
 from ._common import add_compile_option, add_train_options, run_config_from_args, shown_path, stop_on_signals
 
 
@@ -19,10 +20,11 @@ def register(sub) -> None:
     add_train_options(p)
     p.add_argument("--out", metavar="RUN", help="run directory (default: runs/<preset>)")
     p.add_argument("--planes", default="random,pca", metavar="LIST",
-                   help="planes to compute, comma-separated: random, pca (default: %(default)s)")
+                   help="planes to compute, comma-separated: random, pca, hessian (the top two eigenvectors of the "
+                   "Hessian at the final weights; see docs/curvature.md) (default: %(default)s)")
     p.add_argument("--grid", metavar="N", type=int,
                    help="points per axis of both planes (odd, so 0 is a grid point; default: the preset's random grid, "
-                   "51 for digits, 25 for the cifar10 presets)")
+                   "51 for digits, 25 for cifar10-resnet50 and cifar10-vgg11)")
     p.add_argument("--backend", choices=["auto", "paraview", "pyvista", "none"], default="auto",
                    help="pictures: auto = ParaView views when pvbatch is found plus pyvista/matplotlib quick looks "
                    "(default: %(default)s)")
@@ -69,16 +71,18 @@ def _print_summary(result, seconds: float) -> None:
     acc = result.summary.get("test_accuracy")
     what = f"test accuracy {acc:.3f}" if acc is not None else "your training's checkpoints"
     print(f"\nlossvista run finished in {seconds:.0f} s: {result.root}/  ({what})", file=err)
-    for plane in ("random", "pca"):
+    for plane in PLANES:
         s = result.summary.get(plane)
         if not s:
             continue
         ev = s.get("explained_variance")
         extra = f", PCs explain {100 * ev[0]:.1f}% + {100 * ev[1]:.1f}%" if ev else ""
+        if s.get("eigenvalues"):
+            extra += f", Hessian eigenvalues {s['eigenvalues'][0]:.4g} and {s['eigenvalues'][1]:.4g}"
         speed = f", {s['points_per_second']} points/s" if s.get("points_per_second") else ""
         counts = ", ".join(_count(s[key], one, many) for key, one, many in (
             ("minima", "minimum", "minima"), ("saddles", "saddle", "saddles"), ("maxima", "maximum", "maxima")))
-        print(f"  {plane:6s} plane {s['grid']}{speed}: {counts} above the persistence threshold{extra}",
+        print(f"  {plane:7s} plane {s['grid']}{speed}: {counts} above the persistence threshold{extra}",
               file=err)
         for path in result.files.get(plane, []):
             print(f"    {shown_path(path)}", file=err)

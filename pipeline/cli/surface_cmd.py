@@ -64,6 +64,19 @@ def register(sub) -> None:
     e.add_argument("--cap", type=float, metavar="C",
                    help="stop a point's evaluation once its mean loss provably exceeds C (stored as >= C)")
     add_compile_option(e)
+    h = p.add_argument_group("curvature maps (Li et al. 2018, section 6)")
+    h.add_argument("--hessian", action="store_true",
+                   help="also the Hessian's largest and smallest eigenvalues at every point (hessian_max, hessian_min), "
+                   "their ratio eig_ratio = |min/max| and the Lanczos residual (hessian_residual), on the evaluated "
+                   "split (train for --split both); a Lanczos run per point: use a small grid or --max-samples. The maps "
+                   "are computed eagerly whatever --compile says (Hessian-vector products differentiate the loss "
+                   "twice, which a compiled graph cannot); --compile applies to the loss")
+    h.add_argument("--hessian-tol", type=float, default=1e-2, metavar="T",
+                   help="Lanczos residual relative to the spectral radius at each point (default: %(default)s)")
+    h.add_argument("--hessian-iters", type=int, default=100, metavar="N",
+                   help="Lanczos steps at most per point (default: %(default)s)")
+    h.add_argument("--hessian-ignore", choices=["biasbn", "none"], dest="hessian_ignore",
+                   help="parameters of the Hessian (default: the directions' --ignore, else biasbn)")
     r = p.add_argument_group("resilience and scale")
     r.add_argument("--nproc-per-node", type=int, metavar="K",
                    help="evaluate with K processes on this machine (started through torch's launcher; gloo on the "
@@ -103,9 +116,16 @@ def _request(args: argparse.Namespace):
     engine = {"batch_size": args.batch_size, "points_per_batch": args.points_per_batch, "device": args.device,
               "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
               "sample_seed": args.sample_seed, "deterministic": args.deterministic, "compile": args.compile}
+    hessian = None
+    if args.hessian:
+        from ..curvature.maps import HessianMaps
+
+        hessian = HessianMaps(tol=args.hessian_tol, max_iter=args.hessian_iters, ignore=args.hessian_ignore)
+    elif args.hessian_ignore is not None or args.hessian_tol != 1e-2 or args.hessian_iters != 100:
+        raise ValueError("--hessian-tol, --hessian-iters and --hessian-ignore apply with --hessian only")
     return SurfaceRequest(run=Path(args.run), directions=Path(args.directions), grid=grid, split=args.split,
                           epoch=args.epoch, out=Path(args.out) if args.out else None,
-                          eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
+                          eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}), hessian=hessian)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:
@@ -181,4 +201,14 @@ def _report(outcome: Any) -> None:
     print(f"surface {s.grid.nx}x{s.grid.ny}: {s.grid.size - invalid} of {s.grid.size} points valid"
           + (f"; {bounded} above the cap" if bounded else "") + (f"; {nonfinite} non-finite" if nonfinite else ""),
           file=sys.stderr)
+    h = s.meta.get("hessian")
+    if isinstance(h, dict) and "eig_ratio" in s.extra:
+        ratio = s.extra["eig_ratio"]
+        shown = ratio[np.isfinite(ratio)]
+        span = f"eig_ratio in [{shown.min():.3g}, {shown.max():.3g}]" if shown.size else "no finite eig_ratio"
+        print(f"curvature maps: {span}; tol {h.get('tol'):g}, parameters {h.get('ignore')}", file=sys.stderr)
+        if h.get("unconverged_points"):
+            print(f"lossvista surface: warning: {h['unconverged_points']} points stopped at --hessian-iters "
+                  f"{h.get('max_iter')} above --hessian-tol {h.get('tol'):g} (worst residual "
+                  f"{h.get('worst_residual'):.2g} of the spectral radius; their values are within it)", file=sys.stderr)
     print(outcome.written)

@@ -5,6 +5,7 @@
 ``random_directions``          Gaussian directions, filter/layer/weight normalized (:mod:`.gaussian`)
 ``pca_directions``             top two principal components of a trajectory, streamed (:mod:`.pca`)
 ``interpolation_direction``    1D direction from one checkpoint to another (:mod:`.interp`)
+``hessian_directions``         top two eigenvectors of the loss's Hessian at the centre (:mod:`.hessian`)
 =============================  ===============================================================
 
 Every direction is a dict of tensors keyed like ``model.state_dict()`` (all keys; zeros where
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 from .base import DIR_TYPES, IGNORES, NORMS, Directions, tensor_roles
 from .gaussian import cosine, normalize_direction, random_directions
+from .hessian import hessian_directions
 from .interp import interpolation_direction
 from .pca import pca_directions
 
-__all__ = ["Directions", "random_directions", "pca_directions", "interpolation_direction", "normalize_direction",
+__all__ = ["Directions", "random_directions", "pca_directions", "interpolation_direction", "hessian_directions",
+           "normalize_direction",
            "cosine", "tensor_roles", "NORMS", "IGNORES", "DIR_TYPES"]

@@ -25,6 +25,28 @@ def _figure(figsize):
     return Figure(figsize=figsize, layout="constrained")
 
 
+def plane_figure(surface: Surface) -> tuple[Any, Any, bool]:
+    """``(figure, axes, equal)`` for a picture of a 2D plane: ``equal`` keeps distances in weight
+    space true unless the plane is very elongated, and a wide plane drawn to scale gets a shorter
+    figure, so the colour bar is not taller than the plot."""
+    xs, ys = surface.xs, surface.ys
+    ratio = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
+    equal = 0.25 <= ratio <= 4
+    fig = _figure((7.2, min(6.0, max(3.6, 5.4 * ratio + 1.9)) if equal else 6.0))
+    return fig, fig.add_subplot(), equal
+
+
+def frame_plane(ax: Any, surface: Surface, equal: bool) -> None:
+    """The plane's axis titles (its directions), limits at its edges, and its aspect."""
+    xlabel, ylabel = axis_labels(surface.meta)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_xlim(surface.xs[0], surface.xs[-1])
+    ax.set_ylim(surface.ys[0], surface.ys[-1])
+    if equal:
+        ax.set_aspect("equal")
+
+
 def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: Trajectory | None = None,
                      critical: Any = None, array: str = "loss", cap_factor: float = 5.0, cap: float | None = None,
                      floor: float | None = None, n_levels: int = 20, title: str | None = None, dpi: int = 150) -> Path:
@@ -41,11 +63,7 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
     crit = parse_critical(critical)
     xs, ys = surface.xs, surface.ys
     A, B = np.meshgrid(xs, ys, indexing="ij")  # (nx, ny)
-    ratio = (ys[-1] - ys[0]) / (xs[-1] - xs[0])
-    equal = 0.25 <= ratio <= 4  # keep distances in weight space true unless the plane is very elongated
-    # a wide plane drawn to scale gets a shorter figure, so the colour bar is not taller than the plot
-    fig = _figure((7.2, min(6.0, max(3.6, 5.4 * ratio + 1.9)) if equal else 6.0))
-    ax = fig.add_subplot()
+    fig, ax, equal = plane_figure(surface)
     norm = colors.LogNorm(field.vmin, field.vmax) if field.log else colors.Normalize(field.vmin, field.vmax)
     Z = np.ma.masked_invalid(field.values)
     cs = ax.contour(A, B, Z, levels=field.levels, cmap=COLORMAP, norm=norm, linewidths=1.1)
@@ -59,13 +77,7 @@ def plot_contours_2d(surface: Surface, path: str | os.PathLike, *, trajectory: T
     if field.log:
         cb.ax.yaxis.set_major_formatter(ticker.FormatStrFormatter("%.3g"))
         cb.ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-    xlabel, ylabel = axis_labels(surface.meta)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_xlim(xs[0], xs[-1])
-    ax.set_ylim(ys[0], ys[-1])
-    if equal:
-        ax.set_aspect("equal")
+    frame_plane(ax, surface, equal)
     ax.set_title(_title(surface, field, title), fontsize=11)
     note = _cap_note(field)
     if note:

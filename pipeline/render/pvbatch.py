@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -25,7 +26,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..display import VIEWS
+from ..display import HESSIAN_VIEWS, VIEWS
 from ..errors import LossvistaError, param
 from ..rundir import RunDir
 
@@ -39,6 +40,17 @@ XVFB_SCREEN = "-screen 0 1920x1200x24"  # 24-bit colour: GLX needs a true-colour
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _XVFB_CLEANUP = "problem while cleaning up temporary directory"
 _XVFB_START = "Xvfb failed to start"
+
+
+def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
+    """``xvfb-run`` arguments for one private X server.
+
+    ``xvfb-run -a`` alone starts its search for a free display at :99, so two renders started
+    together both take :99 and one of them talks to the other's server (and aborts with a bad X
+    connection); a random first display makes that collision rare, and ``-a`` still skips a
+    display that is taken.
+    """
+    return [xvfb, "-a", "-n", str(random.randrange(100, 30000)), "-s", XVFB_SCREEN]
 
 
 def find_pvbatch(pvbatch: str | os.PathLike | None = None) -> str | None:
@@ -105,7 +117,8 @@ def render_paraview(
     plane : str or sequence of str, default "random"
         ``"random"``, ``"pca"`` or both (any name with files ``surface_<plane>.vts`` etc.
         works). Several planes are rendered in the same pvbatch process.
-    views : names from :data:`VIEWS`; default: all four.
+    views : names from :data:`VIEWS`, default all four; or :data:`~pipeline.display.HESSIAN_VIEWS`
+        (``eig_ratio``) for surfaces with curvature maps.
     out_dir : default ``run_dir/renders``. Pictures are ``<out_dir>/<plane>_<view>.png``
         (returned as absolute paths, planes in the order given, then views).
     pvbatch : path or name of the executable; default: ``pvbatch`` on ``PATH``.
@@ -123,9 +136,9 @@ def render_paraview(
         pvbatch failed (the message ends with the last line of its stderr) or timed out.
     """
     views = tuple(VIEWS if views is None else views)
-    bad = [v for v in views if v not in VIEWS]
+    bad = [v for v in views if v not in VIEWS + HESSIAN_VIEWS]
     if bad or not views:
-        raise ValueError(f"views must be among {', '.join(map(repr, VIEWS))}; got {list(views)!r}")
+        raise ValueError(f"views must be among {', '.join(map(repr, VIEWS + HESSIAN_VIEWS))}; got {list(views)!r}")
     planes = [plane] if isinstance(plane, str) else list(plane)
     if not planes or not all(isinstance(p, str) and re.fullmatch(r"[A-Za-z0-9_-]+", p) for p in planes):
         raise ValueError(f"plane must be a plane name such as 'random' or 'pca' (or a list of them); got {plane!r}")
@@ -161,7 +174,7 @@ def render_paraview(
         if xvfb is None:
             raise LossvistaError("no DISPLAY and xvfb-run not found: Debian's ParaView renders through GLX only; "
                                  "install xvfb (apt install xvfb) or run with a display")
-        cmd = [xvfb, "-a", "-s", XVFB_SCREEN, *cmd]
+        cmd = [*xvfb_prefix(xvfb), *cmd]
     out_dir.mkdir(parents=True, exist_ok=True)
 
     what = " and ".join(planes)

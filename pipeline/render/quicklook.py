@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..datamodel import Surface, Trajectory
-from ..display import DEFAULT_CAP_FACTOR, QUICKLOOK_VIEWS
+from ..display import DEFAULT_CAP_FACTOR, HESSIAN_VIEWS, QUICKLOOK_VIEWS
 from ..rundir import RunDir
 from .plots2d import plot_contours_2d, plot_line_1d
 from .scene3d import render_surface_3d
@@ -89,7 +89,9 @@ def render_run_quicklook(run_dir: str | os.PathLike, plane: str, views: Sequence
                          out_dir: str | os.PathLike | None = None) -> list[Path]:
     """Quick looks of one plane of a run directory: its surface with its trajectory and critical
     points when present, written as ``<out_dir>/<plane>_<view>.png`` (default
-    ``RUN/renders/quicklook``, beside the ParaView pictures in ``RUN/renders``)."""
+    ``RUN/renders/quicklook``, beside the ParaView pictures in ``RUN/renders``). ``views`` may
+    hold ``eig_ratio`` (:data:`~pipeline.display.HESSIAN_VIEWS`) for a surface with curvature
+    maps (:func:`pipeline.render.curvature.plot_eig_ratio`)."""
     from ..vtkio import read_points, read_surface, read_trajectory
 
     run = RunDir(run_dir)
@@ -97,5 +99,14 @@ def render_run_quicklook(run_dir: str | os.PathLike, plane: str, views: Sequence
     traj_file, crit_file = run.trajectory(plane), run.critical_points(plane)
     trajectory = read_trajectory(traj_file) if traj_file.is_file() else None
     critical = read_points(crit_file) if crit_file.is_file() else None
-    return render_quicklook(surface, trajectory, critical, out_dir=out_dir if out_dir else run.quicklooks,
-                            prefix=plane, views=views)
+    folder = out_dir if out_dir else run.quicklooks
+    wanted = list(views) if views is not None else list(QUICKLOOK_VIEWS)
+    out: list[Path] = []
+    landscape = [v for v in wanted if v not in HESSIAN_VIEWS]
+    if landscape or views is None:
+        out += render_quicklook(surface, trajectory, critical, out_dir=folder, prefix=plane, views=landscape)
+    if "eig_ratio" in wanted:
+        from .curvature import plot_eig_ratio
+
+        out.append(plot_eig_ratio(surface, RunDir.picture(folder, plane, "eig_ratio"), trajectory=trajectory))
+    return out

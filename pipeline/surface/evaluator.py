@@ -23,18 +23,25 @@ def uncapped(config: Any) -> Any:
 
 
 def make_chunk_evaluator(model: Any, directions: Any, data: Any, config: Any, test_data: Any = None, *,
-                         loss: Any = None) -> ChunkEvaluator:
+                         loss: Any = None, hessian: Any = None) -> ChunkEvaluator:
     """An ``evaluate_chunk`` on the engine: :func:`pipeline.engine.evaluate_points`.
 
     ``data``/``test_data`` should already be on ``config.device`` (moved once, not per chunk).
     The test split is evaluated with :func:`uncapped` ``config``. ``loss``: what the value is
-    (:mod:`pipeline.objective`); made ready once here, not per chunk.
+    (:mod:`pipeline.objective`); made ready once here, not per chunk. ``hessian``: a
+    :class:`pipeline.curvature.maps.HessianMaps`: the Hessian's extreme eigenvalues at every
+    point too, on ``data``, where the loss is usable (:mod:`pipeline.curvature.maps`).
     """
     from ..engine import evaluate_points
     from ..engine.points import as_objective
 
     objective = as_objective(loss)
     test_config = uncapped(config) if test_data is not None else None
+    curvature = None
+    if hessian is not None:
+        from ..curvature.maps import point_evaluator
+
+        curvature = point_evaluator(model, directions, data, objective, hessian, config.device)
 
     def evaluate_chunk(coords: np.ndarray) -> dict[str, np.ndarray]:
         r = evaluate_points(model, directions, coords, data, config, loss=objective, progress=False)  # bar: chunks
@@ -42,6 +49,8 @@ def make_chunk_evaluator(model: Any, directions: Any, data: Any, config: Any, te
         if r.accuracy is not None:
             arrays["accuracy"] = _np(r.accuracy)
         arrays.update({name: _np(v) for name, v in r.metrics.items()})
+        if curvature is not None:
+            arrays.update(curvature(coords, ~np.isfinite(arrays["loss"]) | arrays["bounded"].astype(bool)))
         if getattr(r, "plan", None) is not None:
             arrays["info"] = {"plan": r.plan.to_dict(), "notes": list(getattr(r, "notes", []))}
         if test_data is not None:

@@ -25,7 +25,7 @@ __all__ = ["evaluate"]
 
 def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_data: Any = None,
              loss: Any = None, config: EvalConfig = EvalConfig(), progress: bool = True,
-             meta: Mapping[str, Any] | None = None) -> Surface:
+             meta: Mapping[str, Any] | None = None, hessian: Any = None) -> Surface:
     """Loss and accuracy of ``model`` on ``grid``: ``loss[i, j]`` at ``theta + xs[i] x + ys[j] y``.
 
     Parameters
@@ -45,6 +45,10 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_d
         What the value of a point is (:mod:`pipeline.objective`).
     config : EvalConfig
     progress : bool, default True
+    hessian : HessianMaps, optional
+        Also the Hessian's extreme eigenvalues at every point on ``data``: the arrays
+        ``hessian_max``, ``hessian_min``, ``eig_ratio`` and ``hessian_residual``
+        (:mod:`pipeline.curvature.maps`).
     meta : mapping, optional
         Merged into ``Surface.meta`` last (e.g. ``model``, ``dataset``, ``split``, ``run``, ``epoch``).
 
@@ -66,17 +70,19 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_d
     device = resolve_device(config.device)
     config = dataclasses.replace(config, device=str(device))
     objective = as_objective(loss)
+    if hessian is not None:
+        hessian = hessian.resolved(getattr(directions, "meta", None))
     # the evaluated subsets, on the device once (not once per chunk)
     splits = [as_split(d, name).subset(config.max_samples, seed=config.sample_seed).to(device)
               for d, name in ((data, "data"), (test_data, "test_data")) if d is not None]
     requested = config.compile
     config, compiled = resolve_compile(model, splits[0], config, grid.size, sum(s.n or 0 for s in splits))
     evaluate_chunk = make_chunk_evaluator(model, directions, splits[0], config, splits[1] if len(splits) > 1 else None,
-                                          loss=objective)
+                                          loss=objective, hessian=hessian)
     info = surface_meta(model=type(model).__name__, parameters=sum(p.numel() for p in model.parameters()),
                         directions=getattr(directions, "meta", None) or {}, config=config,
                         split="both" if len(splits) > 1 else "train", samples=[s.n or 0 for s in splits],
-                        loss=objective.spec)
+                        loss=objective.spec, hessian=hessian)
     info["engine"]["compile"] = {"requested": requested, **compiled.to_dict()}
     info.update(centre_meta(make_chunk_evaluator(model, directions, splits[0], uncapped(config), loss=objective),
                             grid, config.cap))

@@ -43,6 +43,8 @@ class SurfaceJob:
         run = opened.dir
         directions = Directions.load(request.directions)
         run.check_directions(directions)
+        if request.hessian is not None:  # the maps take the directions' parameters unless told
+            request = dataclasses.replace(request, hessian=request.hessian.resolved(directions.meta))
         grid = request.grid or default_grid(run, directions, request.epoch)
         check_grid(directions, grid)
         self.out = check_writable(request.out or run.surface(directions.kind), make_parents=evaluates)
@@ -75,7 +77,8 @@ class SurfaceJob:
             dataset={"name": opened.dataset_name, "data_root": opened.config.get("data_root"),
                      "seed": opened.config.get("seed", 0)},
             split=request.split, data_digest="/".join(d.digest() for d in self.chosen),
-            grid=grid, chunk_size=plan.chunk_size, eval_config=self.config, loss=self.loss.to_dict())
+            grid=grid, chunk_size=plan.chunk_size, eval_config=self.config, loss=self.loss.to_dict(),
+            hessian=request.hessian)
         self.directions = directions
         baseline = _baseline(self.objective, self.chosen[0])
         classes = opened.num_classes
@@ -85,14 +88,15 @@ class SurfaceJob:
             model=opened.model_name, parameters=sum(p.numel() for p in self.model.parameters()),
             directions=directions.meta, config=self.config, split=request.split,
             samples=[d.n or 0 for d in self.chosen], dataset=opened.dataset_name, num_classes=classes,
-            loss=self.loss,
+            loss=self.loss, hessian=request.hessian,
             extra={"run": str(run.root), "epoch": self.epoch, "directions_file": str(request.directions),
                    "unit": opened.unit, **({"baseline_loss": baseline} if baseline is not None else {})})
         self.meta["engine"]["compile"] = {"requested": config.compile, **self.compile.to_dict()}
         self._resident: tuple | None = None
 
-    def evaluator(self, cap: bool = True):
-        """``evaluate_chunk`` with model, directions and data moved to the device once."""
+    def evaluator(self, cap: bool = True, hessian: bool = True):
+        """``evaluate_chunk`` with model, directions and data moved to the device once (``hessian``:
+        with the request's curvature maps, when it asks for them)."""
         if self._resident is None:
             d = self.directions
             self._resident = (
@@ -103,11 +107,11 @@ class SurfaceJob:
         model, directions, data = self._resident
         config = self.config if cap else uncapped(self.config)
         return make_chunk_evaluator(model, directions, data[0], config, data[1] if len(data) > 1 else None,
-                                    loss=self.objective)
+                                    loss=self.objective, hessian=self.request.hessian if hessian else None)
 
     def centre_meta(self) -> dict[str, float]:
         """Loss and accuracy at (0, 0) when the grid cannot provide them (:func:`~.evaluator.centre_meta`)."""
-        return centre_meta(self.evaluator(cap=False), self.grid, self.config.cap)
+        return centre_meta(self.evaluator(cap=False, hessian=False), self.grid, self.config.cap)
 
 
 def _baseline(objective: Any, data: Any) -> float | None:

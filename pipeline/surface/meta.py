@@ -23,7 +23,7 @@ DIRECTION_KEYS = ("norm", "ignore", "dir_type", "seed", "explained_variance", "c
 
 def surface_meta(*, model: str, parameters: int, directions: Mapping[str, Any], config: Any, split: str,
                  samples: Sequence[int], dataset: str | None = None, num_classes: int | None = None,
-                 loss: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 loss: Any = None, hessian: Any = None, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Metadata of a surface about to be evaluated.
 
     Parameters
@@ -43,6 +43,9 @@ def surface_meta(*, model: str, parameters: int, directions: Mapping[str, Any], 
     loss : LossSpec, optional
         What the value is (default cross-entropy): ``loss_name`` (its name for labels) and
         ``loss_spec`` (the whole spec).
+    hessian : HessianMaps, optional
+        The curvature maps' settings (``hessian``: tol, max_iter, ignore, seed), when computed;
+        the assembly adds how many points did not converge.
     extra : mapping, optional
         Merged last (e.g. ``run``, ``epoch``, ``directions_file``).
     """
@@ -71,6 +74,7 @@ def surface_meta(*, model: str, parameters: int, directions: Mapping[str, Any], 
         "sample_seed": config.sample_seed,
         "device": str(config.device).split(":", 1)[0] if config.device is not None else None,
         "engine": {"config": config.to_dict()},
+        **({"hessian": hessian.to_dict()} if hessian is not None else {}),
         "software": software_versions(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }

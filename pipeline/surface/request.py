@@ -21,7 +21,8 @@ class SurfaceRequest:
     ``grid=None``: ``-1:1:51`` on both axes, or for a PCA plane the trajectory's extent plus a
     margin (:func:`pipeline.trajectory.pca_grid`); a 1D direction gives ``ny == 1``
     (:func:`default_grid`). ``epoch=None``: the checkpoint the directions were made around,
-    else the last one. ``out=None``: ``RUN/surface_<kind>.vts``.
+    else the last one. ``out=None``: ``RUN/surface_<kind>.vts``. ``hessian``: also the Hessian's
+    extreme eigenvalues and their ratio at every point (:mod:`pipeline.curvature.maps`).
     """
 
     run: Path
@@ -31,6 +32,7 @@ class SurfaceRequest:
     epoch: int | None = None
     out: Path | None = None
     eval: Any = None  # pipeline.engine.EvalConfig; None: defaults (device resolved per rank)
+    hessian: Any = None  # pipeline.curvature.maps.HessianMaps: the curvature maps too; None: the loss only
 
     def __post_init__(self) -> None:
         if self.split not in SPLITS:
@@ -40,13 +42,18 @@ class SurfaceRequest:
 
 
 def default_grid(run: Any, directions: Any, epoch: int | None = None, n: int = DEFAULT_POINTS) -> Grid:
-    """The default grid of a plane: PCA planes span the trajectory (plus a margin), others -1..1;
-    an interpolation direction runs from -0.5 to 1.5 within its valid range (:func:`check_grid`)."""
+    """The default grid of a plane: PCA planes span the trajectory (plus a margin), Hessian planes
+    their ``grid_extent`` (:mod:`pipeline.directions.hessian`), others -1..1; an interpolation
+    direction runs from -0.5 to 1.5 within its valid range (:func:`check_grid`)."""
     if directions.ndim == 1:
         if directions.kind == "interp":  # from a (0) to b (1), with half the distance on either side
             lo, hi = directions.alpha_range()
             return Grid(max(-0.5, lo), min(1.5, hi), n, 0.0, 0.0, 1)
         return Grid(-1.0, 1.0, n, 0.0, 0.0, 1)
+    extent = directions.meta.get("grid_extent")
+    if directions.kind == "hessian" and isinstance(extent, (list, tuple)) and len(extent) == 2:
+        tx, ty = (float(t) for t in extent)
+        return Grid(-tx, tx, n, -ty, ty, n)
     if directions.kind != "pca":
         return Grid(-1.0, 1.0, n, -1.0, 1.0, n)
     from ..trajectory import pca_grid, project_trajectory

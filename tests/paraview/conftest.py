@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.render.pvbatch import xvfb_prefix
 from tests.conftest import require
 
 HERE = Path(__file__).resolve().parent
@@ -58,7 +59,7 @@ def run_paraview(script: str, tmp_path: Path, *args: str, exe: str = "pvpython",
     path.write_text(script)
     cmd = [exe, str(path), *args]
     if render:
-        cmd = ["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24", *cmd]
+        cmd = [*xvfb_prefix(), *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=str(ROOT),
                           env=env if env is not None else clean_env())
     ok = proc.returncode == 0 or (render and proc.returncode == 5 and "cleaning up temporary" in proc.stderr)
@@ -101,7 +102,7 @@ def built_states(run_a, tmp_path_factory) -> Path:
     missing = _missing_tools()
     if missing:
         pytest.skip(f"needs {', '.join(missing)}")
-    proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24", "pvbatch",
+    proc = subprocess.run([*xvfb_prefix(), "pvbatch",
                            str(STATES / "build_states.py"), str(run_a), "--out", str(out)],
                           capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=600)
     assert proc.returncode == 0 or "cleaning up temporary" in proc.stderr, proc.stderr[-3000:]

@@ -90,3 +90,22 @@ def make_run(run_dir, variant: int = 0, kinds=("random", "pca")):
         write_surface(run_dir / f"surface_{kind}.vts", make_surface(kind, variant))
         write_trajectory(run_dir / f"trajectory_{kind}.vtp", make_trajectory(kind, variant))
     return run_dir
+
+
+def add_curvature_maps(surface_file) -> None:
+    """Give a synthetic surface the arrays of ``lossvista surface --hessian``: the extreme
+    eigenvalues of the 2 x 2 Hessian of its loss field on the plane (finite differences), their
+    ratio and a residual, NaN where the loss is not usable."""
+    from pipeline.vtkio import read_surface
+
+    s = read_surface(surface_file)
+    values = np.where(s.usable("loss"), s.loss, np.nan)
+    da, db = np.gradient(values, s.xs, s.ys)
+    daa, dab = np.gradient(da, s.xs, s.ys)
+    _, dbb = np.gradient(db, s.xs, s.ys)
+    mean, half = (daa + dbb) / 2, np.sqrt(((daa - dbb) / 2) ** 2 + dab ** 2)
+    top, bottom = mean + half, mean - half
+    s.extra.update(hessian_max=top, hessian_min=bottom, eig_ratio=np.abs(bottom / top),
+                   hessian_residual=np.where(np.isfinite(top), 1e-3, np.nan))
+    s.meta["hessian"] = {"tol": 1e-2, "max_iter": 100, "ignore": "biasbn", "seed": 0, "unconverged_points": 0}
+    write_surface(surface_file, s)

@@ -1,11 +1,14 @@
 """The state files: built reproducibly from a run, loaded on a *different* run, rendered by pvbatch."""
 from __future__ import annotations
 
+import subprocess
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import SHIM, STATES, picture_stats, run_paraview
+from conftest import ROOT, SHIM, STATES, clean_env, picture_stats, run_paraview
+
+from pipeline.render.pvbatch import xvfb_prefix
 
 pytestmark = pytest.mark.paraview
 
@@ -83,6 +86,36 @@ def test_committed_states_render_both_planes_of_a_fresh_run(run_b, tmp_path):
         assert stats["background"] == (255, 255, 255)
         assert stats["drawn"] > 0.05, (p.name, stats)
         assert stats["red"] > 100, (p.name, stats)
+
+
+def test_eig_ratio_state_is_the_builders_and_renders_a_run_with_curvature_maps(tmp_path):
+    """landscape_eig_ratio.pvsm: built from a run whose surface has curvature maps, the committed
+    one the same, rendered by the driver with eig_ratio as colour (viridis from 0 to its largest value)."""
+    import numpy as np
+    from PIL import Image
+    from synthetic import add_curvature_maps, make_run
+
+    from pipeline.render.pvbatch import render_paraview
+
+    run = make_run(tmp_path / "run", variant=1)
+    add_curvature_maps(run / "surface_random.vts")
+    built = tmp_path / "states"
+    proc = subprocess.run([*xvfb_prefix(), "pvbatch", str(STATES / "build_states.py"),
+                           str(run), "--views", "eig_ratio", "--out", str(built)],
+                          capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=600)
+    assert proc.returncode == 0 or "cleaning up temporary" in proc.stderr, proc.stderr[-3000:]
+    pvsm = built / "landscape_eig_ratio.pvsm"
+    sources = _check_state(pvsm, "eig_ratio")
+    assert sorted(p.name for p in built.glob("*.pvsm")) == ["landscape_eig_ratio.pvsm"]
+    assert 'value="surface_random.vts"' in pvsm.read_text() and str(run) not in pvsm.read_text()
+    assert _sources(STATES / "landscape_eig_ratio.pvsm") == sources
+    (png,) = render_paraview(run, ["random"], ["eig_ratio"], tmp_path / "renders", size=(900, 675))
+    stats = picture_stats(png)
+    assert stats["background"] == (255, 255, 255) and stats["drawn"] > 0.25 and stats["red"] > 100, stats
+    rgb = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    dark = (rgb[..., 0] < 90) & (rgb[..., 1] < 60) & (rgb[..., 2] > 60)  # viridis near 0: convex
+    light = (rgb[..., 1] > 150) & (rgb[..., 2] < 120) & (rgb[..., 0] < 220)  # viridis' green-yellow end
+    assert dark.sum() > 2000 and light.sum() > 50, (int(dark.sum()), int(light.sum()))
 
 
 TITLES = SHIM + r"""
