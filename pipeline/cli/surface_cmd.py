@@ -68,9 +68,9 @@ def register(sub) -> None:
     h.add_argument("--hessian", action="store_true",
                    help="also the Hessian's largest and smallest eigenvalues at every point (hessian_max, hessian_min), "
                    "their ratio eig_ratio = |min/max| and the Lanczos residual (hessian_residual), on the evaluated "
-                   "split (train for --split both); a Lanczos run per point: use a small grid or --max-samples. The maps "
-                   "are computed eagerly whatever --compile says (Hessian-vector products differentiate the loss "
-                   "twice, which a compiled graph cannot); --compile applies to the loss")
+                   "split (train for --split both); a Lanczos run per point: use a small grid or --max-samples. "
+                   "The maps are computed eagerly whatever --compile says (Hessian-vector products differentiate "
+                   "the loss twice, which a compiled graph cannot); --compile applies to the loss")
     h.add_argument("--hessian-tol", type=float, default=1e-2, metavar="T",
                    help="Lanczos residual relative to the spectral radius at each point (default: %(default)s)")
     h.add_argument("--hessian-iters", type=int, default=100, metavar="N",

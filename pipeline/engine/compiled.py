@@ -80,16 +80,21 @@ __all__ = ["COMPILE_MODES", "CompileChoice", "CompiledSums", "compile_choice", "
 
 VERIFY_RTOL = 1e-4  # a compiled batch sum further than this from eager (relative) is a miscompile: evaluate eagerly
 
-# the cost model of the 'auto' rule (docs/compile.md: where these figures come from, and that the
-# one-thread calibration of bench_compile.py --only calibrate is still to replace them)
+# the cost model of the 'auto' rule, measured by ``benchmarks/bench_compile.py --only calibrate``
+# (one thread, CPU seconds; docs/compile.md has the table, the load and how it was taken):
 # (FLOPs per byte of activations, eager GFLOP/s, compiled GFLOP/s), by increasing intensity
 CPU_RATES: tuple[tuple[float, float, float], ...] = (
-    (27.5, 12.5, 38.5),  # digits-cnn
-    (32.0, 15.0, 25.0),  # LeNet
-    (53.8, 65.0, 69.5),  # ResNet-20
+    (9.34, 15.1, 14.6),  # an MLP regression (10-64-64-1, tanh): compiled is slower
+    (11.0, 11.9, 15.1),  # a 2-layer transformer encoder on 32 tokens
+    (27.5, 21.4, 32.8),  # digits-cnn
+    (32.0, 19.5, 29.1),  # LeNet
+    (53.8, 69.1, 92.4),  # ResNet-20
+    (149.3, 94.5, 96.1),  # VGG-9
 )
-COMPILE_SECONDS = 12.0  # a cold compile (dynamo, inductor, the C++ builds, the check against eager) ...
-COMPILE_SECONDS_PER_OP = 0.15  # ... and per operator of the forward
+# a cold compile (dynamo, inductor, the C++ builds, the check against eager) ..., fitted to the
+# six models' cold costs (11.7-25.2 s for 5-75 operators) by least squares
+COMPILE_SECONDS = 12.5
+COMPILE_SECONDS_PER_OP = 0.18  # ... and per operator of the forward
 
 _NOTICED: set[str] = set()  # notices already given in this process
 _VERDICTS: dict[tuple, tuple[bool, str]] = {}  # (model structure, shapes, ...) -> (compiled works, why not)
