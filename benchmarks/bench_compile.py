@@ -342,8 +342,8 @@ def workloads_report(args: argparse.Namespace, workloads: list[str], report: dic
     print(f"\nfp32 sgemm 2048^2 ({args.threads} threads): {peak:.1f} GFLOP/s (best of {len(peaks)}: "
           + ", ".join(f"{v:.0f}" for v in peaks) + ")")
     samples = {"w3": 10000, "w1": 1797, "w2": 1024}
-    names = {"w3": f"W3 LeNet, Fashion-MNIST 10k, {args.w3_steps}x{args.w3_steps}", "w1": "W1 digits CNN, 1797, 41x41",
-             "w2": "W2 ResNet-20, 1024, 7x7"}
+    names = {"w3": f"W3 LeNet, Fashion-MNIST 10k, {args.w3_steps}x{args.w3_steps}",
+             "w1": "W1 digits CNN, 1797, 41x41", "w2": "W2 ResNet-20, 1024, 7x7"}
     targets = {"w3": 1.6, "w1": 1.3, "w2": 1.0}
     print(f"\n{'workload':36s} {'method':26s} {'seconds':>8s} {'points/s':>9s} {'GFLOP/s':>8s} {'% peak':>7s}")
     for w in workloads:
@@ -370,8 +370,9 @@ def workloads_report(args: argparse.Namespace, workloads: list[str], report: dic
         auto = e["auto"]
         print(f"{'':36s} compile='auto' chooses {'compiled' if auto['compiled'] else 'eager'} (expected saving "
               f"{auto['expected_saving_s']:.1f} s against a compile cost of {auto['expected_compile_s']:.1f} s)")
+        ratios = rates["compiled"] / rates["eager"]
         print(f"{'':36s} steady state (paired windows, median of {len(rates['eager'])}): {steady:.2f}x "
-              f"(range {np.min(rates['compiled'] / rates['eager']):.2f}-{np.max(rates['compiled'] / rates['eager']):.2f}); "
+              f"(range {np.min(ratios):.2f}-{np.max(ratios):.2f}); "
               f"eager {gf_e:.1f}, compiled {gf_c:.1f} GFLOP/s = {100 * gf_e / peak:.0f}% / {100 * gf_c / peak:.0f}% of "
               f"sgemm")
         print(f"{'':36s} end to end: {cold:.2f}x cold, {warm:.2f}x warm; compiled vs eager max relative "
