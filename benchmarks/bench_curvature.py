@@ -7,7 +7,8 @@ steps of 128 samples from the seeded initialisation), cross-entropy over the 102
 model in eval mode. Three comparisons, each on the same operator for both sides:
 
 1. lambda_max over every parameter (PyHessian differentiates every parameter): lossvista's
-   ``Hessian(..., ignore="none").lanczos(1, "largest", tol=1e-3)`` vs PyHessian's
+   ``Hessian(..., ignore="none").lanczos(1, "largest", tol=1e-3)`` (start vector: the gradient
+   and a random vector; stopped on the estimated eigenvalue error, docs/curvature.md) vs PyHessian's
    ``hessian(model, criterion, data=(x, y), cuda=False).eigenvalues(maxIter=100, tol=1e-3)``
    (power iteration; its tolerance is the relative change between two iterations). Both are
    compared with a reference: lossvista's Krylov space continued to ``tol=1e-6``.
@@ -77,6 +78,7 @@ def ours(model, x, y, ignore: str, which: str, tol: float, reference_tol: float,
     hvps = hess.hvps
     ref = hess.lanczos(1, which, tol=reference_tol, max_iter=600, warn=False)
     return {"values": [float(v) for v in r.values], "hvps": hvps, "seconds": seconds,
+            "errors": [float(v) for v in r.relative_errors],
             "residuals": [float(v) for v in r.relative_residuals], "converged": r.converged,
             "graphs_kept": hess._graphs is not None, "parameters": hess.n,
             "reference": [float(v) for v in ref.values], "reference_hvps": hess.hvps,

@@ -155,7 +155,7 @@ def test_eig_ratio_grid_point_equals_the_dense_computation():
     d = random_directions(model, seed=1)
     s = evaluate(model, d, Grid(-0.5, 0.5, 3, -0.5, 0.5, 3), (x, y), progress=False,
                  hessian=HessianMaps(tol=1e-10, max_iter=900))
-    assert {"hessian_max", "hessian_min", "eig_ratio", "hessian_residual"} <= set(s.names())
+    assert {"hessian_max", "hessian_min", "eig_ratio", "hessian_error"} <= set(s.names())
     assert s.meta["hessian"]["unconverged_points"] == 0 and s.meta["hessian"]["ignore"] == "biasbn"
     i, j = 2, 0
     at = _classifier(width=20)
@@ -240,6 +240,40 @@ def test_graphs_kept_or_rebuilt_give_the_same_products():
     assert a[0] == pytest.approx(b[0], rel=1e-10)
 
 
+def test_the_gradient_equals_autograd_with_graphs_kept_or_not(trained):
+    model, x, y, _, _ = trained
+    names = [k for k, p in model.named_parameters() if p.dim() > 1]
+    params = dict(model.named_parameters())
+    loss = F.cross_entropy(model(x), y)
+    expected = torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, [params[k] for k in names])]).double()
+    model.zero_grad(set_to_none=True)
+    for memory in (2 << 30, 0):
+        hess = Hessian(model, (x, y), batch_size=64, graph_memory=memory)
+        assert torch.allclose(hess.gradient(), expected, rtol=1e-5, atol=1e-7)
+        assert (hess._graphs is not None) == (memory > 0)
+
+
+def _diagonal(values):
+    d = torch.as_tensor(values, dtype=torch.float64)
+    return lambda v: d * v
+
+
+def test_the_error_estimate_holds_and_stops_before_the_residual_would():
+    from pipeline.curvature.lanczos import Lanczos
+
+    rng = np.random.default_rng(0)
+    spectrum = np.concatenate([[10.0, 7.0, -3.0], rng.uniform(-1, 4, 2000)])
+    start = torch.as_tensor(rng.standard_normal(spectrum.size))
+    for which, true in (("largest", 10.0), ("smallest", -3.0)):
+        for tol in (1e-3, 1e-6):
+            r = Lanczos(_diagonal(spectrum), start).run(1, which, tol, 500)
+            assert r.converged and abs(r.values[0] - true) <= tol * r.scale
+            assert r.errors[0] <= r.residuals[0]
+            by_residual = Lanczos(_diagonal(spectrum), start).run(1, which, tol, 500, vectors=True)
+            assert by_residual.relative_residuals[0] <= tol  # vectors: the residual itself
+            assert r.steps < by_residual.steps
+
+
 def test_a_float32_conv_net_with_batchnorm_in_eval_mode():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
@@ -269,15 +303,16 @@ def test_the_models_training_flags_and_weights_are_left_alone():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_too_few_iterations_warn_with_the_residual_reached(trained):
+def test_too_few_iterations_warn_with_the_error_reached(trained):
     model, x, y, _, _ = trained
     hess = Hessian(model, (x, y))
-    with pytest.warns(ConvergenceWarning, match=r"stopped after 3 steps with a relative residual of [0-9.e-]+ "
-                                                r"\(> tol 1e-08\).*raise max_iter"):
+    with pytest.warns(ConvergenceWarning, match=r"stopped after 3 steps with an estimated error of [0-9.e-]+ "
+                                                r"\(> tol 1e-08\).*within [0-9.e-]+ x .*raise max_iter"):
         values = hess.eigenvalues(1, "smallest", tol=1e-8, max_iter=3)
     assert len(values) == 1
     r = hess.lanczos(1, "smallest", tol=1e-8, max_iter=3, warn=False)
-    assert not r.converged and r.relative_residuals[0] > 1e-8
+    assert not r.converged and r.relative_errors[0] > 1e-8
+    assert r.errors[0] <= r.residuals[0]  # the estimate never exceeds the rigorous bound
 
 
 def test_a_parameter_the_loss_does_not_use_is_refused():

@@ -39,7 +39,8 @@ def register(sub) -> None:
                    help="parameters: biasbn leaves out biases and BatchNorm, as the directions do (default: "
                    "%(default)s)")
     p.add_argument("--tol", type=float, default=1e-3,
-                   help="Lanczos residual relative to the spectral radius (default: %(default)s)")
+                   help="Lanczos tolerance: the eigenvalues' estimated error relative to the spectral radius "
+                   "(default: %(default)s)")
     p.add_argument("--max-iter", type=int, default=200, metavar="N",
                    help="Lanczos steps at most per checkpoint (default: %(default)s)")
     p.add_argument("--trace-samples", type=int, default=10, metavar="N",
@@ -72,7 +73,7 @@ def _curvature(args: argparse.Namespace) -> int:
           f"the {record['split']} split):", file=sys.stderr)
     for r in rows:
         trace = f", trace {r['trace']:.4g} ± {r['trace_stderr']:.2g}" if r.get("trace") is not None else ""
-        rough = "" if r["converged"] else f" (not converged: residual {max(r['residual_max'], r['residual_min']):.2g})"
+        rough = "" if r["converged"] else f" (not converged: estimated error {max(r['error_max'], r['error_min']):.2g})"
         print(f"  {unit} {r['epoch']:>4}: lambda_max {r['lambda_max']:.5g}, lambda_min {r['lambda_min']:.4g}"
               f"{trace}  [{r['hvps']} Hessian-vector products]{rough}", file=sys.stderr)
     for path in files[1:]:

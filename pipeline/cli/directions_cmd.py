@@ -33,8 +33,8 @@ def register(sub) -> None:
     p.add_argument("--to", dest="to_epoch", type=int, metavar="E2", help="interp: end epoch (default: the last)")
     p.add_argument("--out", metavar="FILE.pt", help="output file (default: RUN/directions/<kind>.pt)")
     h = p.add_argument_group("hessian")
-    h.add_argument("--tol", type=float, metavar="T", help="Lanczos residual relative to the spectral radius "
-                   "(default 1e-3)")
+    h.add_argument("--tol", type=float, metavar="T", help="Lanczos residual of the eigenvectors relative to the "
+                   "spectral radius (default 1e-3)")
     h.add_argument("--max-iter", type=int, metavar="N", help="Lanczos steps at most (default 200)")
     h.add_argument("--max-samples", type=int, metavar="N", help="a fixed seeded subset of N training samples "
                    "(default: all)")

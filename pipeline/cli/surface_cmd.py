@@ -67,12 +67,13 @@ def register(sub) -> None:
     h = p.add_argument_group("curvature maps (Li et al. 2018, section 6)")
     h.add_argument("--hessian", action="store_true",
                    help="also the Hessian's largest and smallest eigenvalues at every point (hessian_max, hessian_min), "
-                   "their ratio eig_ratio = |min/max| and the Lanczos residual (hessian_residual), on the evaluated "
-                   "split (train for --split both); a Lanczos run per point: use a small grid or --max-samples. "
-                   "The maps are computed eagerly whatever --compile says (Hessian-vector products differentiate "
-                   "the loss twice, which a compiled graph cannot); --compile applies to the loss")
+                   "their ratio eig_ratio = |min/max| and the Lanczos run's estimated error (hessian_error), on the "
+                   "evaluated split (train for --split both); a Lanczos run per point: use a small grid or "
+                   "--max-samples. The maps are computed eagerly whatever --compile says (Hessian-vector products "
+                   "differentiate the loss twice, which a compiled graph cannot); --compile applies to the loss")
     h.add_argument("--hessian-tol", type=float, default=1e-2, metavar="T",
-                   help="Lanczos residual relative to the spectral radius at each point (default: %(default)s)")
+                   help="Lanczos tolerance: the eigenvalues' estimated error relative to the spectral radius at each point "
+                   "(default: %(default)s)")
     h.add_argument("--hessian-iters", type=int, default=100, metavar="N",
                    help="Lanczos steps at most per point (default: %(default)s)")
     h.add_argument("--hessian-ignore", choices=["biasbn", "none"], dest="hessian_ignore",
@@ -209,6 +210,6 @@ def _report(outcome: Any) -> None:
         print(f"curvature maps: {span}; tol {h.get('tol'):g}, parameters {h.get('ignore')}", file=sys.stderr)
         if h.get("unconverged_points"):
             print(f"lossvista surface: warning: {h['unconverged_points']} points stopped at --hessian-iters "
-                  f"{h.get('max_iter')} above --hessian-tol {h.get('tol'):g} (worst residual "
-                  f"{h.get('worst_residual'):.2g} of the spectral radius; their values are within it)", file=sys.stderr)
+                  f"{h.get('max_iter')} above --hessian-tol {h.get('tol'):g} (worst estimated error "
+                  f"{h.get('worst_error'):.2g} of the spectral radius)", file=sys.stderr)
     print(outcome.written)

@@ -34,7 +34,7 @@ from .lanczos import WHICH, Lanczos, Ritz
 __all__ = ["Hessian", "ConvergenceWarning", "CurvatureError", "IGNORES", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
 
 IGNORES = ("biasbn", "none")
-DEFAULT_TOL = 1e-3  # residual of a wanted eigenpair, relative to the spectral radius
+DEFAULT_TOL = 1e-3  # a wanted eigenvalue's estimated error (eigenvectors: residual), relative to the spectral radius
 DEFAULT_MAX_ITER = 200  # Lanczos steps (Hessian-vector products) at most per request
 DEFAULT_BATCH = 512  # samples per forward of tensors in memory
 DEFAULT_GRAPH_MEMORY = 2 << 30  # bytes of kept gradient graphs at most
@@ -47,7 +47,8 @@ class CurvatureError(LossvistaError):
 
 class ConvergenceWarning(UserWarning):
     """Lanczos stopped at its iteration cap before the wanted eigenpairs met the tolerance; the
-    message gives the residual reached (the values are within it of eigenvalues)."""
+    message gives the estimated error and the residual reached (the values are within the
+    residual of eigenvalues)."""
 
 
 def selected(model: nn.Module, ignore: str) -> list[str]:
@@ -79,7 +80,7 @@ class Hessian:
     forward : ``function(model, batch) -> (outputs, targets)`` for batches that are not
         ``(inputs, targets)`` pairs.
     device : default CUDA when available, else the CPU (:func:`pipeline.engine.resolve_device`).
-    seed : seed of the Lanczos start vector (the random vectors of :meth:`trace` and
+    seed : seed of the random half of the Lanczos start vector (the random vectors of :meth:`trace` and
         :meth:`density` take their own).
     batch_size : samples per forward of tensors in memory (default 512).
     graph_memory : bytes of gradient graphs kept between products at most (default 2 GiB; 0:
@@ -189,8 +190,10 @@ class Hessian:
         else:
             yield from self.data
 
-    def _graph(self, batch: Any, memo: dict) -> tuple[list[torch.Tensor], list[torch.Tensor | None], float, int, int]:
-        """``(params, gradients of S_b with their graphs, S_b, loss elements, samples)`` of one batch."""
+    def _graph(self, batch: Any, memo: dict, create_graph: bool = True
+               ) -> tuple[list[torch.Tensor], list[torch.Tensor | None], float, int, int]:
+        """``(params, gradients of S_b (with their graphs unless ``create_graph`` is false), S_b, loss
+        elements, samples)`` of one batch."""
         params = [self.tensors[k].clone().requires_grad_(True) for k in self.names]
         with torch.enable_grad():
             out, targets = self._call(dict(zip(self.names, params)), batch)
@@ -199,7 +202,7 @@ class Hessian:
                                  f"got {type(out).__name__}")
             sums = self.objective.reduce(out.unsqueeze(0), targets, memo, keep_dtype=True, metrics=False)
             s = sums.loss[0]
-            grads = torch.autograd.grad(s, params, create_graph=True, allow_unused=True)
+            grads = torch.autograd.grad(s, params, create_graph=create_graph, allow_unused=True)
         unused = [k for k, g in zip(self.names, grads) if g is None]
         if unused:
             raise CurvatureError(f"the loss does not depend on the parameter {unused[0]!r}"
@@ -292,21 +295,52 @@ class Hessian:
         """``H v`` of a direction dict keyed like ``model.state_dict()`` (same form back)."""
         return self.unflatten(self.matvec(self.flatten(v)))
 
+    def gradient(self) -> torch.Tensor:
+        """``(n,)`` float64: the gradient of the loss over the chosen parameters, summed from the
+        kept gradient graphs when there are any (no further pass), else by one pass over the data."""
+        acc = torch.zeros(self.n, dtype=torch.float64, device=self.device)
+        with self._scope():
+            if self._graphs is None and self.count is None:
+                self._graphs = self._build_graphs()
+            if self._graphs is not None:
+                for _, grads in self._graphs:
+                    acc += torch.cat([g.detach().reshape(-1).to(torch.float64) for g in grads])
+            else:
+                total, count, samples = 0.0, 0, 0
+                for batch in self._batches():
+                    _, grads, s, c, m = self._graph(batch, {}, create_graph=False)
+                    acc += torch.cat([g.reshape(-1).to(torch.float64) for g in grads])
+                    total, count, samples = total + s, count + c, samples + m
+                self._note_totals(total, count, samples)
+        return acc / self.count
+
     # -- eigenvalues -----------------------------------------------------------------------------
     def _start(self, seed: int) -> torch.Tensor:
-        g = torch.Generator().manual_seed(seed)
-        return torch.randn(self.n, generator=g, dtype=torch.float64).to(self.device)
+        """The Lanczos start vector: the loss's gradient and a seeded random vector, each of unit
+        length. The gradient of a trained network lies mostly in the span of the Hessian's top
+        eigenvectors (Gur-Ari, Roberts and Dyer 2018, "Gradient descent happens in a tiny
+        subspace"), so the largest eigenvalues converge in fewer products; the random half keeps
+        every eigendirection in the Krylov space (alone where the gradient vanishes)."""
+        gen = torch.Generator().manual_seed(seed)
+        v = torch.randn(self.n, generator=gen, dtype=torch.float64).to(self.device)
+        v = v / v.norm()
+        g = self.gradient()
+        norm = float(g.norm())
+        if norm > 0 and math.isfinite(norm):
+            v = v + g / norm
+        return v
 
     def lanczos(self, k: int = 1, which: str = "largest", *, tol: float = DEFAULT_TOL,
                 max_iter: int = DEFAULT_MAX_ITER, vectors: bool = False, warn: bool = True,
                 progress: Callable[[int], None] | None = None) -> Ritz:
         """The ``k`` eigenpairs at the ``which`` end (``largest``, ``smallest``, ``both``) by Lanczos
-        with full reorthogonalisation (:mod:`.lanczos`), with their residuals.
+        with full reorthogonalisation (:mod:`.lanczos`), with their estimated errors and residuals.
 
-        The Krylov space is kept: a later request continues it (same start vector, ``seed``).
-        ``tol``: a pair is converged when its residual is at most ``tol`` times the spectral
-        radius; ``max_iter``: the Krylov dimension at most. When the cap stops it first, the
-        result says ``converged=False`` and a :class:`ConvergenceWarning` gives the residual
+        The Krylov space is kept: a later request continues it (same start vector: the gradient
+        and a random vector of ``seed``, :meth:`_start`). ``tol``: a pair is converged when its
+        estimated eigenvalue error (with ``vectors``: its residual) is at most ``tol`` times the
+        spectral radius; ``max_iter``: the Krylov dimension at most. When the cap stops it first,
+        the result says ``converged=False`` and a :class:`ConvergenceWarning` gives the error
         reached (``warn=False``: no warning).
         """
         if which not in WHICH:
@@ -325,9 +359,11 @@ class Hessian:
 
     @staticmethod
     def convergence_note(r: Ritz, tol: float) -> str:
-        worst = float(r.relative_residuals.max()) if len(r.residuals) else 0.0
-        return (f"Lanczos stopped after {r.steps} steps with a relative residual of {worst:.2g} (> tol {tol:g}); "
-                f"the eigenvalues are within {worst:.2g} x {r.scale:.4g} of the true ones: raise max_iter")
+        error = float(r.relative_errors.max()) if len(r.errors) else 0.0
+        bound = float(r.relative_residuals.max()) if len(r.residuals) else 0.0
+        return (f"Lanczos stopped after {r.steps} steps with an estimated error of {error:.2g} (> tol {tol:g}) "
+                f"relative to the spectral radius {r.scale:.4g}; the eigenvalues are within {bound:.2g} x "
+                f"{r.scale:.4g} of true ones (the residual): raise max_iter")
 
     def eigenvalues(self, k: int = 1, which: str = "largest", *, tol: float = DEFAULT_TOL,
                     max_iter: int = DEFAULT_MAX_ITER) -> np.ndarray:

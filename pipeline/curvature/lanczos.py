@@ -11,13 +11,20 @@ where the last one stopped, with the same start vector, as one longer run would 
 Convergence
 -----------
 After ``j`` steps the Ritz pair ``(theta_i, y_i = Q s_i)`` of ``T`` has the residual
-``||A y_i - theta_i y_i|| = beta_j |s_i[j-1]|`` (exact arithmetic), and a symmetric ``A`` has an
-eigenvalue within that distance of ``theta_i``. A pair is *converged* when its residual is at
-most ``tol * ||A||``, ``||A||`` estimated by the largest ``|theta|`` seen: the eigenvalue is then
-within ``tol`` of the spectral radius, i.e. relative ``tol`` for the dominant eigenvalue and an
-absolute error of ``tol * ||A||`` for the others (what the ratio ``|lambda_min / lambda_max|``
-needs). A step whose new vector has no length left (``beta ~ 0``) has found an invariant
-subspace: its Ritz values are exact eigenvalues.
+``r_i = ||A y_i - theta_i y_i|| = beta_j |s_i[j-1]|`` (exact arithmetic), and a symmetric ``A`` has an
+eigenvalue within ``r_i`` of ``theta_i``. That bound is pessimistic for an isolated eigenvalue: a
+Ritz value's error is of the order of the *square* of its residual over the gap ``delta_i`` to the
+rest of the spectrum, ``|lambda - theta_i| <= r_i^2 / delta_i`` (Parlett, *The Symmetric Eigenvalue
+Problem*, section 11.7). The gap is estimated from the other Ritz pairs: the distance to the
+nearest other Ritz value less that value's residual, so an unsettled neighbour shrinks it, and
+the estimate is never above ``r_i``: ``error_i = min(r_i, r_i^2 / max(delta_i, r_i))``. A pair is
+*converged* when ``error_i`` is at most ``tol * ||A||``, ``||A||`` estimated by the largest
+``|theta|`` seen: relative ``tol`` for the dominant eigenvalue and an absolute error of
+``tol * ||A||`` for the others (what the ratio ``|lambda_min / lambda_max|`` needs). ``residuals``
+stay available as the rigorous bound. A request for eigen*vectors* converges on the residual
+itself (``r_i <= tol * ||A||``): a Ritz vector's angle to its eigenvector is at most
+``r_i / delta_i``, first order in the residual. A step whose new vector has no length left (``beta ~ 0``)
+has found an invariant subspace: its Ritz values are exact eigenvalues.
 """
 from __future__ import annotations
 
@@ -50,22 +57,32 @@ class Ritz:
     """Ritz pairs of one request, in the order asked for (largest first, or smallest first).
 
     ``values`` ``(k,)``; ``residuals`` ``(k,)``: ``||A y - theta y||`` bounds (an eigenvalue of
-    ``A`` lies within each); ``scale``: the ``||A||`` estimate the tolerance is relative to;
-    ``vectors`` ``(k, n)`` float64 (unit norm) when asked for; ``steps``: the Krylov dimension;
-    ``converged``: every wanted pair within ``tol * scale``.
+    ``A`` lies within each); ``errors`` ``(k,)``: the estimated eigenvalue errors the tolerance is
+    compared with (module docstring; at most the residuals); ``scale``: the ``||A||`` estimate the
+    tolerance is relative to; ``vectors`` ``(k, n)`` float64 (unit norm) when asked for;
+    ``steps``: the Krylov dimension; ``converged``: every wanted pair's error within ``tol * scale``.
     """
 
     values: np.ndarray
     residuals: np.ndarray
+    errors: np.ndarray
     scale: float
     steps: int
     converged: bool
     vectors: torch.Tensor | None = None
 
+    def _relative(self, x: np.ndarray) -> np.ndarray:
+        return x / self.scale if self.scale > 0 else np.zeros_like(x)
+
     @property
     def relative_residuals(self) -> np.ndarray:
-        """``residuals / scale``: what the tolerance is compared with."""
-        return self.residuals / self.scale if self.scale > 0 else np.zeros_like(self.residuals)
+        """``residuals / scale``: the rigorous bounds, relative to the spectral radius."""
+        return self._relative(self.residuals)
+
+    @property
+    def relative_errors(self) -> np.ndarray:
+        """``errors / scale``: what the tolerance is compared with."""
+        return self._relative(self.errors)
 
 
 class Lanczos:
@@ -142,13 +159,19 @@ class Lanczos:
         top, bottom = list(range(j - 1, j - 1 - k, -1)), list(range(k))
         idx = {"largest": top, "smallest": bottom, "both": top + bottom}[which]
         last = 0.0 if self.exhausted else self.beta[-1]
-        residuals = np.abs(last * S[j - 1, idx])
+        every = np.abs(last * S[j - 1, :])  # the residual of every Ritz pair
+        errors = every.copy()
+        if j > 1:
+            for i in idx:
+                others = np.arange(j) != i
+                gap = float(np.min(np.abs(theta[others] - theta[i]) - every[others]))
+                errors[i] = min(every[i], every[i] ** 2 / max(gap, every[i], 1e-300))
         vecs = None
         if vectors:
             s = torch.as_tensor(S[:, idx], dtype=torch.float64, device=self._Q.device)  # (j, m)
             vecs = (s.T @ self.basis())  # (m, n)
             vecs = vecs / vecs.norm(dim=1, keepdim=True)
-        return Ritz(theta[idx], residuals, self.scale, j, False, vecs)
+        return Ritz(theta[idx], every[idx], errors[idx], self.scale, j, False, vecs)
 
     def run(self, k: int, which: str, tol: float, max_steps: int, vectors: bool = False,
             progress: Callable[[int], None] | None = None) -> Ritz:
@@ -161,7 +184,7 @@ class Lanczos:
             at_end = self.exhausted or self.steps >= max_steps
             if self.steps >= least and (at_end or self._check_now()):
                 r = self.ritz(k, which)
-                done = self.exhausted or bool(np.all(r.residuals <= tol * r.scale))
+                done = self.exhausted or bool(np.all((r.residuals if vectors else r.errors) <= tol * r.scale))
                 if done or at_end:
                     out = self.ritz(k, which, vectors) if vectors else r
                     out.converged = done

@@ -4,9 +4,9 @@
 and ``hessian_min`` (the largest and smallest algebraic eigenvalues of the Hessian of the
 same loss, on the same data, at ``theta + a x + b y``), ``eig_ratio = |hessian_min /
 hessian_max|`` (Li et al. 2018, section 6: near 0 where the landscape is locally convex, large
-where the slice hides strong negative curvature) and ``hessian_residual`` (the Lanczos
-residual reached, relative to the spectral radius: each value is within it, times
-``max(|hessian_max|, |hessian_min|)``, of an eigenvalue). They are computed in the surface's
+where the slice hides strong negative curvature) and ``hessian_error`` (the Lanczos
+run's estimated eigenvalue error, relative to the spectral radius
+``max(|hessian_max|, |hessian_min|)``: what ``tol`` bounds, :mod:`.lanczos`). They are computed in the surface's
 own chunks, so they resume, distribute and shard with it; :class:`HessianMaps` is part of what
 identifies the computation.
 
@@ -26,14 +26,14 @@ from .hessian import IGNORES
 
 __all__ = ["HessianMaps", "HESSIAN_ARRAYS", "point_evaluator"]
 
-HESSIAN_ARRAYS = ("hessian_max", "hessian_min", "eig_ratio", "hessian_residual")
+HESSIAN_ARRAYS = ("hessian_max", "hessian_min", "eig_ratio", "hessian_error")
 
 
 @dataclass(frozen=True)
 class HessianMaps:
     """How the curvature of every grid point is computed (all of it identifies the computation)."""
 
-    tol: float = 1e-2  # Lanczos residual relative to the spectral radius (the official code's eigsh used 1e-2)
+    tol: float = 1e-2  # Lanczos error relative to the spectral radius (the official code's eigsh used 1e-2)
     max_iter: int = 100  # Lanczos steps at most per point
     ignore: str | None = None  # parameters: 'biasbn' (more than one dimension) | 'none'; None: the directions'
     seed: int = 0  # Lanczos start vector (the same at every point)
@@ -98,7 +98,7 @@ def point_evaluator(model: Any, directions: Any, data: Any, loss: Any, options: 
             top, bottom = float(r.values[0]), float(r.values[1])
             out["hessian_max"][i], out["hessian_min"][i] = top, bottom
             out["eig_ratio"][i] = abs(bottom / top) if top != 0 else math.inf
-            out["hessian_residual"][i] = float(r.relative_residuals.max())
+            out["hessian_error"][i] = float(r.relative_errors.max())
         return out
 
     return values

@@ -1,7 +1,7 @@
 """``lossvista curvature``: the curvature of a run's loss at its checkpoints -> ``RUN/curvature.json``.
 
 At each chosen checkpoint: ``lambda_max`` and ``lambda_min`` of the Hessian (one Lanczos run
-gives both ends, with their residuals) and its trace (Hutchinson, with its standard error);
+gives both ends, with their estimated errors and residuals) and its trace (Hutchinson, with its standard error);
 at the last chosen checkpoint also the spectral density (stochastic Lanczos quadrature). The
 loss, data and parameters are the surface's: the run's loss on its split (a seeded subset by
 default, so that a run's every checkpoint takes seconds), the parameters chosen as the
@@ -12,7 +12,8 @@ directions choose them (``ignore``).
     {"format": 1, "run", "model", "parameters" (chosen), "ignore", "loss_name", "loss_spec",
      "split", "samples", "max_samples", "sample_seed", "unit", "tol", "max_iter", "seed",
      "trace_samples", "device", "checkpoints": [{"epoch", "loss", "lambda_max", "lambda_min",
-     "residual_max", "residual_min" (relative to the spectral radius), "converged",
+     "error_max", "error_min" (estimated errors, what tol bounds), "residual_max", "residual_min"
+     (the rigorous bounds; all relative to the spectral radius), "converged",
      "lanczos_steps", "trace", "trace_stderr", "hvps", "seconds"} | {"epoch", "error"}, ...],
      "density": {"epoch", "vectors", "steps", "n", "nodes", "weights"}, "software", "created"}
 """
@@ -48,7 +49,7 @@ class CurvatureOptions:
     max_samples: int | None = 512  # a fixed seeded subset of the split; None: the whole split
     sample_seed: int = 0
     ignore: str = "biasbn"  # parameters: 'biasbn' (more than one dimension, as the directions) | 'none'
-    tol: float = 1e-3  # Lanczos residual relative to the spectral radius
+    tol: float = 1e-3  # Lanczos: eigenvalues' estimated error relative to the spectral radius
     max_iter: int = 200  # Lanczos steps at most per checkpoint
     trace_samples: int = 10  # Hutchinson products per checkpoint; 0: no trace
     density_vectors: int = 4  # stochastic Lanczos quadrature at the last checkpoint; 0: no density
@@ -136,7 +137,8 @@ def curvature_run(run: RunDir | str | Path, options: CurvatureOptions = Curvatur
                 r = hess.lanczos(1, "both", tol=options.tol, max_iter=options.max_iter, warn=False)
                 row: dict[str, Any] = {
                     "epoch": e, "loss": hess.loss_value, "lambda_max": float(r.values[0]),
-                    "lambda_min": float(r.values[1]), "residual_max": float(r.relative_residuals[0]),
+                    "lambda_min": float(r.values[1]), "error_max": float(r.relative_errors[0]),
+                    "error_min": float(r.relative_errors[1]), "residual_max": float(r.relative_residuals[0]),
                     "residual_min": float(r.relative_residuals[1]), "converged": r.converged,
                     "lanczos_steps": r.steps}
                 if not r.converged:

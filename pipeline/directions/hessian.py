@@ -43,7 +43,7 @@ class HessianOptions:
     """How a run's Hessian directions are found (``pipeline.workflow.make_directions``): the
     eigenvectors' accuracy and cost."""
 
-    tol: float = 1e-3  # Lanczos residual relative to the spectral radius
+    tol: float = 1e-3  # Lanczos: the eigenvectors' residual relative to the spectral radius
     max_iter: int = 200  # Lanczos steps at most
     max_samples: int | None = None  # a seeded subset of the train split; None: all of it
     sample_seed: int = 0

@@ -43,12 +43,10 @@ _XVFB_START = "Xvfb failed to start"
 
 
 def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
-    """``xvfb-run`` arguments for one private X server.
+    """``xvfb-run`` arguments for one private X server (24-bit screen).
 
-    ``xvfb-run -a`` alone starts its search for a free display at :99, so two renders started
-    together both take :99 and one of them talks to the other's server (and aborts with a bad X
-    connection); a random first display makes that collision rare, and ``-a`` still skips a
-    display that is taken.
+    The search for a free display starts at a random number rather than at :99, so renders
+    started together rarely probe the same display; ``-a`` still skips one that is taken.
     """
     return [xvfb, "-a", "-n", str(random.randrange(100, 30000)), "-s", XVFB_SCREEN]
 

@@ -80,13 +80,13 @@ def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid, fp: str, meta: Map
         surface.meta["centre_loss"] = float(surface.loss[centre])
         if surface.accuracy is not None:
             surface.meta["centre_accuracy"] = float(surface.accuracy[centre])
-    if "hessian_residual" in surface.extra and isinstance(surface.meta.get("hessian"), Mapping):
+    if "hessian_error" in surface.extra and isinstance(surface.meta.get("hessian"), Mapping):
         # the curvature maps (pipeline.curvature.maps): points whose Lanczos run stopped above tol
-        residual = surface.extra["hessian_residual"]
-        finite = residual[np.isfinite(residual)]
+        error = surface.extra["hessian_error"]
+        finite = error[np.isfinite(error)]
         tol = float(surface.meta["hessian"].get("tol", 0.0))
         surface.meta["hessian"] = {**surface.meta["hessian"], "unconverged_points": int((finite > tol).sum()),
-                                   "worst_residual": float(finite.max()) if finite.size else None}
+                                   "worst_error": float(finite.max()) if finite.size else None}
     if first_info:  # what the evaluator reported for chunk 0 (the engine's resolved plan)
         surface.meta["engine"] = {**dict(surface.meta.get("engine") or {}), **first_info}
     return surface

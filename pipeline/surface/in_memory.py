@@ -47,7 +47,7 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid, data: Any, *, test_d
     progress : bool, default True
     hessian : HessianMaps, optional
         Also the Hessian's extreme eigenvalues at every point on ``data``: the arrays
-        ``hessian_max``, ``hessian_min``, ``eig_ratio`` and ``hessian_residual``
+        ``hessian_max``, ``hessian_min``, ``eig_ratio`` and ``hessian_error``
         (:mod:`pipeline.curvature.maps`).
     meta : mapping, optional
         Merged into ``Surface.meta`` last (e.g. ``model``, ``dataset``, ``split``, ``run``, ``epoch``).

@@ -106,6 +106,6 @@ def add_curvature_maps(surface_file) -> None:
     mean, half = (daa + dbb) / 2, np.sqrt(((daa - dbb) / 2) ** 2 + dab ** 2)
     top, bottom = mean + half, mean - half
     s.extra.update(hessian_max=top, hessian_min=bottom, eig_ratio=np.abs(bottom / top),
-                   hessian_residual=np.where(np.isfinite(top), 1e-3, np.nan))
+                   hessian_error=np.where(np.isfinite(top), 1e-3, np.nan))
     s.meta["hessian"] = {"tol": 1e-2, "max_iter": 100, "ignore": "biasbn", "seed": 0, "unconverged_points": 0}
     write_surface(surface_file, s)
