@@ -17,8 +17,13 @@ Ritz value's error is of the order of the *square* of its residual over the gap 
 rest of the spectrum, ``|lambda - theta_i| <= r_i^2 / delta_i`` (Parlett, *The Symmetric Eigenvalue
 Problem*, section 11.7). The gap is estimated from the other Ritz pairs: the distance to the
 nearest other Ritz value less that value's residual, so an unsettled neighbour shrinks it, and
-the estimate is never above ``r_i``: ``error_i = min(r_i, r_i^2 / max(delta_i, r_i))``. A pair is
-*converged* when ``error_i`` is at most ``tol * ||A||``, ``||A||`` estimated by the largest
+the estimate is never above ``r_i``: ``error_i = min(r_i, r_i^2 / max(delta_i, r_i))``. That
+holds for the largest eigenvalues, the few outliers a network's Hessian has at its top. The
+smallest end is different: a dense bulk near zero with small negative eigenvalues below it that a
+short Krylov space has not seen yet; a Ritz value at the bulk's edge has a small residual and a
+wide apparent gap, and the estimate would stop it there, short of ``lambda_min`` (an eigen-ratio
+map computed that way is speckled with ratios near 0). The smallest end's error is therefore its
+residual. A pair is *converged* when ``error_i`` is at most ``tol * ||A||``, ``||A||`` estimated by the largest
 ``|theta|`` seen: relative ``tol`` for the dominant eigenvalue and an absolute error of
 ``tol * ||A||`` for the others (what the ratio ``|lambda_min / lambda_max|`` needs). ``residuals``
 stay available as the rigorous bound. A request for eigen*vectors* converges on the residual
@@ -162,7 +167,7 @@ class Lanczos:
         every = np.abs(last * S[j - 1, :])  # the residual of every Ritz pair
         errors = every.copy()
         if j > 1:
-            for i in idx:
+            for i in top if which != "smallest" else []:  # the largest end only (module docstring)
                 others = np.arange(j) != i
                 gap = float(np.min(np.abs(theta[others] - theta[i]) - every[others]))
                 errors[i] = min(every[i], every[i] ** 2 / max(gap, every[i], 1e-300))
