@@ -136,13 +136,14 @@ def _rise(opened: Any, data: Any) -> float:
 def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "train",
                     max_samples: int | None = None, sample_seed: int = 0, epoch: int | None = None,
                     device: str | None = "cpu", with_loss: bool = True,
-                    out: str | Path | None = None) -> tuple[Any, Path]:
+                    out: str | Path | None = None, compile: str = "auto") -> tuple[Any, Path]:
     """Project ``run``'s checkpoints onto the directions of ``directions_file`` around the centre
     checkpoint and write the path to ``out`` (default ``RUN/trajectory_<kind>.vtp``).
 
     The centre is ``epoch``, else the directions' centre, else the last epoch. With ``with_loss``
     each checkpoint's loss and the loss at its projected point are evaluated on ``split`` (or its
-    seeded subset of ``max_samples``). Returns ``(trajectory, path)``.
+    seeded subset of ``max_samples``), compiled or not by ``compile`` ('auto', 'on', 'off':
+    :class:`~pipeline.engine.EvalConfig`). Returns ``(trajectory, path)``.
     """
     from .atomic import check_writable
     from .directions import Directions
@@ -155,6 +156,7 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
         raise ParameterError(f"{param('split')} must be one of 'train', 'test'; got {split!r}")
     if max_samples is not None and max_samples < 1:
         raise ParameterError(f"{param('max_samples')} must be a positive integer; got {max_samples}")
+    EvalConfig(compile=compile)  # the engine's check, before any work
     directions = Directions.load(directions_file)
     opened = Run(run)
     run.check_directions(directions)
@@ -171,7 +173,7 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
         dev = resolve_device(device)
         data = opened.data(split).subset(max_samples, seed=sample_seed)
         model, _ = opened.build_model(centre, device=dev)
-        config = EvalConfig(device=str(dev))
+        config = EvalConfig(device=str(dev), compile=compile)
     _warn_gaps(run, "the path")
     traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=data,
                               loss=opened.loss(), config=config)
@@ -220,6 +222,7 @@ class RunOptions:
     restart_training: bool = False
     pca_points: int = 51  # per axis on the planes whose extent is their own (PCA, Hessian)
     page: bool = True  # write RUN/index.html, the run's self-contained page
+    compile: str = "auto"  # surfaces and paths: torch.compile 'auto' (when it pays), 'on', 'off'
 
     def __post_init__(self) -> None:
         bad = [p for p in self.planes if p not in PLANES]
@@ -234,7 +237,7 @@ class RunOptions:
         check_int("pca_points", self.pca_points, 3)
         from .engine import EvalConfig, resolve_device
 
-        EvalConfig(precision=self.precision)  # the engine's checks, before any work
+        EvalConfig(precision=self.precision, compile=self.compile)  # the engine's checks, before any work
         resolve_device(self.device)
 
 
@@ -294,7 +297,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
         d, dfile = make_directions(run, plane, norm=cfg.norm if plane == "random" else None, ignore=cfg.ignore,
                                    seed=cfg.direction_seed)
         lap("directions")
-        traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples)
+        traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples,
+                                      compile=options.compile)
         lap("trajectory")
         grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid if plane == "pca" else None
         if grid is None and plane == "pca":
@@ -307,7 +311,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
             grid = default_grid(run, d, n=options.pca_points)
         request = SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=cfg.split,
                                  eval=EvalConfig(device=options.device, precision=options.precision,
-                                                 max_samples=options.max_samples, batch_size=cfg.eval_batch_size))
+                                                 max_samples=options.max_samples, batch_size=cfg.eval_batch_size,
+                                                 compile=options.compile))
         outcome = compute_surface(request, ResumeOptions())
         lap("surface")
         topo, afiles = analyze_file(outcome.out, persistence=options.persistence, relative=True)
