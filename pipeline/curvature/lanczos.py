@@ -89,6 +89,14 @@ class Ritz:
         """``errors / scale``: what the tolerance is compared with."""
         return self._relative(self.errors)
 
+    def note(self, tol: float) -> str:
+        """What an unconverged request reached, in one line."""
+        error = float(self.relative_errors.max()) if len(self.errors) else 0.0
+        bound = float(self.relative_residuals.max()) if len(self.residuals) else 0.0
+        return (f"Lanczos stopped after {self.steps} steps with an estimated error of {error:.2g} (> tol {tol:g}) "
+                f"relative to the spectral radius {self.scale:.4g}; the eigenvalues are within {bound:.2g} x "
+                f"{self.scale:.4g} of true ones (the residual): raise max_iter")
+
 
 class Lanczos:
     """The Krylov space of ``matvec`` from one start vector, extended on demand.
