@@ -167,24 +167,25 @@ def test_a_model_dynamo_cannot_capture_falls_back_to_eager_with_one_notice(caplo
     assert len(notices) == 1, [r.getMessage() for r in caplog.records]
 
 
-def test_no_cpp_compiler_falls_back_to_eager_with_one_notice(monkeypatch, caplog):
+def test_no_cpp_compiler_falls_back_to_eager_with_one_notice(caplog):
     from torch._inductor import config as inductor_config
     from torch._inductor.cpp_builder import cpp_compiler_search
 
-    monkeypatch.setattr(inductor_config.cpp, "cxx", (None, "/nonexistent/bin/c++"))
-    cpp_compiler_search.cache_clear()
-    try:
-        assert "no C++ compiler" in compiler_missing(torch.device("cpu"))
-        model = build_model("digits-cnn").eval()
-        with caplog.at_level(logging.WARNING, logger="pipeline.engine.compiled"):
-            eager, compiled = _both(model, _images("digits-cnn"))
-        assert not compiled.plan.compiled and np.array_equal(compiled.loss, eager.loss)
-        assert "no C++ compiler" in compiled.notes[0]
-        assert sum("no C++ compiler" in r.getMessage() for r in caplog.records) == 1
-        auto = compile_choice("auto", _profile(*LENET), 10**4, 10**4, torch.device("cpu"))
-        assert not auto.compiled and "no C++ compiler" in auto.reason  # auto: eager, without a notice
-    finally:
+    # inductor's own patch: a monkeypatch's undo leaves the config entry unreadable to later tests
+    with inductor_config.patch({"cpp.cxx": (None, "/nonexistent/bin/c++")}):
         cpp_compiler_search.cache_clear()
+        try:
+            assert "no C++ compiler" in compiler_missing(torch.device("cpu"))
+            model = build_model("digits-cnn").eval()
+            with caplog.at_level(logging.WARNING, logger="pipeline.engine.compiled"):
+                eager, compiled = _both(model, _images("digits-cnn"))
+            assert not compiled.plan.compiled and np.array_equal(compiled.loss, eager.loss)
+            assert "no C++ compiler" in compiled.notes[0]
+            assert sum("no C++ compiler" in r.getMessage() for r in caplog.records) == 1
+            auto = compile_choice("auto", _profile(*LENET), 10**4, 10**4, torch.device("cpu"))
+            assert not auto.compiled and "no C++ compiler" in auto.reason  # auto: eager, without a notice
+        finally:
+            cpp_compiler_search.cache_clear()
 
 
 def test_batches_through_a_forward_hook_run_eagerly():
