@@ -320,10 +320,15 @@ def child(task: dict) -> dict:
     return out
 
 
-def run_child(task: dict) -> dict:
+def in_fresh_process(fn, task: dict) -> dict:
+    """``fn(task)`` in a new process (spawn): nothing loaded or cached by one method helps another."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(1) as pool:
-        return pool.apply(child, (task,))
+        return pool.apply(fn, (task,))
+
+
+def run_child(task: dict) -> dict:
+    return in_fresh_process(child, task)
 
 
 # ------------------------------------------------------------------------------------------

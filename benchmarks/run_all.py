@@ -20,6 +20,7 @@ BENCHMARKS = [
     ["bench_data.py", "--json", str(RESULTS / "data.json")],
     ["bench_study_cost.py", "--json", str(RESULTS / "study_cost.json")],
     ["bench_curvature.py", "--json", str(RESULTS / "curvature.json")],
+    ["bench_compile.py", "--only", "w3,w1,w2,calibrate", "--json", str(RESULTS / "compile.json")],
 ]
 
 

@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping
 from .errors import ParameterError, param
 from .usercode import is_spec
 
-__all__ = ["LossSpec", "Objective", "LOSSES", "BatchSums"]
+__all__ = ["LossSpec", "Objective", "LOSSES", "BatchSums", "Prepared"]
 
 # name -> {option: (type, low, high)}, the options each named loss takes
 LOSSES: dict[str, dict[str, tuple[type, float, float]]] = {
@@ -198,7 +198,12 @@ class Objective:
         ``keep_dtype``: the per-element losses in the outputs' own dtype (a float64 model's
         stay float64; the surface casts to float32, as its values have always been computed);
         the sums are differentiable either way (:mod:`pipeline.curvature` differentiates them
-        twice). ``metrics``: compute the user's metrics too."""
+        twice). ``metrics``: compute the user's metrics too.
+
+        The work is split in two, so that a compiled evaluation (:mod:`pipeline.engine.compiled`)
+        can run the second part inside its graph: :meth:`prepare` (checks of shapes and
+        targets, eager, memoised) and :meth:`sum_tensors` (tensor operations only).
+        """
         import torch
 
         if not isinstance(outputs, torch.Tensor):
@@ -207,23 +212,122 @@ class Objective:
         if not isinstance(targets, torch.Tensor) or targets.dim() < 1 or len(targets) != outputs.shape[1]:
             got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
             raise ValueError(f"targets must be a tensor with one entry per sample ({outputs.shape[1]}); got {got}")
+        prep = self.prepare(tuple(outputs.shape[2:]), targets, memo)
+        return self.batch_sums(self.sum_tensors(outputs, targets, prep, keep_dtype=keep_dtype, metrics=metrics), prep)
+
+    def prepare(self, shape: tuple[int, ...], targets: Any, memo: dict | None = None) -> "Prepared":
+        """What one batch needs besides the outputs, from the outputs' per-sample ``shape`` and
+        the ``targets`` ``(B, ...)``: checked here (one-line errors), memoised in ``memo``.
+
+        Class losses: where the classes are (last or first dimension), the flat targets, the
+        mask of counted entries (None when all count) and their count; the targets must be
+        class indices. Elementwise losses: whether a trailing 1 of the outputs is dropped.
+        """
+        import torch
+
+        if not isinstance(targets, torch.Tensor) or targets.dim() < 1:
+            got = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+            raise ValueError(f"targets must be a tensor with one entry per sample; got {got}")
         memo = {} if memo is None else memo
+        key = ("prepared", tuple(shape))
+        if key in memo:
+            prep = memo[key]
+            if prep.classes is not None:
+                self.classes = prep.classes
+            return prep
+        t = tuple(targets.shape[1:])
+        if self.user is not None:
+            prep = Prepared("user")
+        elif self.spec.name in CLASS_LOSSES:
+            if tuple(shape[:-1]) == t and len(shape) >= 1:
+                layout = "last"  # classes last: (N, C) or (N, d.., C), as language models return them
+            elif tuple(shape[1:]) == t and len(shape) >= 2:
+                layout = "first"  # torch's layout (N, C, d..)
+            else:
+                raise ValueError(f"outputs of shape {tuple(shape)} per sample do not fit targets of shape {t} for "
+                                 f"{self.spec.name}: the classes must be the first or the last dimension")
+            c = shape[-1] if layout == "last" else shape[0]
+            flat, counted, count = self._class_targets(targets, c)
+            prep = Prepared("class", layout=layout, classes=c, flat=flat, counted=counted, count=count)
+        else:
+            squeeze = tuple(shape) != t and tuple(shape[:-1]) == t and shape[-1:] == (1,)  # (N, 1) against (N,)
+            if (tuple(shape[:-1]) if squeeze else tuple(shape)) != t:
+                raise ValueError(f"outputs of shape {tuple(shape)} per sample do not fit targets of shape {t} for "
+                                 f"{self.spec.name}: they must be the same")
+            prep = Prepared("elementwise", squeeze=squeeze)
+        if prep.classes is not None:
+            self.classes = prep.classes
+        memo[key] = prep
+        return prep
+
+    def sum_tensors(self, outputs: Any, targets: Any, prep: "Prepared", *, keep_dtype: bool = False,
+                    metrics: bool = True) -> tuple:
+        """The per-lane sums of one batch as tensors, from checked inputs (:meth:`prepare`):
+        ``(loss (g,), count, correct (g,) or None, predictions, ((metric (g,), count), ...))``,
+        float64; a count is None where it comes from the targets alone (``prep.count``).
+
+        Tensor operations only (no data-dependent Python), so that it can be traced into a
+        compiled graph together with the forward.
+        """
+        import torch
+        import torch.nn.functional as F
+
         g, b = outputs.shape[:2]
         out = (outputs if keep_dtype and outputs.is_floating_point() else outputs.float()
                ).reshape(g * b, *outputs.shape[2:])
         tgt = targets.unsqueeze(0).expand(g, *targets.shape).reshape(g * b, *targets.shape[1:]) if g > 1 else targets
-        sums = BatchSums(loss=None, count=0)
-        if self.user is not None:
+        correct = predictions = None
+        if prep.kind == "user":
             per = self._user_values(self.user, out, tgt, g, "loss")
-            sums.loss, sums.count = _row_sums(per), per.shape[1]
-        elif self.spec.name in CLASS_LOSSES:
-            self._class_sums(out, tgt, targets, g, sums, memo)
+            loss, count = _row_sums(per), per.shape[1]
+        elif prep.kind == "class":
+            logits = out if prep.layout == "last" else out.movedim(1, -1)
+            c = logits.shape[-1]
+            flat_t = prep.flat.repeat(g) if g > 1 else prep.flat
+            ignore = self.spec.options.get("ignore_index", -100)
+            flat = logits.reshape(-1, c)
+            if self.spec.name == "cross_entropy":
+                per = F.cross_entropy(flat, flat_t, reduction="none", ignore_index=ignore,
+                                      label_smoothing=self.spec.options.get("label_smoothing", 0.0))
+            else:
+                per = F.nll_loss(flat, flat_t, reduction="none", ignore_index=ignore)
+            loss, count = _row_sums(per.view(g, -1)), None
+            right = flat.argmax(-1).view(g, -1) == prep.flat
+            if prep.counted is not None:
+                right = right & prep.counted
+            correct = right.sum(-1, dtype=torch.float64)
         else:
-            self._elementwise_sums(out, tgt, g, sums)
+            if prep.squeeze:
+                out = out.squeeze(-1)
+            t = tgt.to(out.dtype)
+            if self.spec.name == "mse":
+                per = F.mse_loss(out, t, reduction="none")
+            elif self.spec.name == "l1":
+                per = F.l1_loss(out, t, reduction="none")
+            elif self.spec.name == "huber":
+                per = F.huber_loss(out, t, reduction="none", delta=self.spec.options.get("delta", 1.0))
+            else:
+                per = F.binary_cross_entropy_with_logits(out, t, reduction="none")
+            per = per.reshape(g, -1)
+            loss, count = _row_sums(per), per.shape[1]
+            if self.spec.name == "bce_with_logits":
+                correct = ((out > 0) == (t > 0.5)).reshape(g, -1).sum(-1, dtype=torch.float64)
+                predictions = per.shape[1]
+        sums = []
         for name, fn in (self.metric_fns.items() if metrics else ()):
-            per = self._user_values(fn, out, tgt, g, f"metric {name}")
-            sums.metrics[name] = (_row_sums(per), per.shape[1])
-        return sums
+            values = self._user_values(fn, out, tgt, g, f"metric {name}")
+            sums.append((_row_sums(values), values.shape[1]))
+        return loss, count, correct, predictions, tuple(sums)
+
+    def batch_sums(self, values: tuple, prep: "Prepared") -> BatchSums:
+        """The :class:`BatchSums` of :meth:`sum_tensors`' ``values``, counts from ``prep`` where
+        they come from the targets."""
+        loss, count, correct, predictions, metrics = values
+        count = prep.count if count is None else count
+        if correct is not None and predictions is None:
+            predictions = count
+        return BatchSums(loss=loss, count=count, correct=correct, predictions=predictions or 0,
+                         metrics={name: m for name, m in zip(self.metric_fns, metrics)})
 
     def _class_targets(self, targets: Any, c: int) -> tuple[Any, Any, int]:
         """``(flat targets, mask of counted entries or None when all count, count)`` of one
@@ -242,61 +346,6 @@ class Objective:
                                  f"got values in [{lo}, {hi}]")
         return flat, (None if count == len(flat) else counted), count
 
-    def _class_sums(self, out: Any, tgt: Any, targets: Any, g: int, sums: BatchSums, memo: dict) -> None:
-        import torch
-        import torch.nn.functional as F
-
-        o, t = out.shape[1:], tgt.shape[1:]
-        if tuple(o[:-1]) == tuple(t):
-            logits = out  # classes last: (N, C) or (N, d.., C), as language models return them
-        elif tuple(o[1:]) == tuple(t) and len(o) >= 2:
-            logits = out.movedim(1, -1)  # torch's layout (N, C, d..)
-        else:
-            raise ValueError(f"outputs of shape {tuple(o)} per sample do not fit targets of shape {tuple(t)} for "
-                             f"{self.spec.name}: the classes must be the first or the last dimension")
-        c = logits.shape[-1]
-        self.classes = c
-        if memo.get("classes") != c:
-            memo["classes"], memo["targets"] = c, self._class_targets(targets, c)
-        flat_one, counted_one, count = memo["targets"]
-        flat_t = flat_one.repeat(g) if g > 1 else flat_one
-        ignore = self.spec.options.get("ignore_index", -100)
-        flat = logits.reshape(-1, c)
-        if self.spec.name == "cross_entropy":
-            per = F.cross_entropy(flat, flat_t, reduction="none", ignore_index=ignore,
-                                  label_smoothing=self.spec.options.get("label_smoothing", 0.0))
-        else:
-            per = F.nll_loss(flat, flat_t, reduction="none", ignore_index=ignore)
-        sums.loss, sums.count = _row_sums(per.view(g, -1)), count
-        right = flat.argmax(-1).view(g, -1) == flat_one
-        if counted_one is not None:
-            right &= counted_one
-        sums.correct, sums.predictions = right.sum(-1, dtype=torch.float64), count
-
-    def _elementwise_sums(self, out: Any, tgt: Any, g: int, sums: BatchSums) -> None:
-        import torch
-        import torch.nn.functional as F
-
-        if out.shape != tgt.shape and out.shape[:-1] == tgt.shape and out.shape[-1] == 1:
-            out = out.squeeze(-1)  # (N, 1) outputs against (N,) targets
-        if out.shape != tgt.shape:
-            raise ValueError(f"outputs of shape {tuple(out.shape[1:])} per sample do not fit targets of shape "
-                             f"{tuple(tgt.shape[1:])} for {self.spec.name}: they must be the same")
-        t = tgt.to(out.dtype)
-        if self.spec.name == "mse":
-            per = F.mse_loss(out, t, reduction="none")
-        elif self.spec.name == "l1":
-            per = F.l1_loss(out, t, reduction="none")
-        elif self.spec.name == "huber":
-            per = F.huber_loss(out, t, reduction="none", delta=self.spec.options.get("delta", 1.0))
-        else:
-            per = F.binary_cross_entropy_with_logits(out, t, reduction="none")
-        per = per.reshape(g, -1)
-        sums.loss, sums.count = _row_sums(per), per.shape[1]
-        if self.spec.name == "bce_with_logits":
-            right = ((out > 0) == (t > 0.5)).reshape(g, -1)
-            sums.correct, sums.predictions = right.sum(-1, dtype=torch.float64), per.shape[1]
-
     @staticmethod
     def _user_values(fn: Callable, out: Any, tgt: Any, g: int, what: str) -> Any:
         import torch
@@ -308,6 +357,19 @@ class Objective:
             raise ValueError(f"the {what} function must return per-sample ({n},) or per-element ({n}, ...) values "
                              f"(not their mean); got {got}")
         return value.to(out.dtype).reshape(g, -1)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What one batch's targets give a loss (:meth:`Objective.prepare`), checked once."""
+
+    kind: str  # 'class' | 'elementwise' | 'user'
+    layout: str = ""  # class losses: 'last' (N, d.., C) or 'first' (N, C, d..)
+    classes: int | None = None  # class losses: C
+    flat: Any = None  # class losses: (B * d..,) targets
+    counted: Any = None  # class losses: bool mask of the entries that count, None when all do
+    count: int | None = None  # class losses: entries that count
+    squeeze: bool = False  # elementwise losses: drop a trailing 1 of the outputs ((N, 1) against (N,))
 
 
 def _row_sums(rows: Any) -> Any:

@@ -19,6 +19,7 @@ A run directory ``runs/NAME/`` holds::
                                       time series landscape.pvd, path_pca.pvd (the path's marker),
                                       animations <name>.gif with frames/ (quicklook/: matplotlib's)
     curvature.json                    Hessian eigenvalues and trace at the checkpoints, spectral density
+    states/<plane>_<view>.pvsm        ParaView states of this run (data paths relative to the run)
     renders/<plane>_<view>.png        ParaView pictures
     renders/quicklook/<plane>_<view>.png   matplotlib / pyvista pictures
     renders/curvature_{sharpness,density}.png   the curvature along training, the spectral density
@@ -180,6 +181,15 @@ class RunDir:
     def frames(self, quicklook: bool = False) -> Path:
         """``evolve/frames/`` (``evolve/quicklook/frames/``): the animations' frames as PNGs."""
         return self.animation("frames", quicklook).with_suffix("")
+
+    @property
+    def states(self) -> Path:
+        """``states/``: ParaView states of this run, their data paths relative to the run."""
+        return self.root / "states"
+
+    def state(self, plane: str, view: str) -> Path:
+        """``states/<plane>_<view>.pvsm``."""
+        return self.states / f"{plane}_{view}.pvsm"
 
     def critical_points(self, kind: str, array: str = "loss") -> Path:
         return self.root / f"critical_points_{kind}{_suffix(array)}.vtp"

@@ -178,13 +178,14 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
 def _evaluate(sources: Sequence[StateSource], centre: dict[str, torch.Tensor], directions: Directions,
               coords: np.ndarray, model: nn.Module, data: Any, loss: Any, config: Any) -> tuple[np.ndarray, np.ndarray]:
     """Each checkpoint's own loss and the loss at its projected point, by the engine."""
-    from .engine import EvalConfig, evaluate_points
+    from .engine import EvalConfig, evaluate_points, resolve_compile
     from .engine.batches import as_eval_data
     from .engine.points import as_objective
 
     config = config or EvalConfig(device=str(next(model.parameters()).device))
     objective = as_objective(loss)
     data = as_eval_data(data)
+    config, _ = resolve_compile(model, data, config, 2 * len(sources))  # every evaluation of the path together
     net = copy.deepcopy(model).eval()
     still = Directions({k: torch.zeros_like(v) for k, v in centre.items()}, None, {"kind": "none"})
     own = np.full(len(sources), np.nan)

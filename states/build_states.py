@@ -67,6 +67,7 @@ def _import_plugin_module(path):
 
 _import_plugin_module(PLUGIN)
 from pipeline import display  # noqa: E402
+from pipeline.render.pvsm import relative_data_files  # noqa: E402
 from pipeline.rundir import RunDir  # noqa: E402
 
 VIEWS = display.VIEWS  # the landscape states, built by default
@@ -453,6 +454,26 @@ def _frame(camera, bounds, width, height, legend_room, fill):
             camera.Dolly(zoom)
 
 
+def single_view_layout(simple, view):
+    """Make ``view`` fill its layout alone: the saved states hold it in one half of a split
+    layout whose other half is empty (the GUI shows a "Create View" panel there). The empty
+    cells beside it are collapsed, so that the GUI keeps the view's widget where it is."""
+    layout = simple.GetLayout(view)
+    if layout is None:
+        layout = simple.CreateLayout()
+        simple.AssignViewToLayout(view=view, layout=layout, hint=0)
+        return layout
+    cells = layout.SMProxy
+    where = cells.GetViewLocation(view.SMProxy)
+    while where > 0:
+        sibling = where - 1 if where % 2 == 0 else where + 1  # children of cell k: 2k+1, 2k+2
+        if cells.IsSplitCell(sibling) or cells.GetView(sibling) is not None:
+            break  # another view shares the layout: keep it
+        cells.Collapse(sibling)
+        where = cells.GetViewLocation(view.SMProxy)
+    return layout
+
+
 def clear_session(simple):
     """Delete views, sources and colour maps (ResetSession after a render crashes 5.11's
     pvbatch under Xvfb); the next state then starts from nothing."""
@@ -472,20 +493,6 @@ def clear_session(simple):
     for group in ("lookup_tables", "piecewise_functions", "scalar_bars"):
         for (name, _id), proxy in list(pxm.GetProxiesInGroup(group).items()):
             pxm.UnRegisterProxy(group, name, proxy)
-
-
-def _relative_file_names(state_file, run):
-    """Store the data files by name only (``surface_random.vts``), not by the builder's path.
-
-    Loading remaps them anyway (``data_directory`` or ``filenames``); this keeps the committed
-    states free of one machine's paths.
-    """
-    with open(state_file, encoding="utf-8") as f:
-        text = f.read()
-    prefix = run.rstrip(os.sep) + os.sep
-    with open(state_file + ".tmp", "w", encoding="utf-8") as f:
-        f.write(text.replace(f'value="{prefix}', 'value="'))
-    os.replace(state_file + ".tmp", state_file)
 
 
 def main(argv=None):
@@ -534,7 +541,7 @@ def main(argv=None):
             target = os.path.join(args.out, STATE_NAME.format(view=name))
         simple.Render(view)
         simple.SaveState(target)
-        _relative_file_names(target, run)
+        relative_data_files(target, run)  # names only: no machine's paths in the repository
         print(f"wrote {target}")
         if args.preview:
             os.makedirs(args.preview, exist_ok=True)

@@ -12,7 +12,10 @@ above the cap is grey) and the camera (same direction as saved, fitted to this p
 A plane ``volume_<kind>`` takes the volume views (``states/volume_<view>.pvsm``, readers
 ``volume`` and ``trajectory`` on ``RUN/volume_<kind>.vti`` and ``RUN/trajectory_volume_<kind>.vtp``);
 views that do not apply to a plane are skipped. Writes ``<out>/<plane>_<view>.png`` and prints
-one line ``wrote <path>`` per picture.
+one line ``wrote <path>`` per picture; saves the state so loaded and fitted as
+``RUN/states/<plane>_<view>.pvsm``, its data files relative to that folder
+(``../surface_<plane>.vts``), and prints ``wrote state <path>``. ParaView opens it directly
+(``lossvista paraview RUN/states/<plane>_<view>.pvsm``), after the run has moved too.
 
 ``--animations landscape path`` plays ``states/animation_<name>.pvsm`` on the run's
 ``evolve/landscape.pvd`` (readers ``landscape``), or on ``surface_pca.vts``,
@@ -34,8 +37,9 @@ import xml.etree.ElementTree as ET
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import build_states as common  # noqa: E402  (shim, plugin path, view names, camera, colours)
-from pipeline.atomic import write_png  # noqa: E402  (importable once build_states has found the package)
+from pipeline.atomic import atomic_path, write_png  # noqa: E402  (importable once build_states has found the package)
 from pipeline.errors import LossvistaError  # noqa: E402
+from pipeline.render.pvsm import relative_data_files  # noqa: E402
 
 import animation_states  # noqa: E402
 import volume_states  # noqa: E402
@@ -71,24 +75,32 @@ def reader_ids(state_file):
 
 
 def load_state(simple, state, files):
-    """Load ``state`` with its readers ({registration name: file}) pointed at ``files``."""
+    """Load ``state`` with its readers ({registration name: file}) pointed at ``files``.
+
+    Raises ``LossvistaError`` when the state, a file or a reader is missing.
+    """
     if not os.path.isfile(state):
-        fail(f"no state file {state}")
+        raise LossvistaError(f"no state file {state}")
     ids = reader_ids(state)
     filenames = []
     for name, path in files.items():
         if not os.path.isfile(path):
-            fail(f"{path} not found (needed by {os.path.basename(state)})")
+            raise LossvistaError(f"{path} not found (needed by {os.path.basename(state)})")
         if name not in ids:
-            fail(f"{state} has no reader named {name!r}; rebuild it with states/build_states.py")
+            raise LossvistaError(f"{state} has no reader named {name!r}; rebuild it with states/build_states.py")
         filenames.append({"name": name, "id": ids[name], "FileName": [path]})
     simple.LoadState(state, filenames=filenames)
 
 
-def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
-    volume = is_volume(plane)
-    readers = VOLUME_READERS if volume else READERS
-    state = os.path.join(states_dir, (volume_states.STATE_NAME if volume else common.STATE_NAME).format(view=view_name))
+def load_view(simple, view_name, run, plane, states_dir):
+    """Load ``landscape_<view>.pvsm`` (a volume's ``volume_<view>.pvsm``) on the files of
+    ``plane`` of ``run``; return its render view.
+
+    Raises ``LossvistaError`` when a file or reader is missing or a reader reads no data.
+    """
+    readers = VOLUME_READERS if is_volume(plane) else READERS
+    name = (volume_states.STATE_NAME if is_volume(plane) else common.STATE_NAME).format(view=view_name)
+    state = os.path.join(states_dir, name)
     files = {name: str(path_of(common.RunDir(run), plane)) for name, path_of in readers.items()}
     load_state(simple, state, files)
     for name in readers:
@@ -97,24 +109,41 @@ def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
             reader.UpdatePipeline()
         if reader is None or reader.GetDataInformation().GetNumberOfPoints() == 0:
             kind = {"surface": "structured grid", "volume": "image data"}.get(name, "polydata")
-            fail(f"{files[name]} holds no data "
-                 f"(not a VTK XML {kind} file, or empty)")
+            raise LossvistaError(f"{files[name]} holds no data (not a VTK XML {kind} file, or empty)")
     views = simple.GetRenderViews()
     if not views:
-        fail(f"{state} holds no render view")
-    view = views[0]
+        raise LossvistaError(f"{state} holds no render view")
+    return views[0]
+
+
+def save_run_state(simple, run, plane, view_name):
+    """Save the loaded, fitted state as ``RUN/states/<plane>_<view>.pvsm``, its data files
+    relative to that folder (``../surface_<plane>.vts``), so that it opens after the run
+    directory has moved; return its path."""
+    target = common.RunDir(run).state(plane, view_name)
+    common.single_view_layout(simple, simple.GetRenderViews()[0])
+    with atomic_path(target, suffix=".pvsm", make_parents=True) as tmp:
+        simple.SaveState(str(tmp))
+        relative_data_files(tmp, target.parent)
+    return target
+
+
+def render_one(simple, view_name, run, plane, out_dir, states_dir, size):
+    view = load_view(simple, view_name, run, plane, states_dir)
     view.ViewSize = list(size)
-    if volume:
+    if is_volume(plane):
         volume_states.fit_volume(simple, common, view, view_name)
     else:
         common.fit_to_data(simple, view, view_name)
     target = str(common.RunDir.picture(out_dir, plane, view_name))
-    try:  # a complete picture replaces the old one, or nothing does
-        write_png(target, lambda tmp: simple.SaveScreenshot(str(tmp), view, ImageResolution=list(size),
-                                                            TransparentBackground=0))
-    except LossvistaError as exc:
-        fail(str(exc))
+    # a complete picture replaces the old one, or nothing does
+    write_png(target, lambda tmp: simple.SaveScreenshot(str(tmp), view, ImageResolution=list(size),
+                                                        TransparentBackground=0))
     print(f"wrote {target}", flush=True)
+    try:  # the picture is what was asked; a run directory that cannot be written keeps no state
+        print(f"wrote state {save_run_state(simple, run, plane, view_name)}", flush=True)
+    except LossvistaError as exc:
+        sys.stderr.write(f"render_state: warning: no ParaView state saved in the run: {exc}\n")
     common.clear_session(simple)
 
 
@@ -197,11 +226,14 @@ def main(argv=None):
     from paraview import simple
 
     common.load_plugin(simple, args.plugin)
-    for plane in args.plane:
-        for name in views_of(plane, args.views):
-            render_one(simple, name, run, plane, out_dir, os.path.abspath(args.states), args.size)
-    for name in args.animations:
-        render_animation(simple, name, run, os.path.abspath(args.states), args.size)
+    try:
+        for plane in args.plane:
+            for name in views_of(plane, args.views):
+                render_one(simple, name, run, plane, out_dir, os.path.abspath(args.states), args.size)
+        for name in args.animations:
+            render_animation(simple, name, run, os.path.abspath(args.states), args.size)
+    except LossvistaError as exc:
+        fail(str(exc))
 
 
 if __name__ == "__main__":

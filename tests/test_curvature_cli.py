@@ -195,6 +195,38 @@ def test_surface_hessian_shards_merge_and_refuse_other_configurations(maps, main
         assert np.array_equal(a.values(name), b.values(name)), name
 
 
+@pytest.mark.slow
+def test_surface_hessian_with_compile_on_compiles_the_loss_and_keeps_the_maps_eager(maps, main_cli, tmp_path,
+                                                                                   monkeypatch):
+    """--hessian --compile on: the loss from the compiled graph (within 1e-5 of eager, recorded as
+    compiled), the curvature maps bitwise those of --compile off (Hessian-vector products are
+    always eager: a compiled graph cannot be differentiated twice)."""
+    _, args = maps
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
+    out = {}
+    for mode in ("on", "off"):
+        out[mode] = tmp_path / f"{mode}.vts"
+        proc = main_cli("-q", "surface", *args, "--hessian", "--compile", mode, "--out", str(out[mode]))
+        assert proc.returncode == 0, proc.stderr
+    on, off = read_surface(out["on"]), read_surface(out["off"])
+    assert on.meta["engine"]["plan"]["compiled"] and not off.meta["engine"]["plan"]["compiled"]
+    assert on.meta["engine"]["config"]["compile"] == "on"
+    np.testing.assert_allclose(on.loss, off.loss, rtol=1e-5, atol=0)
+    for name in ("hessian_max", "hessian_min", "eig_ratio", "hessian_error"):
+        assert np.array_equal(on.values(name), off.values(name)), name
+
+
+def test_curvature_has_no_compile_option_and_says_it_runs_eagerly(capsys):
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["curvature", "runs/demo", "--compile", "on"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["curvature", "--help"])
+    assert "Evaluated eagerly (no --compile)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_hessian_options_need_hessian(maps, main_cli):
     _, args = maps
     proc = main_cli("surface", *args, "--hessian-tol", "1e-3")

@@ -20,10 +20,11 @@ import os
 import sys
 
 from .. import __version__
+from ._common import compile_cache_dir
 
 # Subcommands in the order of the pipeline's stages; each name is a module of this package.
 COMMANDS = ["run", "train", "import", "directions", "surface", "volume", "evolve", "trajectory", "analyze", "curvature",
-            "render", "export", "compare", "study"]
+            "render", "paraview", "export", "compare", "study"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s")
     if args.quiet:
         os.environ.setdefault("TQDM_DISABLE", "1")  # the CLI, not the library, sets this
+    # compiled code outlives the run (torch reads where from the environment only)
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(compile_cache_dir()))
     debug = os.environ.get("LOSSVISTA_DEBUG", "") not in ("", "0")
     try:
         result = args.func(args)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import signal
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +38,26 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(cfg.train)
                  if getattr(args, f.name, None) is not None}
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, **overrides))
+
+
+def add_compile_option(p: argparse.ArgumentParser | Any, default: str | None = "auto") -> None:
+    """``--compile auto|on|off``, for every command that evaluates (the engine's ``EvalConfig.compile``,
+    which validates it); ``default`` None: the preset's choice."""
+    shown = default or "the preset's, else auto"
+    p.add_argument("--compile", choices=["auto", "on", "off"], default=default,
+                   help="torch.compile the forward and loss into one graph: on, off, or auto, which compiles when "
+                   f"the expected saving over the whole job exceeds the compile time (default: {shown}); compiled "
+                   f"code is cached in {compile_cache_dir()} for later runs")
+
+
+def compile_cache_dir() -> Path:
+    """Where torch's inductor keeps compiled code for the command line: ``$TORCHINDUCTOR_CACHE_DIR``
+    when set, else ``$XDG_CACHE_HOME/lossvista/inductor`` (``~/.cache/lossvista/inductor``), so
+    that a rerun or a resume does not compile again (torch's own default is under /tmp)."""
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "lossvista" / "inductor"
 
 
 @contextmanager

@@ -11,7 +11,9 @@ defaults: a seeded subset of 512 samples of the split, Lanczos to a residual of 
 spectral radius (at most 200 steps), 10 Hutchinson vectors for the trace, a density of 4
 vectors x 40 steps at the last checkpoint: the 21 checkpoints of the digits demo in under
 a minute on two CPU cores. --max-samples 0 takes the whole split. The method, its conventions
-and tolerances: docs/curvature.md.
+and tolerances: docs/curvature.md. Evaluated eagerly (no --compile): every step is a
+Hessian-vector product, a second derivative of the loss, and a graph compiled by torch.compile
+cannot be differentiated twice.
 
 examples:
   lossvista curvature runs/demo

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import shown_path
+from ._common import add_compile_option, shown_path
 from .surface_cmd import allow_negative_specs
 
 EPILOG = """\
@@ -40,6 +40,7 @@ def register(sub) -> None:
     p.add_argument("--split", choices=["train", "test"], default="train", help="data split (default: %(default)s)")
     p.add_argument("--max-samples", type=int, metavar="N", help="evaluate a fixed seeded subset of N samples")
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    add_compile_option(p)
     p.add_argument("--persistence", type=float, default=0.01, metavar="P",
                    help="relative persistence threshold of each plane's analysis (default: %(default)s)")
     p.add_argument("--delta", type=float, default=0.1, metavar="D",
@@ -68,7 +69,7 @@ def _evolve(args: argparse.Namespace) -> int:
         x = parse_axis(args.x or args.y, "x")
         y = parse_axis(args.y or args.x, "y")
         grid = Grid(*x, *y)
-    engine = {"device": args.device, "max_samples": args.max_samples}
+    engine = {"device": args.device, "max_samples": args.max_samples, "compile": args.compile}
     options = EvolveOptions(epochs=tuple(args.epochs) if args.epochs else None, grid=grid, seed=args.seed,
                             split=args.split, persistence=args.persistence, delta=args.delta,
                             eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))

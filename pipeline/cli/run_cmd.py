@@ -6,7 +6,7 @@ import sys
 import time
 
 from ..display import PLANES
-from ._common import add_train_options, run_config_from_args, shown_path, stop_on_signals
+from ._common import add_compile_option, add_train_options, run_config_from_args, shown_path, stop_on_signals
 
 
 def register(sub) -> None:
@@ -33,6 +33,7 @@ def register(sub) -> None:
                    "available)")
     p.add_argument("--precision", choices=["fp32", "tf32", "bf16", "fp16"], default="fp32",
                    help="precision of the surface evaluation (default: %(default)s)")
+    add_compile_option(p)
     p.add_argument("--persistence", type=float, default=0.01,
                    help="analysis: keep critical points whose persistence exceeds this fraction of the loss range "
                    "(default: %(default)s)")
@@ -56,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,
                          max_samples=args.max_samples, device=args.surface_device, precision=args.precision,
                          persistence=args.persistence, restart_training=args.restart,
-                         pca_points=cfg.random_grid.nx, page=args.page, volume=args.volume,
+                         pca_points=cfg.random_grid.nx, page=args.page, compile=args.compile, volume=args.volume,
                          volume_points=args.volume_grid)
     out = args.out or f"runs/{cfg.name}"
     t0 = time.perf_counter()

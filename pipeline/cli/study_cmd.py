@@ -5,7 +5,7 @@ import argparse
 import sys
 import time
 
-from ._common import shown_path, stop_on_signals
+from ._common import add_compile_option, shown_path, stop_on_signals
 
 EPILOG = """\
 examples:
@@ -31,6 +31,7 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="DIR", help="study directory (default: runs/study-<name>)")
     p.add_argument("--backend", choices=["auto", "paraview", "pyvista", "none"],
                    help="pictures: as 'lossvista run --backend' (default: the preset's, else auto)")
+    add_compile_option(p, default=None)
     p.set_defaults(func=_study)
 
 
@@ -42,6 +43,8 @@ def _study(args: argparse.Namespace) -> int:
     study = load_study(args.preset)
     if args.backend:
         study = dataclasses.replace(study, options=dataclasses.replace(study.options, backend=args.backend))
+    if args.compile:
+        study = dataclasses.replace(study, options=dataclasses.replace(study.options, compile=args.compile))
     out = args.out or f"runs/study-{study.name}"
     t0 = time.perf_counter()
     with stop_on_signals():

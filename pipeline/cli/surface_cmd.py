@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ._common import stop_on_signals
+from ._common import add_compile_option, stop_on_signals
 
 EPILOG = """\
 examples:
@@ -74,11 +74,14 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="grid points per forward pass (default: engine's choice, sized to memory)")
     e.add_argument("--cap", type=float, metavar="C",
                    help="stop a point's evaluation once its mean loss provably exceeds C (stored as >= C)")
+    add_compile_option(e)
     h = p.add_argument_group("curvature maps (Li et al. 2018, section 6)")
     h.add_argument("--hessian", action="store_true",
                    help="also the Hessian's largest and smallest eigenvalues at every point (hessian_max, hessian_min), "
-                   "their ratio eig_ratio = |min/max| and the Lanczos run's estimated error (hessian_error), on the evaluated "
-                   "split (train for --split both); a Lanczos run per point: use a small grid or --max-samples")
+                   "their ratio eig_ratio = |min/max| and the Lanczos run's estimated error (hessian_error), on the "
+                   "evaluated split (train for --split both); a Lanczos run per point: use a small grid or "
+                   "--max-samples. The maps are computed eagerly whatever --compile says (Hessian-vector products "
+                   "differentiate the loss twice, which a compiled graph cannot); --compile applies to the loss")
     h.add_argument("--hessian-tol", type=float, default=1e-2, metavar="T",
                    help="Lanczos tolerance: the eigenvalues' estimated error relative to the spectral radius at each point "
                    "(default: %(default)s)")
@@ -124,7 +127,7 @@ def request_of(args: argparse.Namespace, directions: str | Path, z: str | None =
         grid = complete_grid(RunDir(args.run), Directions.load(directions), args.x, args.y, args.epoch, z=z)
     engine = {"batch_size": args.batch_size, "points_per_batch": args.points_per_batch, "device": args.device,
               "precision": args.precision, "cap": args.cap, "max_samples": args.max_samples,
-              "sample_seed": args.sample_seed, "deterministic": args.deterministic}
+              "sample_seed": args.sample_seed, "deterministic": args.deterministic, "compile": args.compile}
     hessian = None
     if args.hessian:
         from ..curvature.maps import HessianMaps

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._common import add_compile_option
+
 
 def register(sub) -> None:
     p = sub.add_parser(
@@ -22,6 +24,7 @@ def register(sub) -> None:
                    "made around, else the last epoch)")
     p.add_argument("--no-loss", action="store_true", help="only project (loss and surface_loss are NaN)")
     p.add_argument("--device", default="cpu", help="evaluation device: cpu (default) or cuda")
+    add_compile_option(p)
     p.add_argument("--out", metavar="FILE.vtp", help="output file (default: RUN/trajectory_<kind>.vtp)")
     p.set_defaults(func=_trajectory)
 
@@ -34,7 +37,7 @@ def _trajectory(args: argparse.Namespace) -> int:
 
     traj, out = make_trajectory(RunDir(args.run), args.directions, split=args.split, max_samples=args.max_samples,
                                 sample_seed=args.sample_seed, epoch=args.epoch, device=args.device,
-                                with_loss=not args.no_loss, out=args.out)
+                                with_loss=not args.no_loss, out=args.out, compile=args.compile)
     end = traj.coords[np.argmax(traj.epoch)]
     kind = traj.meta.get("kind", "?")
     print(f"{len(traj.epoch)} checkpoints projected onto the {kind} plane (epoch {traj.epoch[0]} at "

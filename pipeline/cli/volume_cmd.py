@@ -91,6 +91,6 @@ def _volume(args: argparse.Namespace) -> int:
     if args.path and not worker and args.shard is None and not args.merge:  # the path, once the volume is there
         split = "train" if args.split == "both" else args.split
         _, tfile = make_trajectory(run, path, split=split, max_samples=args.max_samples, sample_seed=args.sample_seed,
-                                   epoch=args.epoch, device=args.device or "cpu")
+                                   epoch=args.epoch, device=args.device or "cpu", compile=args.compile)
         print(f"directions {shown_path(path)}, descent path in the volume {shown_path(tfile)}", file=sys.stderr)
     return code

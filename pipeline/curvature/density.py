@@ -8,17 +8,58 @@ the start vectors of ``sum_i w_i delta(x - theta_i)`` estimates the density of t
 eigenvalues ``(1/n) sum_j delta(x - lambda_j)``; its moments are Hutchinson estimates of
 ``tr(H^p) / n``. The curve is that sum smoothed by a Gaussian of width ``sigma``.
 
-numpy only.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
+import torch
 
-__all__ = ["SpectralDensity"]
+from .lanczos import Lanczos, tridiagonal_eigh
+
+__all__ = ["SpectralDensity", "hutchinson", "slq"]
+
+
+def rademacher(n: int, gen: torch.Generator, device: Any) -> torch.Tensor:
+    """``(n,)`` float64 of random signs."""
+    return (torch.randint(0, 2, (n,), generator=gen, dtype=torch.int8).to(torch.float64) * 2 - 1).to(device)
+
+
+def hutchinson(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, samples: int, seed: int, device: Any,
+               progress: Callable[[int], None] | None = None) -> tuple[float, float]:
+    """Hutchinson's trace estimate over ``samples`` Rademacher vectors ``v^T A v``: ``(mean,
+    standard error)`` (``std / sqrt(samples)``; NaN for one sample)."""
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(samples):
+        v = rademacher(n, gen, device)
+        values.append(float(torch.dot(v, matvec(v))))
+        if progress is not None:
+            progress(1)
+    x = np.array(values)
+    stderr = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
+    return float(x.mean()), stderr
+
+
+def slq(matvec: Callable[[torch.Tensor], torch.Tensor], n: int, vectors: int, steps: int, seed: int, device: Any,
+        progress: Callable[[int], None] | None = None) -> "SpectralDensity":
+    """Stochastic Lanczos quadrature: ``vectors`` Rademacher start vectors, ``steps`` Lanczos steps each."""
+    gen = torch.Generator().manual_seed(seed)
+    nodes, weights = [], []
+    for _ in range(vectors):
+        lz = Lanczos(matvec, rademacher(n, gen, device), capacity=min(steps, n) + 1)
+        while lz.steps < min(steps, n) and not lz.exhausted:
+            lz.step()
+            if progress is not None:
+                progress(1)
+        theta, S = tridiagonal_eigh(np.array(lz.alpha), np.array(lz.beta[:-1]))
+        nodes.append(theta)
+        weights.append(S[0] ** 2)
+    return SpectralDensity(nodes, weights, n)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from torch import nn
 
 from ..config import check_float, check_int
 from ..errors import LossvistaError, ParameterError, param
+from .density import SpectralDensity, hutchinson, slq
 from .lanczos import WHICH, Lanczos, Ritz
 
 __all__ = ["Hessian", "ConvergenceWarning", "CurvatureError", "IGNORES", "DEFAULT_TOL", "DEFAULT_MAX_ITER"]
@@ -354,16 +355,8 @@ class Hessian:
             self._krylov = Lanczos(self.matvec, self._start(self.seed))
         r = self._krylov.run(k, which, tol, max(max_iter, 2 * k if which == "both" else k), vectors, progress)
         if not r.converged and warn:
-            warnings.warn(ConvergenceWarning(self.convergence_note(r, tol)), stacklevel=2)
+            warnings.warn(ConvergenceWarning(r.note(tol)), stacklevel=2)
         return r
-
-    @staticmethod
-    def convergence_note(r: Ritz, tol: float) -> str:
-        error = float(r.relative_errors.max()) if len(r.errors) else 0.0
-        bound = float(r.relative_residuals.max()) if len(r.residuals) else 0.0
-        return (f"Lanczos stopped after {r.steps} steps with an estimated error of {error:.2g} (> tol {tol:g}) "
-                f"relative to the spectral radius {r.scale:.4g}; the eigenvalues are within {bound:.2g} x "
-                f"{r.scale:.4g} of true ones (the residual): raise max_iter")
 
     def eigenvalues(self, k: int = 1, which: str = "largest", *, tol: float = DEFAULT_TOL,
                     max_iter: int = DEFAULT_MAX_ITER) -> np.ndarray:
@@ -388,46 +381,17 @@ class Hessian:
         return np.array(r.values), dirs
 
     # -- trace and density -----------------------------------------------------------------------
-    def _rademacher(self, gen: torch.Generator) -> torch.Tensor:
-        return (torch.randint(0, 2, (self.n,), generator=gen, dtype=torch.int8).to(torch.float64) * 2 - 1
-                ).to(self.device)
-
     def trace(self, samples: int = 100, seed: int = 0, progress: Callable[[int], None] | None = None
               ) -> tuple[float, float]:
         """Hutchinson's estimate of ``tr(H)`` with Rademacher vectors: ``(mean, standard error)``
-        over ``samples`` products ``v^T H v`` (the standard error ``std / sqrt(samples)``; NaN
-        for one sample)."""
+        over ``samples`` products ``v^T H v`` (:func:`~pipeline.curvature.density.hutchinson`)."""
         check_int("samples", samples, 1)
-        gen = torch.Generator().manual_seed(seed)
-        values = []
-        for _ in range(samples):
-            v = self._rademacher(gen)
-            values.append(float(torch.dot(v, self.matvec(v))))
-            if progress is not None:
-                progress(1)
-        x = np.array(values)
-        stderr = float(x.std(ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.nan
-        return float(x.mean()), stderr
+        return hutchinson(self.matvec, self.n, samples, seed, self.device, progress)
 
     def density(self, vectors: int = 8, steps: int = 64, seed: int = 0,
-                progress: Callable[[int], None] | None = None):
+                progress: Callable[[int], None] | None = None) -> SpectralDensity:
         """The spectral density by stochastic Lanczos quadrature: ``vectors`` Rademacher start
-        vectors, ``steps`` Lanczos steps each (:class:`~pipeline.curvature.density.SpectralDensity`)."""
-        from .density import SpectralDensity
-
+        vectors, ``steps`` Lanczos steps each (:func:`~pipeline.curvature.density.slq`)."""
         check_int("vectors", vectors, 1)
         check_int("steps", steps, 1)
-        gen = torch.Generator().manual_seed(seed)
-        nodes, weights = [], []
-        for _ in range(vectors):
-            lz = Lanczos(self.matvec, self._rademacher(gen), capacity=min(steps, self.n) + 1)
-            while lz.steps < min(steps, self.n) and not lz.exhausted:
-                lz.step()
-                if progress is not None:
-                    progress(1)
-            from .lanczos import tridiagonal_eigh
-
-            theta, S = tridiagonal_eigh(np.array(lz.alpha), np.array(lz.beta[:-1]))
-            nodes.append(theta)
-            weights.append(S[0] ** 2)
-        return SpectralDensity(nodes, weights, self.n)
+        return slq(self.matvec, self.n, vectors, steps, seed, self.device, progress)

@@ -14,8 +14,8 @@ After ``j`` steps the Ritz pair ``(theta_i, y_i = Q s_i)`` of ``T`` has the resi
 ``r_i = ||A y_i - theta_i y_i|| = beta_j |s_i[j-1]|`` (exact arithmetic), and a symmetric ``A`` has an
 eigenvalue within ``r_i`` of ``theta_i``. That bound is pessimistic for an isolated eigenvalue: a
 Ritz value's error is of the order of the *square* of its residual over the gap ``delta_i`` to the
-rest of the spectrum, ``|lambda - theta_i| <= r_i^2 / delta_i`` (Parlett, *The Symmetric Eigenvalue
-Problem*, section 11.7). The gap is estimated from the other Ritz pairs: the distance to the
+rest of the spectrum, ``|lambda - theta_i| <= r_i^2 / delta_i`` (the Kato-Temple bound; Parlett, *The
+Symmetric Eigenvalue Problem*). The gap is estimated from the other Ritz pairs: the distance to the
 nearest other Ritz value less that value's residual, so an unsettled neighbour shrinks it, and
 the estimate is never above ``r_i``: ``error_i = min(r_i, r_i^2 / max(delta_i, r_i))``. That
 holds for the largest eigenvalues, the few outliers a network's Hessian has at its top. The
@@ -88,6 +88,14 @@ class Ritz:
     def relative_errors(self) -> np.ndarray:
         """``errors / scale``: what the tolerance is compared with."""
         return self._relative(self.errors)
+
+    def note(self, tol: float) -> str:
+        """What an unconverged request reached, in one line."""
+        error = float(self.relative_errors.max()) if len(self.errors) else 0.0
+        bound = float(self.relative_residuals.max()) if len(self.residuals) else 0.0
+        return (f"Lanczos stopped after {self.steps} steps with an estimated error of {error:.2g} (> tol {tol:g}) "
+                f"relative to the spectral radius {self.scale:.4g}; the eigenvalues are within {bound:.2g} x "
+                f"{self.scale:.4g} of true ones (the residual): raise max_iter")
 
 
 class Lanczos:

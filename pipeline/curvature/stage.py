@@ -142,7 +142,7 @@ def curvature_run(run: RunDir | str | Path, options: CurvatureOptions = Curvatur
                     "residual_min": float(r.relative_residuals[1]), "converged": r.converged,
                     "lanczos_steps": r.steps}
                 if not r.converged:
-                    say(f"{opened.unit} {e}: {Hessian.convergence_note(r, options.tol)} (--max-iter)")
+                    say(f"{opened.unit} {e}: {r.note(options.tol)} (--max-iter)")
                 if options.trace_samples:
                     row["trace"], row["trace_stderr"] = hess.trace(options.trace_samples, seed=options.seed)
                 if options.density_vectors and e == epochs[-1]:

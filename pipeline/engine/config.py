@@ -11,10 +11,11 @@ import numpy as np
 
 from ..errors import ParameterError, param
 
-__all__ = ["EvalConfig", "EvalPlan", "PointResult", "PRECISIONS", "MEMORY_FORMATS"]
+__all__ = ["EvalConfig", "EvalPlan", "PointResult", "PRECISIONS", "MEMORY_FORMATS", "COMPILE_MODES"]
 
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+COMPILE_MODES = ("auto", "on", "off")
 
 
 def _positive_int_or_none(name: str, value: Any) -> None:
@@ -45,6 +46,9 @@ class EvalConfig:
     sample_seed: int = 0  # seed of that subset (Split.subset)
     deterministic: bool = True  # CUDA: deterministic algorithms, no cuDNN autotuning (CPU: always deterministic)
     memory_format: str = "auto"  # 'auto' (channels_last for 2-D conv nets) | 'channels_last' | 'contiguous'
+    # 'auto': torch.compile the forward and loss when the expected saving exceeds the compile cost
+    # (a deterministic rule, engine/compiled.py) | 'on' | 'off'; a model that cannot be compiled runs eagerly
+    compile: str = "auto"
 
     def __post_init__(self) -> None:
         _positive_int_or_none("batch_size", self.batch_size)
@@ -53,6 +57,9 @@ class EvalConfig:
         if self.precision not in PRECISIONS:
             raise ParameterError(f"{param('precision')} must be one of {', '.join(map(repr, PRECISIONS))}; "
                                  f"got {self.precision!r}")
+        if self.compile not in COMPILE_MODES:
+            raise ParameterError(f"{param('compile')} must be one of {', '.join(map(repr, COMPILE_MODES))}; "
+                                 f"got {self.compile!r}")
         if self.memory_format not in MEMORY_FORMATS:
             raise ParameterError(f"{param('memory_format')} must be one of {', '.join(map(repr, MEMORY_FORMATS))}; "
                                  f"got {self.memory_format!r}")
@@ -87,6 +94,8 @@ class EvalPlan:
     reason: str  # one line: why these values (the heuristic's inputs)
     flops_per_sample: float  # forward FLOPs of one sample (FlopCounterMode; 0 when not counted)
     loss: str = "cross_entropy"  # the loss's name
+    compiled: bool = False  # forward and loss ran as a compiled graph (engine/compiled.py)
+    compile_reason: str = ""  # one line: why (or why not)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,6 +1,7 @@
 """The lane runner: forward passes of groups of points (lanes) over the data
-(:class:`LaneRunner`), early exit, and the check that vmapped lanes do not depend on their
-companions (:func:`lanes_are_independent`).
+(:class:`LaneRunner`), early exit, the check that vmapped lanes do not depend on their
+companions (:func:`lanes_are_independent`) and the check that a compiled runner agrees with
+the eager one (:func:`compiled_works`).
 
 See :mod:`pipeline.engine.points` for what holds; this module implements it.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import logging
 import pickle
 from typing import Any
@@ -19,17 +21,18 @@ from .plane import Plane
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LaneRunner", "autocast", "lanes_are_independent", "lane_sizes", "CAP_MARGIN"]
+__all__ = ["LaneRunner", "autocast", "lanes_are_independent", "compiled_works", "lane_sizes", "CAP_MARGIN",
+           "AUTOCAST_DTYPES"]
 
 CAP_MARGIN = 1e-9  # relative margin of the early-exit test (float64 rounding of the running sum)
 RAMP = (8, 4, 2)  # the first forwards of a point take batch_size // 8, // 4, // 2 samples (LaneRunner.batches)
 _PROBE_CACHE: dict[tuple, tuple[bool, str]] = {}  # lane-independence verdicts, by structure and sizes
-_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # precision -> autocast dtype
 
 
 def autocast(device: torch.device, precision: str):
-    if precision in _AUTOCAST:
-        return torch.autocast(device_type=device.type, dtype=_AUTOCAST[precision])
+    if precision in AUTOCAST_DTYPES:
+        return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
     return contextlib.nullcontext()
 
 
@@ -112,16 +115,22 @@ class LaneRunner:
     or a :class:`~.batches.BatchData` (the source's batches, through its forward). With
     ``lanes`` > 1 (tensors only) every forward is vmapped over a canonical number of lanes
     (:func:`lane_sizes`); with ``lanes`` == 1 it is a plain forward of a private copy of the
-    model holding the point's weights (:class:`_ResidentCopy`), or ``functional_call``.
+    model holding the point's weights (:class:`_ResidentCopy`), or ``functional_call``. With
+    ``compiled`` (tensors only; a :class:`~.compiled.CompiledSums` for ``lanes``) every batch
+    is one call of the compiled forward and sums instead, the outputs' per-sample shape being
+    ``output_shape``.
     """
 
     def __init__(self, model: nn.Module, plane: Plane, data: Any, objective: Any, batch_size: int, lanes: int,
-                 device: torch.device, precision: str, channels_last: bool):
+                 device: torch.device, precision: str, channels_last: bool, compiled: Any = None,
+                 output_shape: tuple[int, ...] | None = None):
         from torch.func import functional_call, vmap
 
         from .batches import TensorData
 
+        self.model = model
         self.plane, self.data, self.objective = plane, data, objective
+        self.compiled, self.output_shape = compiled, output_shape
         self.tensors = isinstance(data, TensorData)
         self.n = data.n
         self.batch_size = batch_size
@@ -133,7 +142,9 @@ class LaneRunner:
         # per batch, what depends on its targets alone (Objective.reduce's memo): data in memory only
         self._memos: dict[Any, dict] | None = {} if self.tensors or data.in_memory else None
         fixed = plane.fixed
-        if lanes > 1:
+        if compiled is not None:  # the point's moving tensors are the graph's inputs
+            self._prepare = (lambda w: w) if lanes > 1 else (lambda w: {k: v[0] for k, v in w.items()})
+        elif lanes > 1:
             def one(w: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
                 return functional_call(model, {**fixed, **w}, (xb,))
 
@@ -194,6 +205,29 @@ class LaneRunner:
                              f"got {type(out).__name__}")
         return out, targets
 
+    def batch_sums(self, state: Any, batch: Any, memo: dict | None, k: int) -> tuple[Any, int]:
+        """``(BatchSums of the first k lanes of state, samples)`` of one batch."""
+        if self.compiled is not None:
+            start, end = batch
+            xb, targets = self.data.inputs[start:end], self.data.targets[start:end]
+            prep = self.objective.prepare(self.output_shape, targets, memo)
+            loss, count, correct, predictions, metrics = self.compiled(state, self.plane.fixed, xb, targets, prep)
+            values = (loss[:k], count, None if correct is None else correct[:k], predictions,
+                      tuple((v[:k], c) for v, c in metrics))
+            return self.objective.batch_sums(values, prep), end - start
+        out, targets = self.outputs(state, batch)
+        return self.objective.reduce(out[:k], targets, memo), out.shape[1]
+
+    def probe_values(self, state: Any, span: tuple[int, int]) -> torch.Tensor:
+        """``(g, ...)``: what a lane yields on one batch, to compare lanes bit for bit: the
+        outputs (eager), or the per-lane sums (compiled, where outputs never leave the graph)."""
+        if self.compiled is None:
+            return self.outputs(state, span)[0]
+        sums, _ = self.batch_sums(state, span, None, self.sizes[-1] if self.lanes > 1 else 1)
+        columns = [sums.loss] + ([sums.correct] if sums.correct is not None else [])
+        columns += [v for v, _ in sums.metrics.values()]
+        return torch.stack(columns, dim=1)
+
     def total_count(self) -> int:
         """Elements the loss is averaged over, from the targets alone (for the early exit)."""
         if self._total is None:
@@ -224,16 +258,15 @@ class LaneRunner:
         last = len(batches) - 1 if self.tensors else None
         for step, batch in enumerate(batches):
             k = len(active)
-            out, targets = self.outputs(state, batch)
             memo = None if self._memos is None else self._memos.setdefault(batch if self.tensors else step, {})
-            sums = self.objective.reduce(out[:k], targets, memo)
+            sums, n = self.batch_sums(state, batch, memo, k)
             lane_loss = sums.loss.tolist()
             lane_correct = sums.correct.tolist() if sums.correct is not None else None
             lane_metrics = {name: (v.tolist(), c) for name, (v, c) in sums.metrics.items()}
             for pos, i in enumerate(active):
                 loss[i] += lane_loss[pos]
                 seen[i] += sums.count
-                samples[i] += out.shape[1]
+                samples[i] += n
                 if lane_correct is not None:
                     correct[i] += lane_correct[pos]
                     predicted[i] += sums.predictions
@@ -273,9 +306,10 @@ class LaneRunner:
 
 def _probe_key(model: nn.Module, plane: Plane, runner: LaneRunner) -> tuple:
     shapes = tuple((k, tuple(v.shape), str(v.dtype)) for k, v in plane.centre.items())
-    return (type(model).__qualname__, shapes, tuple(plane.moving), plane.ndim, str(runner.device),
-            runner.precision, runner.batch_size, runner.n, tuple(runner.data.inputs.shape[1:]),
-            runner.channels_last, runner.lanes, torch.get_num_threads())
+    return (type(model).__module__, type(model).__qualname__, shapes, tuple(plane.moving), plane.ndim,
+            str(runner.device), runner.precision, runner.batch_size, runner.n, tuple(runner.data.inputs.shape[1:]),
+            str(runner.data.inputs.dtype), runner.channels_last, runner.lanes, runner.compiled is not None,
+            json.dumps(runner.objective.spec.to_dict(), sort_keys=True), torch.get_num_threads())
 
 
 def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) -> tuple[bool, str]:
@@ -286,8 +320,10 @@ def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) ->
     for every canonical size (:func:`lane_sizes`), the first points in order and the last
     points in reverse order run as groups of that size (padded as in evaluation). Their outputs
     must equal the full group's rows bit for bit, on a batch of every length used (head,
-    full, last). Outputs are compared (not losses), so a one-ulp difference anywhere shows. Memoised
-    per model structure, device, precision, sizes and thread count.
+    full, last). Outputs are compared (not losses), so a one-ulp difference anywhere shows; a
+    compiled runner's outputs never leave its graph, so its per-lane float64 sums are compared
+    (:meth:`LaneRunner.probe_values`). Memoised per model structure, device, precision, sizes
+    and thread count.
     """
     key = _probe_key(model, plane, runner)
     if key in _PROBE_CACHE:
@@ -307,10 +343,10 @@ def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) ->
     verdict = (True, "")
     try:
         for start, end in spans.values():
-            ref = runner.outputs(runner.state(coef), (start, end))[0]  # (lanes, B, ...)
+            ref = runner.probe_values(runner.state(coef), (start, end))  # (lanes, B, ...)
             for sub in arrangements:
                 idx = torch.tensor(sub, device=dev)
-                got = runner.outputs(runner.state(coef[idx]), (start, end))[0][:len(sub)]
+                got = runner.probe_values(runner.state(coef[idx]), (start, end))[:len(sub)]
                 if not torch.equal(got, ref[idx]):
                     verdict = (False, f"vmapped lanes are not independent of their companions (a group of "
                                       f"{len(sub)} of {lanes} points differs in the last bits)")
@@ -326,3 +362,38 @@ def lanes_are_independent(model: nn.Module, plane: Plane, runner: LaneRunner) ->
         _PROBE_CACHE.clear()
     _PROBE_CACHE[key] = verdict
     return verdict
+
+
+def compiled_works(model: nn.Module, plane: Plane, runner: LaneRunner, eager: Any) -> tuple[bool, str]:
+    """Whether ``runner`` (compiled) can evaluate here and agrees with ``eager()`` (the same
+    runner, not compiled): ``(verdict, reason)``.
+
+    Every shape the runner will use (each batch length, each canonical lane count) is compiled
+    and its per-lane sums at the plane's centre compared with the eager ones: loss and metric
+    sums within :data:`~.compiled.VERIFY_RTOL` relative (or 1e-6 per element). Memoised like
+    :func:`lanes_are_independent` (:func:`~.compiled.verified`).
+    """
+    from .compiled import VERIFY_RTOL, verified
+
+    spans = {}
+    for start, end in runner.batches():
+        spans.setdefault(end - start, (start, end))
+    zeros = {size: torch.zeros(size, plane.ndim, dtype=torch.float64, device=runner.device) for size in runner.sizes}
+
+    def sums(r: LaneRunner) -> list[Any]:
+        out = []
+        for size, z in zeros.items():
+            state = r.state(z)
+            out += [r.batch_sums(state, span, None, size)[0] for span in spans.values()]
+        return out
+
+    def compare(ref: list[Any]) -> None:
+        for want, got in zip(ref, sums(runner)):
+            pairs = [(want.loss, got.loss, want.count)]
+            pairs += [(want.metrics[n][0], got.metrics[n][0], want.metrics[n][1]) for n in want.metrics]
+            for w, g, count in pairs:
+                if not torch.isclose(g, w, rtol=VERIFY_RTOL, atol=1e-6 * max(count, 1), equal_nan=True).all():
+                    raise ValueError(f"compiled sums {g.tolist()} differ from eager {w.tolist()} at the centre "
+                                     f"beyond {VERIFY_RTOL:g} relative")
+
+    return verified(("compiled",) + _probe_key(model, plane, runner), lambda: sums(eager()), compare)

@@ -68,6 +68,8 @@ stays NaN.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -83,12 +85,13 @@ from .batches import TensorData, as_eval_data
 from .config import EvalConfig, EvalPlan, PointResult
 from .plane import Plane
 from .device import resolve_device
-from .lanes import LaneRunner, autocast, lanes_are_independent
+from .compiled import CompileChoice, CompiledSums, compile_choice, notice_once
+from .lanes import LaneRunner, autocast, compiled_works, lanes_are_independent
 from .tuning import choose_plan_values, profile_model
 
 log = logging.getLogger(__name__)
 
-__all__ = ["evaluate_points", "as_split", "as_objective", "probe"]
+__all__ = ["evaluate_points", "as_split", "as_objective", "probe", "compile_decision", "resolve_compile"]
 
 _PROFILE_CACHE: dict[tuple, Any] = {}  # model shape profiles (tuning.profile_model), by structure
 
@@ -110,7 +113,7 @@ def as_split(data: Any, name: str = "data") -> Any:
 def _as_coords(coords: Any, ndim: int) -> np.ndarray:
     """(P, ndim) float64 coefficients: ``(P, 2)`` ``(alpha, beta)`` (``(P,)``: alpha, beta 0) for
     one or two directions, ``(P, 3)`` ``(alpha, beta, gamma)`` for three."""
-    c = np.asarray(coords, dtype=np.float64)
+    c = np.ascontiguousarray(coords, dtype=np.float64)  # a reversed or sliced view: torch needs positive strides
     if c.ndim == 1:
         c = np.stack([c, np.zeros_like(c)], axis=1)
     want = 3 if ndim == 3 else 2
@@ -162,13 +165,19 @@ def _uses_channels_last(config: EvalConfig, inputs: torch.Tensor, has_conv2d: bo
 
 def _profile(model: nn.Module, plane: Plane, inputs: torch.Tensor, device: torch.device, precision: str):
     """:func:`~.tuning.profile_model`, memoised per model structure, input shape, device and precision."""
-    key = (type(model).__qualname__, tuple((k, tuple(v.shape), str(v.dtype)) for k, v in plane.centre.items()),
+    return _profile_of(model, plane.centre, inputs, device, precision)
+
+
+def _profile_of(model: nn.Module, state: dict[str, torch.Tensor], inputs: torch.Tensor, device: torch.device,
+                precision: str):
+    key = (type(model).__module__, type(model).__qualname__,
+           tuple((k, tuple(v.shape), str(v.dtype)) for k, v in state.items()),
            tuple(inputs.shape[1:]), str(inputs.dtype), device.type, precision)
     if key not in _PROFILE_CACHE:
         with autocast(device, precision):
             if len(_PROFILE_CACHE) > 64:
                 _PROFILE_CACHE.clear()
-            _PROFILE_CACHE[key] = profile_model(model, plane.centre, inputs[:2])
+            _PROFILE_CACHE[key] = profile_model(model, state, inputs[:2])
     return _PROFILE_CACHE[key]
 
 
@@ -240,7 +249,7 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
     data = data.to(device, dtype)  # moved once for the whole call (a stream: batch by batch)
 
     with _eval_mode(model), _backend_scope(device, config.precision, config.deterministic), torch.inference_mode():
-        runner, plan, notes = _runner(model, plane, data, objective, config, device)
+        runner, plan, notes = _runner(model, plane, data, objective, config, device, len(c))
         P = len(c)
         arrays: dict[str, np.ndarray] = {"loss": np.empty(0), "bounded": np.empty(0, bool),
                                          "samples": np.empty(0, np.int64)}
@@ -267,14 +276,19 @@ def evaluate_points(model: nn.Module, directions: Any, coords: Any, data: Any, c
 
 
 def _runner(model: nn.Module, plane: Plane, data: Any, objective: Objective, config: EvalConfig,
-            device: torch.device) -> tuple[LaneRunner, EvalPlan, list[str]]:
-    """The lane runner of this call and its plan: batch size, points per forward, memory format."""
+            device: torch.device, points: int) -> tuple[LaneRunner, EvalPlan, list[str]]:
+    """The lane runner of this call and its plan: batch size, points per forward, memory format,
+    compiled or not (``points``: the call's, for the ``auto`` rule)."""
     notes: list[str] = []
     if not isinstance(data, TensorData):  # the source's own batches, one point per forward
+        why = "compile: the source's batches run eagerly (compiling needs the data as tensors)"
+        if config.compile == "on":
+            notice_once(f"evaluating eagerly: {why}")
+            notes.append(why)
         plan = EvalPlan(device=str(device), precision=config.precision, batch_size=0, points_per_batch=1,
                         memory_format="contiguous", samples=data.n or 0, threads=torch.get_num_threads(),
                         reason=f"batches of the data ({'in memory' if data.in_memory else 'streamed'}), one point "
-                               f"per forward", flops_per_sample=0.0, loss=objective.name)
+                               f"per forward", flops_per_sample=0.0, loss=objective.name, compile_reason=why)
         return LaneRunner(model, plane, data, objective, 0, 1, device, config.precision, False), plan, notes
     profile = _profile(model, plane, data.inputs, device, config.precision)
     fmt = "contiguous"
@@ -284,23 +298,79 @@ def _runner(model: nn.Module, plane: Plane, data: Any, objective: Objective, con
         fmt = "channels_last"
     batch_size, lanes, reason = choose_plan_values(profile, data.n, device, plane.bytes_moving, config.batch_size,
                                                    config.points_per_batch if plane.moving else 1)
+    choice = compile_choice(config.compile, profile, points, data.n, device)
 
-    def make(k: int) -> LaneRunner:
+    def make(k: int, compiled: bool) -> LaneRunner:
+        step = None
+        if compiled:
+            key = (type(model).__module__, type(model).__qualname__,
+                   tuple((n, tuple(v.shape)) for n, v in plane.centre.items()), k > 1, str(device), config.precision,
+                   json.dumps(objective.spec.to_dict(), sort_keys=True))
+            step = CompiledSums(model, objective, k, device, config.precision, key)
         return LaneRunner(model, plane, data, objective, batch_size, k, device, config.precision,
-                          fmt == "channels_last")
+                          fmt == "channels_last", compiled=step, output_shape=profile.output_shape)
 
-    runner = make(lanes)
+    def checked(k: int) -> LaneRunner:
+        """A runner of ``k`` lanes, compiled when chosen and when it works here (else eager, noted)."""
+        nonlocal choice
+        if not choice.compiled:
+            return make(k, False)
+        runner = make(k, True)
+        ok, why = compiled_works(model, plane, runner, lambda: make(k, False))
+        if ok:
+            return runner
+        choice = CompileChoice(False, f"{choice.reason}; failed: {why}")
+        notice_once(f"evaluating eagerly: the model could not be compiled ({why})")
+        notes.append(f"eager: compiling failed ({why})")
+        return make(k, False)
+
+    if config.compile == "on" and not choice.compiled:
+        notice_once(f"evaluating eagerly: {choice.reason.removeprefix('compile on, but ')}")
+        notes.append(f"eager: {choice.reason}")
+    runner = checked(lanes)
     if lanes > 1:
         ok, why = lanes_are_independent(model, plane, runner)
         if not ok:
             log.warning("evaluating one point per forward: %s", why)
             notes.append(f"one point per forward: {why}")
             lanes = 1
-            runner = make(1)
+            runner = checked(1)
     plan = EvalPlan(device=str(device), precision=config.precision, batch_size=batch_size, points_per_batch=lanes,
                     memory_format=fmt, samples=data.n, threads=torch.get_num_threads(), reason=reason,
-                    flops_per_sample=float(profile.flops_per_sample), loss=objective.name)
+                    flops_per_sample=float(profile.flops_per_sample), loss=objective.name,
+                    compiled=runner.compiled is not None, compile_reason=choice.reason)
     return runner, plan, notes
+
+
+def resolve_compile(model: nn.Module, data: Any, config: EvalConfig, points: int,
+                    samples: int | None = None) -> tuple[EvalConfig, CompileChoice]:
+    """``config`` with ``compile='auto'`` decided for a whole job (every call of it then runs
+    with 'on' or 'off'), and the choice: see :func:`compile_decision`."""
+    if config.compile != "auto":
+        return config, CompileChoice(config.compile == "on", f"compile {config.compile}")
+    choice = compile_decision(model, data, config, points, samples)
+    return dataclasses.replace(config, compile="on" if choice.compiled else "off"), choice
+
+
+def compile_decision(model: nn.Module, data: Any, config: EvalConfig, points: int,
+                     samples: int | None = None) -> CompileChoice:
+    """The compile choice of a whole job: ``points`` points on ``data`` (``samples`` per point
+    over every split; default the data's), as every call of it would make it with
+    ``config.compile`` 'auto' (:func:`~.compiled.compile_choice`). Deterministic: made from the
+    model's shapes, never from timings or from what this machine has, so every rank, shard and
+    rerun of a job makes the same choice (and records it in the job's fingerprint).
+    """
+    data = as_eval_data(data).subset(config.max_samples, seed=config.sample_seed)
+    if not isinstance(data, TensorData):
+        return CompileChoice(False, "the source's batches run eagerly (compiling needs the data as tensors)")
+    device = torch.device(str(config.device or "cpu"))
+    cpu = torch.device("cpu")  # the profile's shapes and FLOPs do not depend on the device
+    state = {k: v.detach().to(cpu) for k, v in {**dict(model.named_parameters()), **dict(model.named_buffers())}.items()}
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    inputs = data.inputs[:2].to(cpu, dtype) if data.inputs.is_floating_point() else data.inputs[:2].to(cpu)
+    with _eval_mode(model), torch.inference_mode():
+        profile = _profile_of(model, state, inputs, cpu, config.precision)
+    return compile_choice(config.compile, profile, points, samples or data.n, device, check_available=False)
 
 
 def probe(model: nn.Module, data: Any, loss: Any = None, samples: int = 64) -> tuple[float, Objective]:

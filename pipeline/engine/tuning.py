@@ -6,8 +6,9 @@ grouping decide where an early exit can stop, so they must be reproducible. Inst
 below are functions of
 
 - the model's *shape profile*, measured once per call by running two samples through it:
-  forward FLOPs per sample (``torch.utils.flop_counter.FlopCounterMode``) and the largest
-  per-sample working set of a leaf module (bytes of its inputs plus outputs);
+  forward FLOPs per sample (``torch.utils.flop_counter.FlopCounterMode``), the largest
+  per-sample working set of a leaf module (bytes of its inputs plus outputs), the number of
+  operators a forward runs and the outputs' per-sample shape;
 - the number of samples ``N``, the device type and, on CUDA, the card's total memory.
 
 Their constants were calibrated by measurement; the tables behind them and how they were taken
@@ -58,10 +59,31 @@ class ModelProfile:
     working_set_bytes: int  # max over leaf modules of (input + output bytes) per sample
     activation_bytes: int  # sum over leaf modules of output bytes per sample
     has_conv2d: bool
+    operators: int = 0  # ATen operators one forward runs (the per-operator overhead that compiling removes)
+    output_shape: tuple[int, ...] | None = None  # per-sample shape of the outputs; None when not a tensor
+
+
+class _OperatorCount:
+    """A dispatch mode counting the ATen operators a forward runs."""
+
+    def __new__(cls):
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Count(TorchDispatchMode):
+            def __init__(self):
+                super().__init__()
+                self.count = 0
+
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                self.count += 1
+                return func(*args, **(kwargs or {}))
+
+        return Count()
 
 
 def profile_model(model: nn.Module, tensors: dict[str, torch.Tensor], sample: torch.Tensor) -> ModelProfile:
-    """Run ``sample`` (2 inputs) through ``model`` with ``tensors`` as its state; measure shapes and FLOPs."""
+    """Run ``sample`` (2 inputs) through ``model`` with ``tensors`` as its state; measure shapes,
+    FLOPs and operators."""
     from torch.func import functional_call
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -85,13 +107,14 @@ def profile_model(model: nn.Module, tensors: dict[str, torch.Tensor], sample: to
     leaves = [m for m in model.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            functional_call(model, tensors, (sample,))
+        with torch.no_grad(), FlopCounterMode(display=False) as counter, _OperatorCount() as ops:
+            out = functional_call(model, tensors, (sample,))
     finally:
         for h in handles:
             h.remove()
     has_conv = any(isinstance(m, nn.Conv2d) for m in leaves)
-    return ModelProfile(counter.get_total_flops() / n, max(ws[0], 1), act[0], has_conv)
+    shape = tuple(out.shape[1:]) if isinstance(out, torch.Tensor) and out.dim() >= 1 and len(out) == n else None
+    return ModelProfile(counter.get_total_flops() / n, max(ws[0], 1), act[0], has_conv, ops.count, shape)
 
 
 def _pow2_floor(v: float) -> int:

@@ -16,7 +16,7 @@ from ..rundir import RunDir, volume_kind
 
 log = logging.getLogger(__name__)
 
-__all__ = ["render_pictures", "BACKENDS", "Notice"]
+__all__ = ["render_pictures", "has_curvature_maps", "BACKENDS", "Notice"]
 
 BACKENDS = ("auto", "paraview", "pyvista", "none")
 Notice = Callable[[str], None]
@@ -75,7 +75,7 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     if unknown:
         raise ParameterError(f"{param('views')} must be among {', '.join(map(repr, every))}; got {unknown}")
     # planes whose surface holds eig_ratio
-    mapped = [p for p in chosen if not pvbatch.is_volume(p) and _has_maps(run, p)]
+    mapped = [p for p in chosen if not pvbatch.is_volume(p) and has_curvature_maps(run, p)]
     curvature_views = [v for v in (views or HESSIAN_VIEWS) if v in HESSIAN_VIEWS]
     if views and curvature_views and not mapped:
         raise LossvistaError(f"{', '.join(curvature_views)} needs a surface with curvature maps; none of "
@@ -119,7 +119,7 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     return pictures
 
 
-def _has_maps(run: RunDir, plane: str) -> bool:
+def has_curvature_maps(run: RunDir, plane: str) -> bool:
     """Whether the plane's surface holds the curvature maps (``eig_ratio``)."""
     from ..vtkio import read_surface
 

@@ -32,8 +32,8 @@ from ..display import ANIMATION_FILES, ANIMATIONS, HESSIAN_VIEWS, VIEWS, VOLUME_
 from ..errors import LossvistaError, param
 from ..rundir import RunDir
 
-__all__ = ["VIEWS", "find_pvbatch", "paraview_available", "paraview_files", "render_paraview", "render_animations",
-           "views_of", "plane_files", "animation_files"]
+__all__ = ["VIEWS", "find_pvbatch", "find_executable", "child_env", "paraview_available", "paraview_files",
+           "render_paraview", "render_animations", "views_of", "plane_files", "animation_files"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _XVFB_CLEANUP = "problem while cleaning up temporary directory"
 _XVFB_START = "Xvfb failed to start"
 CRASH_TRIES = 3  # pvbatch runs started when OpenGL under Xvfb crashed (a bad X connection on a busy machine)
+_WARNING = "render_state: warning: "  # how states/render_state.py starts a warning on stderr
 
 
 def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
@@ -56,13 +57,18 @@ def xvfb_prefix(xvfb: str = "xvfb-run") -> list[str]:
     return [xvfb, "-a", "-n", str(random.randrange(100, 30000)), "-s", XVFB_SCREEN]
 
 
+def find_executable(name: str, given: str | os.PathLike | None = None) -> str | None:
+    """Path of a ParaView executable: ``given`` (a path, or a name on ``PATH``), else ``name`` on
+    ``PATH``; None when not found."""
+    if given is not None:
+        p = Path(given)
+        return str(p) if p.is_file() and os.access(p, os.X_OK) else shutil.which(str(given))
+    return shutil.which(name)
+
+
 def find_pvbatch(pvbatch: str | os.PathLike | None = None) -> str | None:
     """Path of the pvbatch executable (``pvbatch`` argument, else the one on ``PATH``), or None."""
-    if pvbatch is not None:
-        p = Path(pvbatch)
-        found = str(p) if p.is_file() and os.access(p, os.X_OK) else shutil.which(str(pvbatch))
-        return found
-    return shutil.which("pvbatch")
+    return find_executable("pvbatch", pvbatch)
 
 
 def paraview_files() -> tuple[Path, Path]:
@@ -105,8 +111,8 @@ def paraview_available(pvbatch: str | os.PathLike | None = None) -> bool:
     return find_pvbatch(pvbatch) is not None and (not _needs_xvfb() or shutil.which("xvfb-run") is not None)
 
 
-def _child_env() -> dict[str, str]:
-    """This process's environment minus what would point pvbatch's Python at our venv."""
+def child_env() -> dict[str, str]:
+    """This process's environment minus what would point ParaView's Python at our venv."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -291,7 +297,7 @@ def _run_pvbatch(args: list[str], expected: list[Path], what: str, out_dir: Path
     logger.debug("command: %s", " ".join(cmd))
     for attempt in range(1, CRASH_TRIES + 1):
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=_child_env(),
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=child_env(),
                                   cwd=str(out_dir))
         except subprocess.TimeoutExpired:
             raise LossvistaError(f"pvbatch did not finish rendering {what} within {timeout:g} s") from None
@@ -305,7 +311,9 @@ def _run_pvbatch(args: list[str], expected: list[Path], what: str, out_dir: Path
         logger.warning("pvbatch crashed (exit status %d: %s); trying again (%d of %d)", proc.returncode,
                        _last_line(proc.stderr), attempt + 1, CRASH_TRIES)
     for line in proc.stderr.splitlines():
-        if line.strip():
+        if line.startswith(_WARNING):  # the script's own warnings (a run's state it could not save)
+            logger.warning("%s", line[len(_WARNING):])
+        elif line.strip():
             logger.debug("pvbatch: %s", _ANSI.sub("", line))
     absent = [str(p) for p in expected if not (p.is_file() and f"wrote {p}" in proc.stdout)]
     if proc.returncode == 5 and not absent and _XVFB_CLEANUP in proc.stderr:

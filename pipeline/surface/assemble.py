@@ -34,6 +34,7 @@ def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid | Lattice, fp: str,
     first_info: dict[str, Any] = {}
     missing: list[int] = []
     bad: dict[int, str] = {}
+    compiled: dict[bool, list[int]] = {}  # chunks by whether the engine ran them compiled
     for c in range(plan.n_chunks):
         start, stop = plan.bounds(c)
         try:
@@ -49,6 +50,7 @@ def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid | Lattice, fp: str,
             continue
         if c == 0:
             first_info = chunk.info
+        compiled.setdefault(bool((chunk.info.get("plan") or {}).get("compiled", False)), []).append(c)
         for name, values in chunk.arrays.items():
             if name not in flat:
                 dtype = array_dtype(name)
@@ -56,6 +58,11 @@ def assemble_surface(store: Any, plan: ChunkPlan, grid: Grid | Lattice, fp: str,
             flat[name][start:stop] = values
     if missing or bad:
         raise LossvistaError(_incomplete_message(store, plan, missing, sorted(bad), bad))
+    if len(compiled) > 1:  # compiling failed in some process of the job (its warning says why)
+        what = store.root.name[:-len(".parts")] if store.root is not None else "the surface"
+        raise LossvistaError(f"cannot assemble {what}: chunks {ranges(compiled[True])} were evaluated compiled and "
+                             f"chunks {ranges(compiled[False])} eagerly (compiling failed in a process of this job); "
+                             f"rerun with {param('restart')} to evaluate them all alike")
     shape = grid.shape
     standard = {name: flat.pop(name).reshape(shape) if name in flat else None
                 for name in ("loss", "accuracy", "test_loss", "test_accuracy", "bounded")}

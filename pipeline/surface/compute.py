@@ -154,12 +154,11 @@ def evaluate_surface(evaluate_chunk: ChunkEvaluator, grid: Grid | Lattice, out: 
     # Rank 0 alone touches the directory before the others start, then tells them what to do.
     todo: list[int] = []
     failure: str | None = None
-    finished = comm.rank == 0 and _already_computed(out, store, fp, options)
-    if finished and comm.world_size == 1:
-        return _kept(out, outcome)
-    finished = comm.broadcast(finished)
-    if finished:
-        return _kept(out, outcome) if comm.rank == 0 else outcome
+    kept = _already_computed(out, store, fp, options) if comm.rank == 0 else None
+    if kept is not None and comm.world_size == 1:
+        return _kept(out, kept, outcome)
+    if comm.broadcast(kept is not None):
+        return _kept(out, kept, outcome) if comm.rank == 0 else outcome
     if comm.rank == 0:
         try:
             todo, done, bad = _prepare(store, out, identity, plan, dict(meta or {}), options)
@@ -197,23 +196,23 @@ def evaluate_surface(evaluate_chunk: ChunkEvaluator, grid: Grid | Lattice, out: 
     return _finish(store, plan, grid, fp, out, options, outcome)
 
 
-def _already_computed(out: Path, store: ChunkStore, fp: str, options: ResumeOptions) -> bool:
-    """Whether ``out`` holds the surface of fingerprint ``fp`` whole (no work directory beside it)."""
+def _already_computed(out: Path, store: ChunkStore, fp: str, options: ResumeOptions) -> Any:
+    """The surface (or volume) in ``out`` when it is the one of fingerprint ``fp``, whole (no work
+    directory beside it); None otherwise."""
     if options.restart or options.shard is not None or not out.is_file() or store.root.exists():
-        return False
+        return None
     from ..vtkio import read_grid
 
     try:
-        return read_grid(out).meta.get("fingerprint") == fp
+        surface = read_grid(out)
     except (LossvistaError, OSError, ValueError):
-        return False  # unreadable: computed again
+        return None  # unreadable: computed again
+    return surface if surface.meta.get("fingerprint") == fp else None
 
 
-def _kept(out: Path, outcome: SurfaceOutcome) -> SurfaceOutcome:
-    from ..vtkio import read_grid
-
+def _kept(out: Path, surface: Any, outcome: SurfaceOutcome) -> SurfaceOutcome:
     log.info("%s already holds this computation (same fingerprint); kept (restart to compute it again)", out)
-    outcome.surface, outcome.written, outcome.complete = read_grid(out), out, True
+    outcome.surface, outcome.written, outcome.complete = surface, out, True
     outcome.resumed = outcome.n_chunks
     return outcome
 

@@ -14,7 +14,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from ..datamodel import Grid, Lattice, Surface
-from ..engine import EvalConfig, as_split, resolve_device
+from ..engine import EvalConfig, as_split, resolve_compile, resolve_device
 from ..engine.points import as_objective
 from .compute import evaluate_in_memory
 from .evaluator import centre_meta, make_chunk_evaluator, uncapped
@@ -80,12 +80,15 @@ def evaluate(model: nn.Module, directions: Any, grid: Grid | Lattice, data: Any,
     # the evaluated subsets, on the device once (not once per chunk)
     splits = [as_split(d, name).subset(config.max_samples, seed=config.sample_seed).to(device)
               for d, name in ((data, "data"), (test_data, "test_data")) if d is not None]
+    requested = config.compile
+    config, compiled = resolve_compile(model, splits[0], config, grid.size, sum(s.n or 0 for s in splits))
     evaluate_chunk = make_chunk_evaluator(model, directions, splits[0], config, splits[1] if len(splits) > 1 else None,
                                           loss=objective, hessian=hessian)
     info = surface_meta(model=type(model).__name__, parameters=sum(p.numel() for p in model.parameters()),
                         directions=getattr(directions, "meta", None) or {}, config=config,
                         split="both" if len(splits) > 1 else "train", samples=[s.n or 0 for s in splits],
                         loss=objective.spec, hessian=hessian)
+    info["engine"]["compile"] = {"requested": requested, **compiled.to_dict()}
     info.update(centre_meta(make_chunk_evaluator(model, directions, splits[0], uncapped(config), loss=objective),
                             grid, config.cap))
     surface = evaluate_in_memory(evaluate_chunk, grid, info, progress=progress)

@@ -34,7 +34,7 @@ class SurfaceJob:
                  evaluates: bool = True):
         from ..checkpoints import state_digest
         from ..directions import Directions
-        from ..engine import EvalConfig
+        from ..engine import EvalConfig, resolve_compile
         from ..engine.points import as_objective, probe
         from ..run import Run
         from .fingerprint import surface_identity
@@ -61,7 +61,7 @@ class SurfaceJob:
         device = resolve_device(config.device, local_rank=env.local_rank, distributed=env.world_size > 1,
                                 present=evaluates)
         self.device = str(device)
-        self.config = dataclasses.replace(config, device=self.device)
+        config = dataclasses.replace(config, device=self.device)
         self.env, self.grid, self.request = env, grid, request
         # the centre: the request's epoch, else the checkpoint the directions were made around, else the last
         epoch = request.epoch if request.epoch is not None else directions.centre_epoch
@@ -75,6 +75,10 @@ class SurfaceJob:
         names = {"train": ["train"], "test": ["test"], "both": ["train", "test"]}[request.split]
         # the evaluated subsets, made once here (the engine would make the same one on every call)
         self.chosen = [opened.data(n).subset(config.max_samples, seed=config.sample_seed) for n in names]
+        # 'auto' decided once for the whole grid, from shapes only: every rank, shard, merge and
+        # rerun makes the same choice, and the fingerprint holds it (a resume never mixes the two)
+        self.config, self.compile = resolve_compile(self.model, self.chosen[0], config, grid.size,
+                                                    sum(d.n or 0 for d in self.chosen))
         plan = plan_for(grid, chunk_size)
         self.identity = surface_identity(
             directions_digest=directions.digest(), centre_digest=state_digest(self.model.state_dict()),
@@ -96,6 +100,7 @@ class SurfaceJob:
             loss=self.loss, hessian=request.hessian,
             extra={"run": str(run.root), "epoch": self.epoch, "directions_file": str(request.directions),
                    "unit": opened.unit, **({"baseline_loss": baseline} if baseline is not None else {})})
+        self.meta["engine"]["compile"] = {"requested": config.compile, **self.compile.to_dict()}
         self._resident: tuple | None = None
 
     def evaluator(self, cap: bool = True, hessian: bool = True):

@@ -121,14 +121,15 @@ def _rise(opened: Any, data: Any) -> float:
 def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "train",
                     max_samples: int | None = None, sample_seed: int = 0, epoch: int | None = None,
                     device: str | None = "cpu", with_loss: bool = True,
-                    out: str | Path | None = None) -> tuple[Any, Path]:
+                    out: str | Path | None = None, compile: str = "auto") -> tuple[Any, Path]:
     """Project ``run``'s checkpoints onto the directions of ``directions_file`` around the centre
     checkpoint and write the path to ``out`` (default ``RUN/trajectory_<kind>.vtp``; for three
     directions ``RUN/trajectory_volume_<kind>.vtp``).
 
     The centre is ``epoch``, else the directions' centre, else the last epoch. With ``with_loss``
     each checkpoint's loss and the loss at its projected point are evaluated on ``split`` (or its
-    seeded subset of ``max_samples``). Returns ``(trajectory, path)``.
+    seeded subset of ``max_samples``), compiled or not by ``compile`` ('auto', 'on', 'off':
+    :class:`~pipeline.engine.EvalConfig`). Returns ``(trajectory, path)``.
     """
     from ..atomic import check_writable
     from ..directions import Directions
@@ -142,6 +143,7 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
         raise ParameterError(f"{param('split')} must be one of 'train', 'test'; got {split!r}")
     if max_samples is not None and max_samples < 1:
         raise ParameterError(f"{param('max_samples')} must be a positive integer; got {max_samples}")
+    EvalConfig(compile=compile)  # the engine's check, before any work
     directions = Directions.load(directions_file)
     opened = Run(run)
     run.check_directions(directions)
@@ -159,7 +161,7 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
         dev = resolve_device(device)
         data = opened.data(split).subset(max_samples, seed=sample_seed)
         model, _ = opened.build_model(centre, device=dev)
-        config = EvalConfig(device=str(dev))
+        config = EvalConfig(device=str(dev), compile=compile)
     _warn_gaps(run, "the path")
     traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=data,
                               loss=opened.loss(), config=config)

@@ -30,6 +30,7 @@ class RunOptions:
     restart_training: bool = False
     pca_points: int = 51  # per axis on the planes whose extent is their own (PCA, Hessian)
     page: bool = True  # write RUN/index.html, the run's self-contained page
+    compile: str = "auto"  # surfaces, paths and volumes: torch.compile 'auto' (when it pays), 'on', 'off'
     volume: bool = False  # also the random and PCA planes' volumes (a third direction), analysed and drawn
     volume_points: int = 21  # per axis of a volume: 21^3 = 9261 points
 
@@ -47,7 +48,7 @@ class RunOptions:
         check_int("volume_points", self.volume_points, 3)
         from ..engine import EvalConfig, resolve_device
 
-        EvalConfig(precision=self.precision)  # the engine's checks, before any work
+        EvalConfig(precision=self.precision, compile=self.compile)  # the engine's checks, before any work
         resolve_device(self.device)
 
 
@@ -108,7 +109,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
         d, dfile = make_directions(run, plane, norm=cfg.norm if plane == "random" else None, ignore=cfg.ignore,
                                    seed=cfg.direction_seed)
         lap("directions")
-        traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples)
+        traj, tfile = make_trajectory(run, dfile, split=split, max_samples=options.max_samples,
+                                      compile=options.compile)
         lap("trajectory")
         grid: Grid | None = cfg.random_grid if plane == "random" else cfg.pca_grid if plane == "pca" else None
         if grid is None and plane == "pca":
@@ -121,7 +123,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
             grid = default_grid(run, d, n=options.pca_points)
         request = SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=cfg.split,
                                  eval=EvalConfig(device=options.device, precision=options.precision,
-                                                 max_samples=options.max_samples, batch_size=cfg.eval_batch_size))
+                                                 max_samples=options.max_samples, batch_size=cfg.eval_batch_size,
+                                                 compile=options.compile))
         outcome = compute_surface(request, ResumeOptions())
         lap("surface")
         topo, afiles = analyze_file(outcome.out, persistence=options.persistence, relative=True)
@@ -141,7 +144,8 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
 
         made = make_volume(run, plane, points=options.volume_points, split=cfg.split, persistence=options.persistence,
                            eval_config=EvalConfig(device=options.device, precision=options.precision,
-                                                  max_samples=options.max_samples, batch_size=cfg.eval_batch_size))
+                                                  max_samples=options.max_samples, batch_size=cfg.eval_batch_size,
+                                                  compile=options.compile))
         out = made["outcome"]
         result.summary[f"volume_{plane}"] = {
             "grid": "x".join(map(str, out.surface.grid.shape)), "counts": made["topology"].counts(),
