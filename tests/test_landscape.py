@@ -384,8 +384,8 @@ def test_lanes_that_interact_are_detected_and_not_used(cnn, digits, monkeypatch)
     build = plane_mod.Plane.build
     monkeypatch.setattr(runner_mod, "_PROBE_CACHE", {})  # verdicts of earlier tests do not apply
 
-    def leaky(self, a, b):  # each lane's weights move with the group's mean: companions matter
-        return {k: w + w.mean(0, keepdim=True) * 1e-6 for k, w in build(self, a, b).items()}
+    def leaky(self, coef):  # each lane's weights move with the group's mean: companions matter
+        return {k: w + w.mean(0, keepdim=True) * 1e-6 for k, w in build(self, coef).items()}
 
     monkeypatch.setattr(plane_mod.Plane, "build", leaky)
     d = _directions(cnn)

@@ -418,8 +418,8 @@ def test_points_round_trip(tmp_path, k):
 
 
 def test_points_errors(tmp_path):
-    with pytest.raises(ValueError, match=r"coords must have shape \(K, 2\)"):
-        vtkio.write_points(tmp_path / "p.vtp", np.zeros((3, 3)), {})
+    with pytest.raises(ValueError, match=r"coords must have shape \(K, 2\) .* or \(K, 3\)"):
+        vtkio.write_points(tmp_path / "p.vtp", np.zeros((3, 4)), {})
     with pytest.raises(ValueError, match=r"'loss' must have 3 rows .* got shape \(2,\)"):
         vtkio.write_points(tmp_path / "p.vtp", np.zeros((3, 2)), {"loss": np.zeros(2)})
 
