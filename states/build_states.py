@@ -556,7 +556,7 @@ def main(argv=None):
         view = animation_states.build_animation_view(simple, sys.modules[__name__], name, animation_files[name])
         target = os.path.join(args.out, animation_states.STATE_NAME.format(name=name))
         simple.SaveState(target)
-        _relative_file_names(target, run)
+        relative_data_files(target, run)
         print(f"wrote {target}")
         if args.preview:
             os.makedirs(args.preview, exist_ok=True)
