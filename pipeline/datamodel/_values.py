@@ -138,7 +138,7 @@ class Surface:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, Any]:
         """Jupyter: the surface's interactive page inline, a PNG where no JavaScript runs
         (:func:`pipeline.render.page.notebook_bundle`)."""
-        from .render.page import PlaneData, notebook_bundle
+        from ..render.page import PlaneData, notebook_bundle
 
         kind = self.meta.get("direction_kind") or "surface"
         return notebook_bundle([PlaneData(str(kind), self)])
