@@ -339,9 +339,10 @@ def test_compile_option_on_every_command_that_evaluates():
     from pipeline.cli import build_parser
 
     parser = build_parser()
-    for command in ("surface", "trajectory", "run"):
-        args = parser.parse_args([command, "--compile", "off"] + (["--run", "r", "--directions", "d.pt"]
-                                                                  if command != "run" else []))
+    rest = {"surface": ["--run", "r", "--directions", "d.pt"], "trajectory": ["--run", "r", "--directions", "d.pt"],
+            "volume": ["--run", "r", "--kind", "random"], "evolve": ["r"], "run": []}
+    for command, more in rest.items():
+        args = parser.parse_args([command, "--compile", "off", *more])
         assert args.compile == "off"
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--compile", "maybe"])
