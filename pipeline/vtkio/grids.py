@@ -193,10 +193,7 @@ def read_surface(path: str | os.PathLike) -> Surface:
     else:
         xyz = _numpy(data.GetPoints().GetData()).astype(np.float64)
     grid = _grid_from_points(xyz, shape, meta, path)
-    arrays = {name: from_vtk_order(v, shape) for name, v in _point_arrays(data).items()}
-    if "loss" not in arrays:
-        raise VTKFileError(f"{str(path)!r} is not a lossvista surface: no 'loss' point array "
-                           f"(arrays: {sorted(arrays) or 'none'})")
+    arrays = _arrays_with_loss(data, shape, path, "surface")
     return Surface(grid, **_standard_arrays(arrays, shape), meta=meta, extra=arrays)
 
 
@@ -280,10 +277,7 @@ def read_volume(path: str | os.PathLike) -> Volume:
     shape = (int(dims[0]), int(dims[1]), int(dims[2]))
     meta = _read_meta_of(data, path)
     lattice = _lattice(data, shape, meta, path)
-    arrays = {name: from_vtk_order(v, shape) for name, v in _point_arrays(data).items()}
-    if "loss" not in arrays:
-        raise VTKFileError(f"{str(path)!r} is not a lossvista volume: no 'loss' point array "
-                           f"(arrays: {sorted(arrays) or 'none'})")
+    arrays = _arrays_with_loss(data, shape, path, "volume")
     return Volume(lattice, **_standard_arrays(arrays, shape), meta=meta, extra=arrays)
 
 
@@ -299,3 +293,13 @@ def read_grid(path: str | os.PathLike) -> Surface:
     data.GetDimensions(dims)
     is_volume = dims[2] > 1 or _read_meta_of(data, path).get("content") == "volume"
     return read_volume(path) if is_volume else read_surface(path)
+
+
+def _arrays_with_loss(data: Any, shape: tuple[int, ...], path: Any, what: str) -> dict[str, np.ndarray]:
+    """The point arrays of a grid file in C order of ``shape``; a file without ``loss`` is not a
+    lossvista ``what`` (surface, volume): :class:`VTKFileError`."""
+    arrays = {name: from_vtk_order(v, shape) for name, v in _point_arrays(data).items()}
+    if "loss" not in arrays:
+        raise VTKFileError(f"{str(path)!r} is not a lossvista {what}: no 'loss' point array "
+                           f"(arrays: {sorted(arrays) or 'none'})")
+    return arrays
