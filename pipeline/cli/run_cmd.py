@@ -107,5 +107,5 @@ def _print_summary(result, seconds: float) -> None:
             print(f"    {shown_path(path)}", file=err)
     for path in result.files.get("page", []):
         print(f"  page (opens in any browser, offline): {shown_path(path)}", file=err)
-    print("  open in ParaView: see docs/paraview.md", file=err)
+    print(f"  open in ParaView: lossvista paraview {shown_path(result.root)} [--plane pca] (docs/paraview.md)", file=err)
     print(result.root)
