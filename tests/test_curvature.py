@@ -287,6 +287,22 @@ def test_the_smallest_end_converges_on_its_residual_past_the_bulk():
     assert abs(r.values[0] - 10.0) <= tol * r.scale and abs(r.values[1] + 0.08) <= tol * r.scale
 
 
+def test_only_the_largest_end_starts_from_the_gradient(trained):
+    """A start weighted to the top eigenvectors (the gradient's) holds little of the bottom: the
+    smallest end and both ends start from the seeded random vector alone, in a space of their own."""
+    model, x, y, _, (ev, _) = trained
+    hess = Hessian(model, (x, y), batch_size=128, seed=3)
+    both = hess.lanczos(1, "both")
+    top = hess.lanczos(1, "largest")
+    random = torch.randn(hess.n, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    random = random / random.norm()
+    g = hess.gradient()
+    assert torch.allclose(hess._krylov[False].basis()[0], random, atol=1e-12)
+    assert torch.allclose(hess._krylov[True].basis()[0], (random + g / g.norm()) / (random + g / g.norm()).norm(),
+                          atol=1e-12)
+    assert abs(both.values[1] - ev[0]) <= 1e-3 * both.scale and abs(top.values[0] - ev[-1]) <= 1e-3 * top.scale
+
+
 def test_a_float32_conv_net_with_batchnorm_in_eval_mode():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),

@@ -139,7 +139,7 @@ class Hessian:
         self.count: int | None = None
         self.loss_value: float | None = None
         self._graphs: list | None = None  # per batch: (params, gradients with their graphs)
-        self._krylov: Lanczos | None = None
+        self._krylov: dict[bool, Lanczos] = {}  # the Krylov spaces, by whether the gradient is in the start
 
     # -- the same operator at other weights -------------------------------------------------------
     def at(self, state: Mapping[str, torch.Tensor]) -> "Hessian":
@@ -316,19 +316,20 @@ class Hessian:
         return acc / self.count
 
     # -- eigenvalues -----------------------------------------------------------------------------
-    def _start(self, seed: int) -> torch.Tensor:
-        """The Lanczos start vector: the loss's gradient and a seeded random vector, each of unit
-        length. The gradient of a trained network lies mostly in the span of the Hessian's top
-        eigenvectors (Gur-Ari, Roberts and Dyer 2018, "Gradient descent happens in a tiny
-        subspace"), so the largest eigenvalues converge in fewer products; the random half keeps
-        every eigendirection in the Krylov space (alone where the gradient vanishes)."""
+    def _start(self, seed: int, gradient: bool) -> torch.Tensor:
+        """A seeded random unit vector, plus with ``gradient`` the loss's unit gradient, which
+        lies mostly in the span of the top eigenvectors (Gur-Ari et al. 2018), so the largest
+        eigenvalues converge in fewer products. For the largest end only: a start weighted to the
+        top holds little of the bottom, whose Ritz value can settle on an eigenvalue above
+        ``lambda_min`` (docs/curvature.md, "Start vector")."""
         gen = torch.Generator().manual_seed(seed)
         v = torch.randn(self.n, generator=gen, dtype=torch.float64).to(self.device)
         v = v / v.norm()
-        g = self.gradient()
-        norm = float(g.norm())
-        if norm > 0 and math.isfinite(norm):
-            v = v + g / norm
+        if gradient:
+            g = self.gradient()
+            norm = float(g.norm())
+            if norm > 0 and math.isfinite(norm):
+                v = v + g / norm
         return v
 
     def lanczos(self, k: int = 1, which: str = "largest", *, tol: float = DEFAULT_TOL,
@@ -337,8 +338,9 @@ class Hessian:
         """The ``k`` eigenpairs at the ``which`` end (``largest``, ``smallest``, ``both``) by Lanczos
         with full reorthogonalisation (:mod:`.lanczos`), with their estimated errors and residuals.
 
-        The Krylov space is kept: a later request continues it (same start vector: the gradient
-        and a random vector of ``seed``, :meth:`_start`). ``tol``: a pair is converged when its
+        The Krylov space is kept: a later request continues it. The largest end starts from the
+        gradient and a random vector of ``seed``, the smallest end and both ends from that random
+        vector alone (:meth:`_start`), each in its own space. ``tol``: a pair is converged when its
         estimated eigenvalue error (with ``vectors``: its residual) is at most ``tol`` times the
         spectral radius; ``max_iter``: the Krylov dimension at most. When the cap stops it first,
         the result says ``converged=False`` and a :class:`ConvergenceWarning` gives the error
@@ -351,9 +353,10 @@ class Hessian:
         check_float("tol", tol, 0.0, low_open=True)
         if k > self.n:
             raise ParameterError(f"{param('k')} must be at most the {self.n} chosen parameters; got {k}")
-        if self._krylov is None:
-            self._krylov = Lanczos(self.matvec, self._start(self.seed))
-        r = self._krylov.run(k, which, tol, max(max_iter, 2 * k if which == "both" else k), vectors, progress)
+        gradient = which == "largest"
+        if gradient not in self._krylov:
+            self._krylov[gradient] = Lanczos(self.matvec, self._start(self.seed, gradient))
+        r = self._krylov[gradient].run(k, which, tol, max(max_iter, 2 * k if which == "both" else k), vectors, progress)
         if not r.converged and warn:
             warnings.warn(ConvergenceWarning(r.note(tol)), stacklevel=2)
         return r
