@@ -99,8 +99,8 @@ def load_view(simple, view_name, run, plane, states_dir):
     Raises ``LossvistaError`` when a file or reader is missing or a reader reads no data.
     """
     readers = VOLUME_READERS if is_volume(plane) else READERS
-    name = (volume_states.STATE_NAME if is_volume(plane) else common.STATE_NAME).format(view=view_name)
-    state = os.path.join(states_dir, name)
+    pattern = volume_states.STATE_NAME if is_volume(plane) else common.STATE_NAME
+    state = os.path.join(states_dir, pattern.format(view=view_name))
     files = {name: str(path_of(common.RunDir(run), plane)) for name, path_of in readers.items()}
     load_state(simple, state, files)
     for name in readers:
