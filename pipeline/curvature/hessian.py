@@ -81,8 +81,8 @@ class Hessian:
     forward : ``function(model, batch) -> (outputs, targets)`` for batches that are not
         ``(inputs, targets)`` pairs.
     device : default CUDA when available, else the CPU (:func:`pipeline.engine.resolve_device`).
-    seed : seed of the random half of the Lanczos start vector (the random vectors of :meth:`trace` and
-        :meth:`density` take their own).
+    seed : seed of the Lanczos start's random vector (with the gradient for the largest end, alone
+        for the others; :meth:`trace` and :meth:`density` take their own).
     batch_size : samples per forward of tensors in memory (default 512).
     graph_memory : bytes of gradient graphs kept between products at most (default 2 GiB; 0:
         never kept).
