@@ -23,6 +23,8 @@ from pipeline.errors import ParameterError
 from pipeline.models import build_model
 from pipeline.objective import LossSpec
 
+from .user_models import Tokens
+
 COORDS = np.array([[0.0, 0.0], [0.3, -0.2], [-0.6, 0.5]])
 SHAPES = {"digits-cnn": (1, 8, 8), "lenet": (1, 28, 28), "resnet20": (3, 32, 32), "vgg9": (3, 32, 32)}
 
@@ -109,24 +111,12 @@ def test_points_of_a_volume_compiled_equal_eager():
         np.testing.assert_allclose(compiled.loss, eager.loss, rtol=1e-5)
 
 
-class Tokens(nn.Module):
-    """A user's token model: (B, T) int64 -> (B, T, V) logits, classes last."""
-
-    def __init__(self, vocab=13, width=8):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, width)
-        self.head = nn.Linear(width, vocab)
-
-    def forward(self, tokens):
-        return self.head(torch.tanh(self.embed(tokens)))
-
-
 @pytest.mark.slow
 def test_user_model_with_integer_tokens():
     """A user model on integer inputs, token cross-entropy with ignored entries (the count comes
     from the targets, outside the graph)."""
     torch.manual_seed(0)
-    model = Tokens()
+    model = Tokens(vocab=13)
     x = torch.randint(0, 13, (36, 7))
     y = torch.randint(0, 13, (36, 7))
     y[::5, 2] = -1

@@ -14,21 +14,11 @@ from pipeline.engine import EvalConfig, evaluate_points
 from pipeline.engine.batches import as_eval_data
 from pipeline.errors import ParameterError
 from pipeline.objective import LossSpec
+
+from .user_models import Tokens
 from pipeline.surface import evaluate
 
 CPU = EvalConfig(device="cpu")
-
-
-class Tokens(nn.Module):
-    """A tiny token model: (B, T) int64 -> (B, T, V) logits (classes last, as language models)."""
-
-    def __init__(self, vocab=11, width=8):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, width)
-        self.head = nn.Linear(width, vocab)
-
-    def forward(self, tokens):
-        return self.head(torch.tanh(self.embed(tokens)))
 
 
 def _mlp(out=1):
@@ -76,7 +66,7 @@ def test_label_smoothing_and_ignore_index():
 
 def test_token_cross_entropy_is_the_per_token_mean():
     torch.manual_seed(0)
-    model = Tokens()
+    model = Tokens(vocab=11)
     x = torch.randint(0, 11, (40, 9))  # integer inputs stay integer (an Embedding needs them)
     y = torch.randint(0, 11, (40, 9))
     r = _centre(model, (x, y), "cross_entropy")
