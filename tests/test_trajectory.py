@@ -304,7 +304,7 @@ def test_cli_trajectory_errors_are_one_line(digits_run, tmp_path, capsys):
     cases = [
         (["--directions", str(wrong)], "do not fit"),
         (["--directions", str(truncated)], "truncated or corrupted"),
-        (["--directions", str(tmp_path / "none.pt")], "does not exist"),
+        (["--directions", str(tmp_path / "none.pt")], f"directions file {tmp_path / 'none.pt'} does not exist"),
         (["--directions", str(wrong), "--split", "val"], "split must be one of 'train', 'test'; got 'val'"),
     ]
     for args, fragment in cases:

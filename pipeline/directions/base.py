@@ -238,6 +238,8 @@ class Directions:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Directions":
         """Load a file written by :meth:`save` (``weights_only=True``); one-line errors otherwise."""
+        if not Path(path).is_file():
+            raise CheckpointError(f"directions file {path} does not exist (make one with 'lossvista directions')")
         obj = load_checkpoint(path)
         if not (isinstance(obj, dict) and isinstance(obj.get("x"), dict) and "meta" in obj):
             raise CheckpointError(f"{path} is not a lossvista directions file (make one with 'lossvista directions')")
