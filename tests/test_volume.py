@@ -337,6 +337,9 @@ def test_rerunning_a_finished_volume_keeps_it(volume_run):
     proc = cli("volume", "--run", str(root), "--kind", "random", *SMALL)
     assert proc.returncode == 0, proc.stderr
     assert (target.stat().st_mtime_ns, target.read_bytes()) == before  # the same fingerprint: nothing evaluated
+    said = [line for line in proc.stderr.splitlines() if "already holds" in line]
+    assert said == [f"{target} already holds this volume (the same fingerprint): kept; pass --restart to compute it "
+                    f"again"], proc.stderr  # once, and named a volume
 
 
 def test_make_volume_as_run_does(volume_run, tmp_path):

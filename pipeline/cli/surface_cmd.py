@@ -194,7 +194,8 @@ def compute(args: argparse.Namespace, request: Any) -> int:
         print(f"evaluated {outcome.points} points in {outcome.seconds:.2f} s{procs} "
               f"({outcome.points / max(outcome.seconds, 1e-9):.1f} points/s)", file=sys.stderr)
     if outcome.complete:
-        print(f"{outcome.out} already holds this surface (the same fingerprint): kept; pass --restart to compute "
+        what = "volume" if Path(outcome.out).suffix == ".vti" else "surface"
+        print(f"{outcome.out} already holds this {what} (the same fingerprint): kept; pass --restart to compute "
               f"it again", file=sys.stderr)
     elif outcome.resumed:
         of = (f"{outcome.n_chunks} chunks" if options.shard is None

@@ -211,7 +211,7 @@ def _already_computed(out: Path, store: ChunkStore, fp: str, options: ResumeOpti
 
 
 def _kept(out: Path, surface: Any, outcome: SurfaceOutcome) -> SurfaceOutcome:
-    log.info("%s already holds this computation (same fingerprint); kept (restart to compute it again)", out)
+    log.debug("%s already holds this computation (same fingerprint); kept (restart to compute it again)", out)
     outcome.surface, outcome.written, outcome.complete = surface, out, True
     outcome.resumed = outcome.n_chunks
     return outcome
