@@ -76,6 +76,15 @@ def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
     return f
 
 
+def _file_kind(path: Path) -> str:
+    """The plane's kind of a surface or volume file (``volume_<kind>`` for a volume)."""
+    from . import vtkio
+
+    meta = vtkio.read_grid(path).meta
+    kind = meta.get("direction_kind")
+    return volume_kind(kind) if kind and path.suffix.lower() == ".vti" else surface_kind(path, meta)
+
+
 def summarize_surface(path: Path, name: str, *, plane: str | None = None, persistence: float | None = None,
                       relative: bool = False, cap: float | None = None, cap_factor: float = 5.0,
                       delta: float = 0.1) -> RunSummary:
@@ -136,13 +145,17 @@ def _test_accuracy(surface: Path) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str = "random", persistence: float | None = None,
+def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str | None = None, persistence: float | None = None,
                  relative: bool = False, cap: float | None = None, cap_factor: float = 5.0,
                  delta: float = 0.1) -> list[RunSummary]:
     """Summaries of the same kind of plane of several runs (run directories, ``.vts`` or ``.vti`` files);
-    ``plane`` ``volume_<kind>`` compares the runs' volumes."""
+    ``plane`` ``volume_<kind>`` compares the runs' volumes. ``plane=None``: the kind of the first
+    entry when it is a file, else ``random``."""
     if len(runs) < 2:
         raise ValueError(f"runs must name at least two runs to compare; got {len(runs)}")
+    if plane is None:
+        first = Path(runs[0])
+        plane = _file_kind(resolve_surface(first, "random")) if first.suffix.lower() in (".vts", ".vti") else "random"
     paths = [resolve_surface(r, plane) for r in runs]
     names = [p.parent.name if p in (RunDir(p.parent).surface(plane), RunDir(p.parent).volume(plane)) else p.stem
              for p in paths]

@@ -328,6 +328,14 @@ def test_compare_volumes(volume_run, tmp_path):
     assert "(α, β, γ)" in proc.stdout
     assert (tmp_path / "out" / "compare_volume_random.json").is_file()
     assert (tmp_path / "out" / "compare_volume_random.png").is_file()
+    # files name their kind themselves: no --plane needed, and a surface is not compared with a volume
+    files = [str(tmp_path / name / "volume_random.vti") for name in ("a", "b")]
+    proc = cli("compare", *files, "--out", str(tmp_path / "files"))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "files" / "compare_volume_random.json").is_file()
+    proc = cli("compare", files[0], str(root / "surface_random.vts"), "--out", str(tmp_path / "mixed"))
+    assert proc.returncode == 1 and proc.stderr.strip().splitlines() == [
+        f"lossvista compare: error: '{root / 'surface_random.vts'}' is a 'random' plane, not 'volume_random'"]
 
 
 def test_rerunning_a_finished_volume_keeps_it(volume_run):

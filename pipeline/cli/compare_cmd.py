@@ -28,8 +28,9 @@ def register(sub) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (or surface .vts, volume .vti files), "
                    "two or more")
-    p.add_argument("--plane", default="random", metavar="random|pca|volume_random|volume_pca",
-                   help="which plane's surface_<plane>.vts (or volume_<kind>.vti) to compare (default: %(default)s)")
+    p.add_argument("--plane", metavar="random|pca|volume_random|volume_pca",
+                   help="which plane's surface_<plane>.vts (or volume_<kind>.vti) to compare (default: the first "
+                   "file's, or random for run directories)")
     p.add_argument("--persistence", type=float, metavar="P",
                    help="persistence threshold in loss units (default: 1%% of each run's loss range)")
     p.add_argument("--relative", action="store_true", help="P is a fraction (0..1) of each run's loss range")
