@@ -64,7 +64,7 @@ def test_too_few_iterations_are_reported_with_the_error_reached(digits_run, tmp_
 
 @pytest.mark.parametrize("args, fragment", [
     (["--epochs", "7"], "--epochs must be among the checkpoints 0..3"),
-    (["--epochs", "a,b"], "--epochs must be numbers and ranges like '0,5,10..20'"),
+    (["--epochs", "a,b"], "--epochs must be checkpoint numbers and ranges like '0,5,10..20'; got 'a,b'"),
     (["--tol", "0"], "--tol must be a positive number"),
     (["--max-iter", "1"], "--max-iter must be an integer >= 2"),
 ])
@@ -73,6 +73,15 @@ def test_bad_input_is_one_line_and_writes_nothing(digits_run, tmp_path, args, fr
     proc = run_cli("curvature", str(digits_run), *args, "--out", str(out))
     assert_one_line_error(proc, fragment)
     assert not out.exists()
+
+
+def test_epochs_take_commas_ranges_and_spaces_alike():
+    """``--epochs`` of curvature and evolve: one syntax."""
+    from pipeline.cli._common import parse_epochs
+
+    assert parse_epochs(["0,5,10..12"]) == parse_epochs(["0", "5", "10..12"]) == parse_epochs("12-10,0,5,5") \
+        == (0, 5, 10, 11, 12)
+    assert parse_epochs(None) is None
 
 
 def test_not_a_run_is_one_line(tmp_path):

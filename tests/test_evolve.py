@@ -164,6 +164,7 @@ def test_path_animation_has_a_frame_per_checkpoint(digits_run, tmp_path):
 
 @pytest.mark.parametrize("args,fragment", [
     (["--epochs", "9"], "--epochs must name checkpoints of the run"),
+    (["--epochs", "0", "x"], "--epochs must be checkpoint numbers and ranges like '0,5,10..20'; got '0 x'"),
     (["--delta", "0"], "--delta must be a number > 0"),
     (["--x", "1:0:5"], "--x needs min < max"),
 ])

@@ -4,12 +4,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import re
 import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..config import RunConfig, load_preset, preset_names
+from ..errors import ParameterError, param
 
 
 def add_train_options(p: argparse.ArgumentParser, *, preset_default: str | None = "digits") -> None:
@@ -84,3 +86,32 @@ def shown_path(path) -> str:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         return str(path)
+
+
+EPOCHS_HELP = "numbers and ranges, by commas or spaces: 0,5,10..20 or 0 5 10"
+
+
+def add_epochs_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--epochs``, the same syntax on every command that takes checkpoints (:func:`parse_epochs`)."""
+    p.add_argument("--epochs", nargs="+", metavar="E", help=f"{what}; {EPOCHS_HELP}")
+
+
+def parse_epochs(values: list[str] | str | None) -> tuple[int, ...] | None:
+    """``["0,5", "10..20"]`` or ``"0,5,10..20"`` -> ``(0, 5, 10, 11, ..., 20)`` (sorted, without
+    repeats); None stays None."""
+    if values is None:
+        return None
+    text = ",".join([values] if isinstance(values, str) else values)
+    out: set[int] = set()
+    for piece in text.split(","):
+        piece = piece.strip()
+        m = re.fullmatch(r"(\d+)\s*(?:\.\.|-)\s*(\d+)", piece)
+        if m:
+            a, b = int(m.group(1)), int(m.group(2))
+            out.update(range(min(a, b), max(a, b) + 1))
+        elif re.fullmatch(r"\d+", piece):
+            out.add(int(piece))
+        else:
+            raise ParameterError(f"{param('epochs')} must be checkpoint numbers and ranges like '0,5,10..20'; "
+                                 f"got {' '.join([values] if isinstance(values, str) else values)!r}")
+    return tuple(sorted(out))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import shown_path, stop_on_signals
+from ._common import add_epochs_option, parse_epochs, shown_path, stop_on_signals
 
 EPILOG = """\
 defaults: a seeded subset of 512 samples of the split, Lanczos to a residual of 1e-3 of the
@@ -30,7 +30,7 @@ def register(sub) -> None:
         "against the epoch) and curvature_density.png.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", metavar="RUN", help="run directory (checkpoints/, run.json)")
-    p.add_argument("--epochs", metavar="LIST", help="checkpoints to measure, e.g. 0,5,10..20 (default: all)")
+    add_epochs_option(p, "checkpoints to measure (default: all)")
     p.add_argument("--split", choices=["train", "test"], default="train", help="data split (default: %(default)s)")
     p.add_argument("--max-samples", type=int, default=512, metavar="N",
                    help="a fixed seeded subset of N samples (default: %(default)s; 0: the whole split)")
@@ -57,10 +57,10 @@ def register(sub) -> None:
 
 
 def _curvature(args: argparse.Namespace) -> int:
-    from ..curvature.stage import CurvatureOptions, curvature_run, parse_epochs
+    from ..curvature.stage import CurvatureOptions, curvature_run
 
     options = CurvatureOptions(
-        epochs=parse_epochs(args.epochs) if args.epochs is not None else None, split=args.split,
+        epochs=parse_epochs(args.epochs), split=args.split,
         max_samples=args.max_samples or None, sample_seed=args.sample_seed, ignore=args.ignore, tol=args.tol,
         max_iter=args.max_iter, trace_samples=args.trace_samples, density_vectors=args.density_vectors,
         density_steps=args.density_steps, seed=args.seed, device=args.device)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_compile_option, shown_path
+from ._common import add_compile_option, add_epochs_option, parse_epochs, shown_path
 from .surface_cmd import allow_negative_specs
 
 EPILOG = """\
@@ -32,8 +32,7 @@ def register(sub) -> None:
         "animations into RUN/evolve/.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     allow_negative_specs(p)
     p.add_argument("run", metavar="RUN", help="run directory (checkpoints/, run.json)")
-    p.add_argument("--epochs", type=int, nargs="+", metavar="E",
-                   help="checkpoints to centre planes on (default: 6 spread from the first to the last)")
+    add_epochs_option(p, "checkpoints to centre planes on (default: 6 spread from the first to the last)")
     p.add_argument("--x", metavar="MIN:MAX:N", help="first axis of every plane (default -1:1:31)")
     p.add_argument("--y", metavar="MIN:MAX:N", help="second axis (default as --x)")
     p.add_argument("--seed", type=int, help="seed of the directions (default: the run's random plane's, else 0)")
@@ -70,7 +69,7 @@ def _evolve(args: argparse.Namespace) -> int:
         y = parse_axis(args.y or args.x, "y")
         grid = Grid(*x, *y)
     engine = {"device": args.device, "max_samples": args.max_samples, "compile": args.compile}
-    options = EvolveOptions(epochs=tuple(args.epochs) if args.epochs else None, grid=grid, seed=args.seed,
+    options = EvolveOptions(epochs=parse_epochs(args.epochs), grid=grid, seed=args.seed,
                             split=args.split, persistence=args.persistence, delta=args.delta,
                             eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
     result = evolve(RunDir(args.run), options)

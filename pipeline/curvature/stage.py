@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +34,7 @@ from .hessian import IGNORES, CurvatureError, Hessian
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CurvatureOptions", "curvature_run", "parse_epochs", "CURVATURE_FORMAT"]
+__all__ = ["CurvatureOptions", "curvature_run", "CURVATURE_FORMAT"]
 
 CURVATURE_FORMAT = 1
 
@@ -71,22 +70,6 @@ class CurvatureOptions:
         if self.epochs is not None and (not self.epochs or not all(
                 isinstance(e, int) and not isinstance(e, bool) and e >= 0 for e in self.epochs)):
             raise ParameterError(f"{param('epochs')} must be a non-empty list of checkpoint numbers; got {self.epochs!r}")
-
-
-def parse_epochs(text: str) -> tuple[int, ...]:
-    """``"0,5,10..20"`` -> ``(0, 5, 10, 11, ..., 20)`` (sorted, without repeats)."""
-    out: set[int] = set()
-    for piece in str(text).split(","):
-        piece = piece.strip()
-        m = re.fullmatch(r"(\d+)\s*(?:\.\.|-)\s*(\d+)", piece)
-        if m:
-            a, b = int(m.group(1)), int(m.group(2))
-            out.update(range(min(a, b), max(a, b) + 1))
-        elif re.fullmatch(r"\d+", piece):
-            out.add(int(piece))
-        else:
-            raise ParameterError(f"{param('epochs')} must be numbers and ranges like '0,5,10..20'; got {text!r}")
-    return tuple(sorted(out))
 
 
 def curvature_run(run: RunDir | str | Path, options: CurvatureOptions = CurvatureOptions(), *,
