@@ -54,6 +54,27 @@ def test_bad_arguments(surface_file, args, fragments):
     assert sorted(p.name for p in surface_file.parent.iterdir()) == before  # no output file
 
 
+def test_the_format_comes_from_the_out_suffix_or_the_run_directory(surface_file, run_dir, tmp_path):
+    import meshio
+
+    folder = tmp_path / "out"  # apart from the surface file
+    folder.mkdir()
+    out = folder / "m.obj"
+    proc = run_cli("export", str(surface_file), "--out", str(out))
+    assert proc.returncode == 0 and proc.stdout.strip() == str(out), proc.stderr
+    assert len(meshio.read(out).points) > 0
+    page = folder / "page.htm"
+    assert run_cli("export", str(surface_file), "--out", str(page)).returncode == 0 and _scene(page)["planes"]
+    assert_one_line_error(run_cli("export", str(surface_file)), "--format must be given (ply, obj, stl, html)")
+    assert_one_line_error(run_cli("export", str(surface_file), "--out", str(folder / "m.xyz")),
+                          "--format must be given", "nor --out tells it")
+    assert_one_line_error(run_cli("export", str(run_dir), "--format", "ply"),
+                          "a ply mesh is made of one surface file", "a run directory exports as --format html")
+    assert sorted(p.name for p in folder.iterdir()) == ["m.obj", "page.htm"]
+    proc = run_cli("export", str(run_dir))  # a run directory: its page
+    assert proc.returncode == 0 and proc.stdout.strip() == str(run_dir / "index.html"), proc.stderr
+
+
 def test_missing_and_wrong_files(tmp_path):
     proc = run_cli("export", str(tmp_path / "none.vts"), "--format", "ply")
     assert_one_line_error(proc, "not found", "none.vts")

@@ -8,6 +8,7 @@ examples:
   lossvista export runs/demo --format html                    # runs/demo/index.html
   lossvista export runs/demo --format html --out demo.html
   lossvista export runs/digits/surface_random.vts --format ply
+  lossvista export runs/demo/surface_pca.vts --out pca.obj         # the format from the suffix
   lossvista export surface_pca.vts --format stl --out pca.stl --scale 0.2 --log
 
 html: one self-contained page (plotly.js inline, nothing loaded from the network) with every
@@ -27,7 +28,8 @@ def register(sub) -> None:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", metavar="RUN|FILE.vts", help="run directory (html) or surface file ('lossvista surface')")
     # validated by the library (not argparse choices) so a bad value is a one-line error
-    p.add_argument("--format", required=True, metavar="html|ply|obj|stl", help="output format")
+    p.add_argument("--format", metavar="html|ply|obj|stl",
+                   help="output format (default: the suffix of --out, else html for a run directory)")
     p.add_argument("--out", metavar="PATH",
                    help="output file (default: RUN/index.html, or FILE with the format's suffix)")
     p.add_argument("--scale", type=float, metavar="S",

@@ -172,18 +172,29 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
     return traj, write_trajectory(out, traj)
 
 
-def export(source: str | Path, format: str, *, out: str | Path | None = None, array: str = "loss",
+def export(source: str | Path, format: str | None = None, *, out: str | Path | None = None, array: str = "loss",
            scale: float | None = None, log: bool = False) -> Path:
     """Write ``source`` as ``format`` and return the path written.
 
     ``html``: the self-contained page (:func:`pipeline.render.page.export_page`) of a run
     directory (default ``RUN/index.html``) or of one surface file; ``array`` colours it first.
     ``ply``, ``obj``, ``stl``: the warped surface of a ``.vts`` as a mesh
-    (:func:`pipeline.vtkio.export_file`: ``array``, ``scale``, ``log``).
+    (:func:`pipeline.vtkio.export_file`: ``array``, ``scale``, ``log``). ``format=None``: the
+    suffix of ``out`` (``.htm`` is html), else html for a run directory.
     """
+    if format is None:
+        suffix = Path(out).suffix.lower().lstrip(".") if out else ""
+        format = "html" if suffix == "htm" else suffix if suffix in EXPORT_FORMATS \
+            else "html" if Path(source).is_dir() else None
+        if format is None:
+            raise ParameterError(f"{param('format')} must be given ({', '.join(EXPORT_FORMATS)}): neither the source "
+                                 f"{str(source)!r} nor {param('out')} tells it")
     fmt = str(format).lower()
     if fmt not in EXPORT_FORMATS:
         raise ParameterError(f"{param('format')} must be one of {', '.join(EXPORT_FORMATS)}; got {format!r}")
+    if fmt != "html" and Path(source).is_dir():
+        raise ParameterError(f"a {fmt} mesh is made of one surface file (e.g. {Path(source) / 'surface_random.vts'}); "
+                             f"a run directory exports as {param('format')} html")
     if fmt != "html":
         from ..vtkio import export_file
 
