@@ -359,10 +359,15 @@ def fit_ratio_colours(simple, view):
 
 
 def fit_to_data(simple, view, view_name):
-    """Fit what depends on the data: axis titles, loss colour range, camera (after a render)."""
+    """Fit what depends on the data: axis titles, the loss's name on its colour bar
+    (:func:`pipeline.display.array_label`), loss colour range, camera (after a render)."""
     surface = simple.FindSource("surface")
-    x_title, y_title = axis_titles(field_record(simple, surface, "losscape_meta"))
+    meta = field_record(simple, surface, "losscape_meta")
+    x_title, y_title = axis_titles(meta)
     view.AxesGrid.XTitle, view.AxesGrid.YTitle = x_title, y_title
+    label = display.array_label(meta, "loss")
+    for rep in _loss_representations(simple, view):
+        simple.GetScalarBar(rep.LookupTable, view).Title = label
     fit_colours(simple, view)
     if view_name in display.HESSIAN_VIEWS:
         fit_ratio_colours(simple, view)

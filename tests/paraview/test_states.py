@@ -135,16 +135,25 @@ for plane in ("random", "pca"):
     build_states.fit_to_data(simple, view, "2d_contours")
     lut = simple.GetColorTransferFunction("loss")
     rec = build_states.field_record(simple, simple.FindSource("Loss Threshold"), "lossvista_threshold")
-    print("RESULT", plane, view.AxesGrid.XTitle, "|", view.AxesGrid.YTitle, "|", lut.RGBPoints[0], rec["cap"])
+    print("RESULT", plane, view.AxesGrid.XTitle, "|", view.AxesGrid.YTitle, "|", lut.RGBPoints[0], rec["cap"], "|",
+          simple.GetScalarBar(lut, view).Title)
     build_states.clear_session(simple)
 """
 
 
 def test_axis_titles_and_colours_follow_the_run(run_b, tmp_path):
-    from pipeline.display import surface_cap as default_cap
-    from pipeline.vtkio import read_surface
+    import shutil
 
-    proc = run_paraview(TITLES, tmp_path, str(STATES), str(run_b), exe="pvbatch", render=True)
+    from pipeline.display import surface_cap as default_cap
+    from pipeline.vtkio import read_surface, write_surface
+
+    run = tmp_path / "run"  # run_b with a loss named in its surfaces' metadata
+    shutil.copytree(run_b, run)
+    for plane in ("random", "pca"):
+        surface = read_surface(run / f"surface_{plane}.vts")
+        surface.meta["loss_name"] = "mse"
+        write_surface(run / f"surface_{plane}.vts", surface)
+    proc = run_paraview(TITLES, tmp_path, str(STATES), str(run), exe="pvbatch", render=True)
     lines = {ln.split()[1]: ln.split(None, 2)[2] for ln in proc.stdout.splitlines() if ln.startswith("RESULT")}
     titles = {plane: [t.strip() for t in lines[plane].split("|")] for plane in lines}
     assert titles["random"][:2] == ["alpha (direction 1)", "beta (direction 2)"]
@@ -152,5 +161,6 @@ def test_axis_titles_and_colours_follow_the_run(run_b, tmp_path):
     for plane in ("random", "pca"):
         surface = read_surface(run_b / f"surface_{plane}.vts")
         lo, cap = (float(x) for x in titles[plane][2].split())
+        assert titles[plane][3] == "mse"  # the loss's name (meta loss_name) on its colour bar
         assert lo == pytest.approx(float(surface.loss[surface.valid.astype(bool)].min()), rel=1e-6)
         assert cap == pytest.approx(default_cap(surface), rel=1e-9)  # the same cap as the quick looks
