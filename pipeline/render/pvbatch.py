@@ -248,7 +248,7 @@ def render_animations(
     missing = [str(states / f"animation_{n}.pvsm") for n in names if not (states / f"animation_{n}.pvsm").is_file()]
     if missing:
         raise LossvistaError(f"ParaView state files not found ({', '.join(missing)})")
-    frames = run.frames()
+    frames = run.frames().resolve()  # pvbatch runs in that folder: a relative path would land inside it
     what = f"the {' and '.join(names)} animation{'s' if len(names) > 1 else ''}"
     logger.info("playing %s with ParaView", what)
     start = time.perf_counter()

@@ -60,12 +60,13 @@ def _orange(png):
 def test_committed_animation_states_play_a_fresh_run(tmp_path):
     """lossvista render --animation on a run with other extents: one frame per time step of
     each time series, none blank, each different from the others; the landscape deepens, the
-    path's marker travels; the GIFs hold the frames."""
+    path's marker travels; the GIFs hold the frames. The run is named relative to the working
+    directory, as users type it (pvbatch runs in another folder)."""
     from PIL import Image
 
     run = _evolved_run(tmp_path / "run", 1)
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "render", str(run), "--animation", "landscape",
-                           "--animation", "path"], capture_output=True, text=True, cwd=str(ROOT), timeout=900)
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "render", "run", "--animation", "landscape",
+                           "--animation", "path"], capture_output=True, text=True, cwd=str(tmp_path), timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     frames = run / "evolve" / "frames"
     landscape = sorted(frames.glob("landscape.*.png"))
