@@ -153,7 +153,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str | None = None,
     entry when it is a file, else ``random``."""
     if len(runs) < 2:
         raise ValueError(f"runs must name at least two runs to compare; got {len(runs)}")
-    if plane is None:
+    if plane is None:  # a file is taken as it is, whatever the plane asked of resolve_surface
         first = Path(runs[0])
         plane = _file_kind(resolve_surface(first, "random")) if first.suffix.lower() in (".vts", ".vti") else "random"
     paths = [resolve_surface(r, plane) for r in runs]

@@ -194,7 +194,7 @@ def compute(args: argparse.Namespace, request: Any) -> int:
         print(f"evaluated {outcome.points} points in {outcome.seconds:.2f} s{procs} "
               f"({outcome.points / max(outcome.seconds, 1e-9):.1f} points/s)", file=sys.stderr)
     if outcome.complete:
-        what = "volume" if Path(outcome.out).suffix == ".vti" else "surface"
+        what = "volume" if Path(outcome.out).suffix.lower() == ".vti" else "surface"
         print(f"{outcome.out} already holds this {what} (the same fingerprint): kept; pass --restart to compute "
               f"it again", file=sys.stderr)
     elif outcome.resumed:

@@ -184,9 +184,11 @@ def export(source: str | Path, format: str | None = None, *, out: str | Path | N
     """
     if format is None:
         suffix = Path(out).suffix.lower().lstrip(".") if out else ""
-        format = "html" if suffix == "htm" else suffix if suffix in EXPORT_FORMATS \
-            else "html" if Path(source).is_dir() else None
-        if format is None:
+        if suffix in EXPORT_FORMATS or suffix == "htm":
+            format = "html" if suffix == "htm" else suffix
+        elif Path(source).is_dir():
+            format = "html"
+        else:
             raise ParameterError(f"{param('format')} must be given ({', '.join(EXPORT_FORMATS)}): neither the source "
                                  f"{str(source)!r} nor {param('out')} tells it")
     fmt = str(format).lower()
