@@ -153,6 +153,7 @@ def fit_animation(simple, common, view, name, unit=None):
         simple.Render(view)
         for rep in common._loss_representations(simple, view):
             simple.GetScalarBar(rep.LookupTable, view).Title = display.array_label(meta, "loss")
+        common.fit_value_bars(simple, view)
         if math.isfinite(lo) and math.isfinite(cap) and cap > lo:
             for rep in common._loss_representations(simple, view):
                 lut = rep.LookupTable

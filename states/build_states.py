@@ -216,7 +216,7 @@ def _show_eig_ratio(simple, view, surface, contours):
     lut.AutomaticRescaleRangeMode = "Never"
     rep.LookupTable = lut
     rep.SetScalarBarVisibility(view, True)
-    _style_bar(simple.GetScalarBar(lut, view), "abs(lambda_min / lambda_max)", (0.89, 0.58), length=0.36)
+    _style_bar(simple.GetScalarBar(lut, view), "abs(lambda_min / lambda_max)", (VALUE_BAR_X, 0.58), length=0.36)
     lines = simple.Show(contours, view)
     lines.ColorArrayName = ["POINTS", ""]
     lines.AmbientColor = lines.DiffuseColor = [1.0, 1.0, 1.0]
@@ -228,7 +228,25 @@ def _color_by_loss(simple, view, rep, lut):
     simple.ColorBy(rep, ("POINTS", "loss"))
     rep.LookupTable = lut
     rep.SetScalarBarVisibility(view, True)
-    _style_bar(simple.GetScalarBar(lut, view), "loss", (0.89, 0.58), length=0.36)
+    _style_bar(simple.GetScalarBar(lut, view), "loss", (VALUE_BAR_X, 0.58), length=0.36)
+
+
+VALUE_BAR_X = 0.89  # left edge of the colour bar of values (loss, eig_ratio), a fraction of the width
+VALUE_BAR_ROOM = 120  # pixels from that edge to the right end of its tick labels and vertical title
+
+
+def fit_value_bars(simple, view):
+    """Move the visible colour bars of values (not the categorical legends, whose labels are on
+    their left) left of ``VALUE_BAR_X`` where the picture is too narrow for their tick labels and
+    title (under about 1100 pixels: an 800 x 600 animation frame, the GUI's view)."""
+    width = max(int(view.ViewSize[0]), 1)
+    x = min(VALUE_BAR_X, 1.0 - VALUE_BAR_ROOM / width)
+    for bar in view.Representations:  # the view's bars as they are (GetScalarBar would add missing ones)
+        if bar.GetXMLName() != "ScalarBarWidgetRepresentation" or not bar.Visibility:
+            continue
+        lut = bar.LookupTable
+        if lut is not None and not lut.InterpretValuesAsCategories:
+            bar.Position = [x, list(bar.Position)[1]]
 
 
 def build_view(simple, view_name, surface_file, trajectory_file):
@@ -368,6 +386,7 @@ def fit_to_data(simple, view, view_name):
     label = display.array_label(meta, "loss")
     for rep in _loss_representations(simple, view):
         simple.GetScalarBar(rep.LookupTable, view).Title = label
+    fit_value_bars(simple, view)
     fit_colours(simple, view)
     if view_name in display.HESSIAN_VIEWS:
         fit_ratio_colours(simple, view)

@@ -74,7 +74,7 @@ def build_volume_view(simple, common, view_name, volume_file, trajectory_file):
         rep.LookupTable = log_lut
         rep.ScalarOpacityFunction = simple.GetOpacityTransferFunction("log_loss")
         rep.SetScalarBarVisibility(view, True)
-        common._style_bar(simple.GetScalarBar(log_lut, view), "log10 loss", (0.89, 0.58), length=0.36)
+        common._style_bar(simple.GetScalarBar(log_lut, view), "log10 loss", (common.VALUE_BAR_X, 0.58), length=0.36)
     elif view_name == "slices":
         for axis, normal in zip("xyz", ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0])):
             cut = simple.Slice(registrationName=f"Slice {axis}", Input=capped)
@@ -117,6 +117,7 @@ def fit_volume(simple, common, view, view_name):
     label = display.array_label(meta, "loss")
     for rep in common._loss_representations(simple, view):
         simple.GetScalarBar(rep.LookupTable, view).Title = label
+    common.fit_value_bars(simple, view)
     common.fit_colours(simple, view)
     logged = simple.FindSource("Log Loss")
     if view_name == "volume_rendering" and logged is not None:

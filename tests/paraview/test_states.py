@@ -1,6 +1,7 @@
 """The state files: built reproducibly from a run, loaded on a *different* run, rendered by pvbatch."""
 from __future__ import annotations
 
+import json
 import subprocess
 import xml.etree.ElementTree as ET
 
@@ -135,8 +136,14 @@ for plane in ("random", "pca"):
     build_states.fit_to_data(simple, view, "2d_contours")
     lut = simple.GetColorTransferFunction("loss")
     rec = build_states.field_record(simple, simple.FindSource("Loss Threshold"), "lossvista_threshold")
+    bar = simple.GetScalarBar(lut, view)
+    wide = bar.Position[0]
+    view.ViewSize = [800, 600]
+    build_states.fit_value_bars(simple, view)
     print("RESULT", plane, view.AxesGrid.XTitle, "|", view.AxesGrid.YTitle, "|", lut.RGBPoints[0], rec["cap"], "|",
-          simple.GetScalarBar(lut, view).Title)
+          bar.Title, "|", wide, bar.Position[0], [b.Position[0] for b in view.Representations
+                                                   if b.GetXMLName() == "ScalarBarWidgetRepresentation"
+                                                   and b.LookupTable.InterpretValuesAsCategories])
     build_states.clear_session(simple)
 """
 
@@ -162,5 +169,10 @@ def test_axis_titles_and_colours_follow_the_run(run_b, tmp_path):
         surface = read_surface(run_b / f"surface_{plane}.vts")
         lo, cap = (float(x) for x in titles[plane][2].split())
         assert titles[plane][3] == "mse"  # the loss's name (meta loss_name) on its colour bar
+        # 1200 px wide: the bar where the state put it; 800 px: moved left so that its title fits,
+        # the categorical legends (labels on their left) stay
+        wide, narrow, legends = titles[plane][4].split(None, 2)
+        assert float(wide) == pytest.approx(0.89) and float(narrow) == pytest.approx(1 - 120 / 800)
+        assert json.loads(legends) and set(json.loads(legends)) == {0.89}
         assert lo == pytest.approx(float(surface.loss[surface.valid.astype(bool)].min()), rel=1e-6)
         assert cap == pytest.approx(default_cap(surface), rel=1e-9)  # the same cap as the quick looks
