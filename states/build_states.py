@@ -232,13 +232,13 @@ def _color_by_loss(simple, view, rep, lut):
 
 
 VALUE_BAR_X = 0.89  # left edge of the colour bar of values (loss, eig_ratio), a fraction of the width
-VALUE_BAR_ROOM = 120  # pixels from that edge to the right end of its tick labels and vertical title
+VALUE_BAR_ROOM = 110  # pixels from that edge to the right end of its tick labels and vertical title
 
 
 def fit_value_bars(simple, view):
     """Move the visible colour bars of values (not the categorical legends, whose labels are on
     their left) left of ``VALUE_BAR_X`` where the picture is too narrow for their tick labels and
-    title (under about 1100 pixels: an 800 x 600 animation frame, the GUI's view)."""
+    title (under 1000 pixels wide: an 800 x 600 animation frame, the GUI's view)."""
     width = max(int(view.ViewSize[0]), 1)
     x = min(VALUE_BAR_X, 1.0 - VALUE_BAR_ROOM / width)
     for bar in view.Representations:  # the view's bars as they are (GetScalarBar would add missing ones)

@@ -172,7 +172,7 @@ def test_axis_titles_and_colours_follow_the_run(run_b, tmp_path):
         # 1200 px wide: the bar where the state put it; 800 px: moved left so that its title fits,
         # the categorical legends (labels on their left) stay
         wide, narrow, legends = titles[plane][4].split(None, 2)
-        assert float(wide) == pytest.approx(0.89) and float(narrow) == pytest.approx(1 - 120 / 800)
+        assert float(wide) == pytest.approx(0.89) and float(narrow) == pytest.approx(1 - 110 / 800)
         assert json.loads(legends) and set(json.loads(legends)) == {0.89}
         assert lo == pytest.approx(float(surface.loss[surface.valid.astype(bool)].min()), rel=1e-6)
         assert cap == pytest.approx(default_cap(surface), rel=1e-9)  # the same cap as the quick looks
