@@ -87,6 +87,8 @@ LOSS_PRESET = "Viridis (matplotlib)"
 # ASCII: ParaView's bundled fonts have no Greek letters
 RANDOM_TITLES = ("alpha (direction 1)", "beta (direction 2)")
 ABOVE_CAP_RGB = display.rgb(display.DIVERGENT_COLOR)  # above the cap (the clamped plateau)
+VALUE_BAR_X = 0.89  # left edge of the colour bar of values (loss, eig_ratio), a fraction of the width
+VALUE_BAR_ROOM = 110  # pixels from that edge to the right end of its tick labels and vertical title
 
 # Rendering sizes, in pixels (independent of the plane's extent).
 SIZE = {"path": 6.0, "marker": 26.0, "critical": 13.0, "contour": 2.0, "contour_on_surface": 1.5, "mesh": 1.0}
@@ -229,10 +231,6 @@ def _color_by_loss(simple, view, rep, lut):
     rep.LookupTable = lut
     rep.SetScalarBarVisibility(view, True)
     _style_bar(simple.GetScalarBar(lut, view), "loss", (VALUE_BAR_X, 0.58), length=0.36)
-
-
-VALUE_BAR_X = 0.89  # left edge of the colour bar of values (loss, eig_ratio), a fraction of the width
-VALUE_BAR_ROOM = 110  # pixels from that edge to the right end of its tick labels and vertical title
 
 
 def fit_value_bars(simple, view):
