@@ -151,9 +151,7 @@ def fit_animation(simple, common, view, name, unit=None):
         meta = common.field_record(simple, series, "losscape_meta")
         view.AxesGrid.XTitle, view.AxesGrid.YTitle = common.axis_titles(meta)
         simple.Render(view)
-        for rep in common._loss_representations(simple, view):
-            simple.GetScalarBar(rep.LookupTable, view).Title = display.array_label(meta, "loss")
-        common.fit_value_bars(simple, view)
+        common.fit_loss_bar(simple, view, meta)
         if math.isfinite(lo) and math.isfinite(cap) and cap > lo:
             for rep in common._loss_representations(simple, view):
                 lut = rep.LookupTable

@@ -233,6 +233,14 @@ def _color_by_loss(simple, view, rep, lut):
     _style_bar(simple.GetScalarBar(lut, view), "loss", (VALUE_BAR_X, 0.58), length=0.36)
 
 
+def fit_loss_bar(simple, view, meta):
+    """Title the loss's colour bar with the loss's name (:func:`pipeline.display.array_label` of
+    the surface's metadata ``meta``) and fit the bars of values to the picture's width."""
+    for rep in _loss_representations(simple, view):
+        simple.GetScalarBar(rep.LookupTable, view).Title = display.array_label(meta, "loss")
+    fit_value_bars(simple, view)
+
+
 def fit_value_bars(simple, view):
     """Move the visible colour bars of values (not the categorical legends, whose labels are on
     their left) left of ``VALUE_BAR_X`` where the picture is too narrow for their tick labels and
@@ -381,10 +389,7 @@ def fit_to_data(simple, view, view_name):
     meta = field_record(simple, surface, "losscape_meta")
     x_title, y_title = axis_titles(meta)
     view.AxesGrid.XTitle, view.AxesGrid.YTitle = x_title, y_title
-    label = display.array_label(meta, "loss")
-    for rep in _loss_representations(simple, view):
-        simple.GetScalarBar(rep.LookupTable, view).Title = label
-    fit_value_bars(simple, view)
+    fit_loss_bar(simple, view, meta)
     fit_colours(simple, view)
     if view_name in display.HESSIAN_VIEWS:
         fit_ratio_colours(simple, view)

@@ -114,14 +114,11 @@ def fit_volume(simple, common, view, view_name):
     meta = common.field_record(simple, volume, "losscape_meta")
     grid = view.AxesGrid
     grid.XTitle, grid.YTitle, grid.ZTitle = display.axis_labels(meta, unicode=False, dims=3)
-    label = display.array_label(meta, "loss")
-    for rep in common._loss_representations(simple, view):
-        simple.GetScalarBar(rep.LookupTable, view).Title = label
-    common.fit_value_bars(simple, view)
+    common.fit_loss_bar(simple, view, meta)
     common.fit_colours(simple, view)
     logged = simple.FindSource("Log Loss")
     if view_name == "volume_rendering" and logged is not None:
-        fit_log_volume(simple, common, view, logged, label)
+        fit_log_volume(simple, common, view, logged, display.array_label(meta, "loss"))
     simple.Render(view)
     common.fit_camera(simple, view, three_d=True)
 
