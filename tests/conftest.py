@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,16 @@ def require(missing: list[str], reason: str, variable: str) -> None:
         if os.environ.get(variable, "") not in ("", "0"):
             pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
         pytest.skip(reason)
+
+
+HANG_GUARD = 1800  # seconds: a test that waits on another process fails past this (a hang, not a speed)
+
+
+def wait_for_chunks(parts: Path, n: int, proc: subprocess.Popen) -> None:
+    """Until the work directory ``parts`` holds ``n`` finished chunks, while ``proc`` is still
+    running (one that ends first fails the test; one that hangs is left to ``HANG_GUARD``)."""
+    from pipeline.surface import ChunkStore
+
+    while len(ChunkStore(parts).chunk_ids()) < n:
+        assert proc.poll() is None, "finished before it could be interrupted"
+        time.sleep(0.01)

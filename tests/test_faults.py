@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +22,7 @@ from pipeline.errors import CheckpointError, LossvistaError
 from pipeline.rundir import RunDir
 from pipeline.vtkio import read_surface, write_surface
 
-from .conftest import ROOT, assert_one_line_error, run_cli
+from .conftest import HANG_GUARD, ROOT, assert_one_line_error, run_cli, wait_for_chunks
 
 
 @pytest.fixture
@@ -80,6 +79,7 @@ SMALL = ["--x", "-1:1:5", "--y", "-1:1:5", "--device", "cpu"]
 # -- 1. `run` resumes after SIGTERM in its surface step ------------------------------------------------
 
 @pytest.mark.slow
+@pytest.mark.timeout(HANG_GUARD)
 def test_01_run_resumes_after_sigterm_bitwise(tmp_path):
     args = [sys.executable, "-m", "pipeline", "run", "--preset", "digits", "--epochs", "3", "--grid", "25",
             "--backend", "none"]
@@ -92,9 +92,7 @@ def test_01_run_resumes_after_sigterm_bitwise(tmp_path):
     child = subprocess.Popen([*args, "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     parts = out / "surface_random.vts.parts"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(list(parts.glob("chunk_*.bin"))) < 3:
-        time.sleep(0.05)
+    wait_for_chunks(parts, 3, child)
     child.send_signal(signal.SIGTERM)
     _, err = child.communicate(timeout=120)
     lines = [ln for ln in err.splitlines() if ln.strip()]

@@ -14,7 +14,7 @@ import pytest
 from pipeline.errors import ParameterError
 from pipeline.study import load_study, study_names
 
-from .conftest import ROOT, assert_one_line_error, run_cli
+from .conftest import HANG_GUARD, ROOT, assert_one_line_error, run_cli
 
 
 def _numbers(path):
@@ -44,7 +44,7 @@ def test_an_interrupted_study_resumes_to_the_same_comparison(tmp_path):
     args = [sys.executable, "-m", "pipeline", "study", "--preset", "tiny", "--out", str(out), "--backend", "none"]
     env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + HANG_GUARD
     while time.monotonic() < deadline and proc.poll() is None:  # stop it once the first model is finished
         if (out / "study.json").is_file() and "digits-cnn" in json.loads((out / "study.json").read_text())["models"]:
             break

@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from pipeline.directions import Directions, random_directions
 from pipeline.surface import ChunkStore, parts_dir
 from pipeline.vtkio import read_surface
 
-from .conftest import ROOT, assert_one_line_error
+from .conftest import HANG_GUARD, ROOT, assert_one_line_error, wait_for_chunks
 
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 SMALL = ["--x", "-1:1:9", "--y", "-1:1:7", "--chunk-size", "4", "--device", "cpu"]  # 63 points, 16 chunks
@@ -151,22 +150,15 @@ def test_one_dimensional_direction(setup, tmp_path, run_main):
 
 # -- resume ---------------------------------------------------------------------------------------
 
-def _wait_for_chunks(parts: Path, n: int, proc: subprocess.Popen, timeout: float = 120) -> None:
-    t0 = time.monotonic()
-    while len(ChunkStore(parts).chunk_ids()) < n:
-        assert proc.poll() is None, "finished before it could be interrupted"
-        assert time.monotonic() - t0 < timeout, "no chunks appeared"
-        time.sleep(0.01)
-
-
 @pytest.mark.slow
+@pytest.mark.timeout(HANG_GUARD)
 def test_sigkill_then_rerun_gives_the_uninterrupted_grid(big, tmp_path):
     args, ref = big
     out = tmp_path / "s.vts"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "surface", *args, "--out", str(out)], cwd=ROOT,
                             env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for_chunks(parts_dir(out), 3, proc)
+        wait_for_chunks(parts_dir(out), 3, proc)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(60)
@@ -253,6 +245,7 @@ def test_nproc_per_node_refuses_bad_input_before_starting_workers(setup, tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(HANG_GUARD)
 def test_torchrun_rank_killed_keeps_the_others_chunks_and_resumes(big, tmp_path):
     import psutil
 
@@ -261,7 +254,7 @@ def test_torchrun_rank_killed_keeps_the_others_chunks_and_resumes(big, tmp_path)
     proc = subprocess.Popen(_torchrun(*args, "--out", str(out)), cwd=ROOT, env={**os.environ, **ENV},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for_chunks(parts_dir(out), 6, proc)
+        wait_for_chunks(parts_dir(out), 6, proc)
         workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
                    if p.environ().get("RANK") in ("0", "1") and "pipeline" in " ".join(p.cmdline())]
         rank1 = [p for p in workers if p.environ()["RANK"] == "1"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, clean_env
-from tests.conftest import require
+from tests.conftest import HANG_GUARD, require
 
 pytestmark = pytest.mark.paraview
 
@@ -92,9 +92,10 @@ def surface_pixels(rgb: np.ndarray) -> dict[str, float]:
             "width": (right - left) / (last - first)}
 
 
-def _open_in_gui(screen, *args, deadline: float = 240.0):
+def _open_in_gui(screen, *args, deadline: float = HANG_GUARD):
     """Start ``lossvista paraview ARGS`` on the screen; return (its pid's executable, the screenshot,
-    its pixel counts) once the surface shows, or the last screenshot when it never does."""
+    its pixel counts) once the surface shows, or the last screenshot when it never does (ParaView
+    ended, or hung past ``deadline``)."""
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "paraview", *args], cwd=ROOT, env=screen["env"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
