@@ -14,9 +14,9 @@ from pipeline.engine import EvalConfig, evaluate_points
 from pipeline.engine.batches import as_eval_data
 from pipeline.errors import ParameterError
 from pipeline.objective import LossSpec
+from pipeline.surface import evaluate
 
 from .user_models import Tokens
-from pipeline.surface import evaluate
 
 CPU = EvalConfig(device="cpu")
 
