@@ -211,6 +211,9 @@ def test_import_step_checkpoints_from_names_and_restart(project):
     assert proc.returncode == 0, proc.stderr
     info = json.loads((project / "runs/steps/run.json").read_text())
     assert info["unit"] == "step" and [c["epoch"] for c in info["checkpoints"]] == [0, 500, 1000]
+    # checkpoints every 500 steps are the loop's spacing, not 998 lost files
+    proc = run_cli("directions", "--run", "runs/steps", "--kind", "pca", cwd=project)
+    assert proc.returncode == 0 and "no checkpoint of" not in proc.stderr, proc.stderr
     assert_one_line_error(_import(project, out="runs/steps"), "already holds a run", "--restart")
     proc = _import(project, "--loss", "mse", "--restart", out="runs/steps")
     assert proc.returncode == 0, proc.stderr

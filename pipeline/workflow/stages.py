@@ -34,12 +34,17 @@ def _epoch(run: RunDir, value: int | None, name: str, default: int) -> int:
     return e
 
 
-def _warn_gaps(run: RunDir, what: str) -> None:
-    missing = run.missing_epochs()
+def _warn_gaps(opened: Any, what: str) -> None:
+    """Name the epochs missing between the checkpoints of a run lossvista trained: training writes
+    one every epoch, so a hole is a lost file. An imported or recorded run holds the checkpoints its
+    own loop saved (every 5 steps, say); their spacing is the user's choice, not a gap."""
+    if opened.imported:
+        return
+    missing = opened.dir.missing_epochs()
     if missing:
         from ..rundir import ranges
 
-        log.warning("%s has no checkpoint of epoch%s %s: %s skips %s", run.checkpoints_dir,
+        log.warning("%s has no checkpoint of epoch%s %s: %s skips %s", opened.dir.checkpoints_dir,
                     "s" if len(missing) > 1 else "", ranges(missing, sep=".."), what,
                     "them" if len(missing) > 1 else "it")
 
@@ -79,7 +84,7 @@ def make_directions(run: RunDir, kind: str, *, norm: str | None = None, ignore: 
     elif kind == "pca":
         centre = _epoch(run, epoch, "epoch", epochs[-1])
         path = [run.checkpoint(e) for e in epochs if e <= centre]
-        _warn_gaps(run, "the PCA of the trajectory")
+        _warn_gaps(opened, "the PCA of the trajectory")
         if ndim not in (2, 3):
             raise ParameterError(f"{param('ndim')} must be 2 or 3 for PCA directions; got {ndim!r}")
         d = pca_directions(path, centre=run.checkpoint(centre), ignore=ignore, dir_type=dir_type or "weights",
@@ -162,7 +167,7 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
         data = opened.data(split).subset(max_samples, seed=sample_seed)
         model, _ = opened.build_model(centre, device=dev)
         config = EvalConfig(device=str(dev), compile=compile)
-    _warn_gaps(run, "the path")
+    _warn_gaps(opened, "the path")
     traj = project_trajectory(run.checkpoints(), directions, run.checkpoint(centre), model=model, data=data,
                               loss=opened.loss(), config=config)
     traj.meta.update({"run": str(run.root), "split": split if with_loss else None,
