@@ -106,7 +106,8 @@ def test_time_series_summary_and_central_basin(evolved):
         assert row["centre_loss"] == pytest.approx(surface.loss[3, 3])
     # training lowers the loss at the centre: the last checkpoint sits lower than the first
     assert summary["epochs"][1]["centre_loss"] < summary["epochs"][0]["centre_loss"]
-    assert "planes around 2 checkpoints (0, 3)" in stderr
+    assert "planes around 2 checkpoints (0, 3)" in stderr and "epoch    3: cross_entropy " in stderr
+    assert summary["unit"] == "epoch" and summary["loss_name"] == "cross_entropy"
 
 
 def test_pictures_and_quicklook_animations(evolved):

@@ -214,6 +214,11 @@ def test_import_step_checkpoints_from_names_and_restart(project):
     # checkpoints every 500 steps are the loop's spacing, not 998 lost files
     proc = run_cli("directions", "--run", "runs/steps", "--kind", "pca", cwd=project)
     assert proc.returncode == 0 and "no checkpoint of" not in proc.stderr, proc.stderr
+    proc = run_cli("evolve", "runs/steps", "--epochs", "0,1000", "--x", "-0.5:0.5:5", "--no-pictures", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    assert "step 1000: l1 " in proc.stderr and "epoch" not in proc.stderr, proc.stderr
+    summary = json.loads((project / "runs/steps/evolve/evolution.json").read_text())
+    assert summary["unit"] == "step" and summary["loss_name"] == "l1"
     assert_one_line_error(_import(project, out="runs/steps"), "already holds a run", "--restart")
     proc = _import(project, "--loss", "mse", "--restart", out="runs/steps")
     assert proc.returncode == 0, proc.stderr

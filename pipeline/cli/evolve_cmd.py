@@ -77,7 +77,7 @@ def _evolve(args: argparse.Namespace) -> int:
     print(f"planes around {len(result.epochs)} checkpoints ({', '.join(map(str, result.epochs))}):", file=err)
     for r in result.rows:
         b, n = r["central_basin"], r["counts"]["minimum"]
-        print(f"  epoch {r['epoch']:>4}: loss {r['centre_loss']:.4g}, {n} minim{'um' if n == 1 else 'a'}, central "
+        print(f"  {result.unit} {r['epoch']:>4}: {result.loss_name} {r['centre_loss']:.4g}, {n} minim{'um' if n == 1 else 'a'}, central "
               f"basin width {b['width_diameter']:.3g} at +{options.delta:g}", file=err)
     files = [result.pvd, result.summary]
     if args.pictures:
@@ -85,7 +85,7 @@ def _evolve(args: argparse.Namespace) -> int:
 
         run = RunDir(args.run)
         files.append(plot_evolution(result.rows, result.pvd.parent / "evolution.png", delta=options.delta,
-                                    unit=result.unit))
+                                    unit=result.unit, loss_name=result.loss_name))
         if result.markers is None:
             print("  no PCA plane in the run: the path's animation is left out (lossvista run makes it)", file=err)
         paraview = args.backend == "paraview" or (args.backend is None and pvbatch.paraview_available())

@@ -46,9 +46,10 @@ def write_gif(path: str | os.PathLike, frames: Sequence[str | os.PathLike], *, m
 
 
 def plot_evolution(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *, delta: float,
-                   unit: str = "epoch", dpi: int = 130) -> Path:
-    """Three panels against epoch: the loss at theta_e and at the central basin's minimum, the
-    width of the central basin at value + ``delta``, and the counts of minima and saddles."""
+                   unit: str = "epoch", loss_name: str = "loss", dpi: int = 130) -> Path:
+    """Three panels against ``unit`` (epoch or step): the loss (named ``loss_name``) at theta_e and
+    at the central basin's minimum, the width of the central basin at value + ``delta``, and the
+    counts of minima and saddles."""
     from matplotlib.figure import Figure
 
     epochs = [r["epoch"] for r in rows]
@@ -57,7 +58,7 @@ def plot_evolution(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike, *
     ax1, ax2, ax3 = fig.subplots(3, 1, sharex=True)
     ax1.plot(epochs, [r["centre_loss"] for r in rows], "o-", color="#e41a1c", label="loss at theta_e (centre)")
     ax1.plot(epochs, [b["value"] for b in basin], "s--", color="#377eb8", label="minimum of the central basin")
-    ax1.set_ylabel("loss")
+    ax1.set_ylabel(loss_name)
     ax1.set_yscale("log" if all(r["centre_loss"] > 0 for r in rows) else "linear")
     ax1.legend(fontsize=8)
     ax2.plot(epochs, [b["width_diameter"] for b in basin], "o-", color="#4daf4a")

@@ -97,6 +97,7 @@ class EvolveResult:
     rows: list[dict[str, Any]] = field(default_factory=list)
     unit: str = "epoch"
     markers: Path | None = None  # path_pca.pvd, when the run has its PCA plane
+    loss_name: str = "loss"  # the loss's name (``cross_entropy``, ``mse``...), as the surfaces label it
 
 
 def _plane_settings(run: RunDir, options: EvolveOptions) -> dict[str, Any]:
@@ -154,7 +155,7 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
         raise ParameterError(f"{param('grid')} must be a 2-D Grid (the plane around each checkpoint); got {grid!r}")
     settings = _plane_settings(run, options)
     folder = RunDir(run.evolve)
-    rows, surfaces = [], []
+    rows, surfaces, loss_name = [], [], "loss"
     for e in epochs:
         kind = epoch_kind(e)
         log.info("plane around checkpoint %d (%d of %d)", e, len(rows) + 1, len(epochs))
@@ -171,14 +172,15 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
                      "counts": counts, "central_basin": central_basin(topo, grid, options.delta),
                      "threshold": float(topo.threshold), "value_range": [float(v) for v in topo.value_range]})
         surfaces.append(outcome.out)
+        loss_name = surface.loss_label
     unit = RunDir(run.root).read_run().get("unit", "epoch") if run.run_json.is_file() else "epoch"
     pvd = write_pvd(run.evolve / "landscape.pvd",
                     [{"file": s, "timestep": e, "name": epoch_kind(e)} for s, e in zip(surfaces, epochs)])
     summary = write_json(run.evolve / EVOLUTION_JSON, {
-        "format": 1, "unit": unit, "delta": options.delta, "persistence": options.persistence, "relative": True,
+        "format": 1, "unit": unit, "loss_name": loss_name, "delta": options.delta, "persistence": options.persistence, "relative": True,
         "grid": grid.to_dict(), **settings, "epochs": rows})
     markers = write_path_markers(run) if run.surface("pca").is_file() and run.trajectory("pca").is_file() else None
-    return EvolveResult(epochs, surfaces, pvd, summary, rows, unit, markers)
+    return EvolveResult(epochs, surfaces, pvd, summary, rows, unit, markers, loss_name)
 
 
 def write_path_markers(run: RunDir, plane: str = "pca") -> Path:
