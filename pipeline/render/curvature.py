@@ -54,8 +54,10 @@ def plot_sharpness(record: Mapping[str, Any], path: str | os.PathLike, dpi: int 
     # symmetric log: the early sharpness and the small negative curvature later both readable
     scale = max(abs(r[k]) for r in rows for k in ("lambda_max", "lambda_min"))
     top.set_yscale("symlog", linthresh=max(scale * 1e-3, 1e-12))
+    low = min(min(r["lambda_min"] for r in rows), 0.0)
+    top.set_ylim(low * 1.5 if low < 0 else -scale * 1e-3, scale * 30)  # the legend's room above lambda_max
     top.set_ylabel("Hessian eigenvalue (symmetric log)")
-    top.legend(fontsize=8, loc="best")
+    top.legend(fontsize=8, loc="upper right")
     traced = [r for r in rows if r.get("trace") is not None]
     if traced:
         tx = np.array([r["epoch"] for r in traced], dtype=float)
