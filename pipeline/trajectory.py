@@ -251,9 +251,31 @@ def _axis(values: np.ndarray, n: int, margin: float, symmetric: bool,
         h = _step_next(h)
 
 
+MIN_PLANE_RATIO = 1 / 3  # a default plane's short side, at least this fraction of its long side
+
+
+def _widened(columns: list[np.ndarray], min_ratio: float) -> list[np.ndarray]:
+    """The coordinates of each axis, with two points added around the middle of an axis whose
+    extent (0 included) is under ``min_ratio`` of the longest one, so that it spans that much."""
+    spans = [(min(float(c.min()), 0.0), max(float(c.max()), 0.0)) for c in columns]
+    longest = max(hi - lo for lo, hi in spans)
+    out = []
+    for c, (lo, hi) in zip(columns, spans):
+        if 0 < hi - lo < min_ratio * longest:
+            middle, half = (lo + hi) / 2, min_ratio * longest / 2
+            c = np.concatenate([c, [middle - half, middle + half]])
+        out.append(c)
+    return out
+
+
 def pca_grid(trajectory: Trajectory, n: int | tuple[int, ...] = 51, margin: float = 0.25, *,
-             symmetric: bool = False) -> Grid | Lattice:
+             symmetric: bool = False, min_ratio: float = MIN_PLANE_RATIO) -> Grid | Lattice:
     """Default grid of a plane: the trajectory's extent (and 0) plus ``margin`` on each side.
+
+    A plane's short side is widened around the path's middle to at least ``min_ratio`` of its
+    long side: a path that runs nearly along PC1 (PC1 explaining 97% of the variance, say) gets a
+    plane that shows the landscape on both sides of the valley, not a strip, in ParaView's views,
+    which keep distances true, as in the quick looks.
 
     Parameters
     ----------
@@ -269,6 +291,9 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, ...] = 51, margin: floa
         False: the range is snapped around the padded extent, with 0 at an interior (or end)
         index; the grid spacing wastes no more than 12.5 % of the points. True: ``[-R, R]``
         with 0 in the middle.
+    min_ratio : float, default 1/3
+        The least ratio of a plane's short side to its long side before snapping (0: the path's
+        extent alone). Volumes (three coordinates) and 1D grids keep each axis's own extent.
 
     Returns
     -------
@@ -298,7 +323,12 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, ...] = 51, margin: floa
         if ax is None:
             raise ValueError("the trajectory has no extent (every checkpoint projects to 0); give the grid explicitly")
         return Grid(ax[0], ax[1], int(sizes[0]), 0.0, 0.0, 1)
-    axes = [_axis(coords[:, k], int(sizes[k]), float(margin), symmetric) for k in range(dims)]
+    if not (isinstance(min_ratio, (int, float)) and 0 <= min_ratio <= 1):
+        raise ValueError(f"min_ratio must be a number in [0, 1]; got {min_ratio!r}")
+    columns = [coords[:, k] for k in range(dims)]
+    if dims == 2:
+        columns = _widened(columns, float(min_ratio))
+    axes = [_axis(columns[k], int(sizes[k]), float(margin), symmetric) for k in range(dims)]
     known = [a for a in axes if a is not None]
     if not known:
         raise ValueError("the trajectory has no extent (every checkpoint projects to the centre); give the grid "

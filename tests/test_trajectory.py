@@ -17,7 +17,7 @@ from pipeline.data import Split, load_dataset
 from pipeline.directions import Directions, pca_directions, random_directions
 from pipeline.errors import CheckpointError
 from pipeline.datamodel import Trajectory
-from pipeline.trajectory import pca_grid, project_trajectory
+from pipeline.trajectory import MIN_PLANE_RATIO, pca_grid, project_trajectory
 
 
 def flat(d, keys=None) -> np.ndarray:
@@ -217,6 +217,7 @@ def test_pca_grid_contains_origin_exactly_and_covers_the_path(symmetric):
         n = int(rng.choice([3, 5, 21, 51, 101]))
         margin = float(rng.uniform(0, 0.5))
         g = pca_grid(traj(pts), n=n, margin=margin, symmetric=symmetric)
+        longest = max(np.ptp(np.append(pts[:, k], 0.0)) for k in (0, 1))
         assert g.shape == (n, n)
         assert np.count_nonzero(g.xs == 0.0) == 1 and np.count_nonzero(g.ys == 0.0) == 1
         for axis, (lo, hi) in ((0, (g.xmin, g.xmax)), (1, (g.ymin, g.ymax))):
@@ -225,10 +226,26 @@ def test_pca_grid_contains_origin_exactly_and_covers_the_path(symmetric):
             assert lo <= vals.min() - margin * span * (1 - 1e-12)
             assert hi >= vals.max() + margin * span * (1 - 1e-12)
             if not symmetric:  # snapped: not much wider than needed (step rounded up by <= 12.5 %, + 1 step)
-                need = span * (1 + 2 * margin)
+                need = max(span, longest * MIN_PLANE_RATIO) * (1 + 2 * margin)
                 assert hi - lo <= need * 1.125 * (n - 1) / (n - 3) + 1e-12 if n > 3 else True
         if symmetric:
             assert g.xmin == -g.xmax and g.xs[n // 2] == 0.0
+
+
+def test_pca_grid_widens_a_plane_whose_path_runs_along_one_axis():
+    """A path along PC1 (97% of the variance) gets a plane a third as wide as long, centred on the
+    path's middle in PC2, not a strip; min_ratio=0 and volumes keep the path's own extent."""
+    path = [[-5.0, -0.2], [-3.0, 0.4], [-1.0, 0.3], [0.0, 0.0]]
+    g = pca_grid(traj(path))
+    assert (g.ymax - g.ymin) >= 5.0 * 1.5 / 3 and g.ymin < -0.2 and g.ymax > 0.4  # PC1's extent 5, margins 25%
+    assert (g.ymax + g.ymin) / 2 == pytest.approx(0.1, abs=0.1) and 0.0 in g.ys
+    assert (g.xmin, g.xmax) == (pca_grid(traj(path), min_ratio=0).xmin, pca_grid(traj(path), min_ratio=0).xmax)
+    strip = pca_grid(traj(path), min_ratio=0)
+    assert strip.ymax - strip.ymin < (strip.xmax - strip.xmin) / 4
+    volume = pca_grid(traj([[-5.0, -0.2, 0.01], [0.0, 0.0, 0.0]], ndim=3), n=5)
+    assert volume.zmax - volume.zmin < 0.1
+    with pytest.raises(ValueError, match="min_ratio must be"):
+        pca_grid(traj(path), min_ratio=2)
 
 
 def test_pca_grid_on_a_real_trajectory_and_degenerate_cases(run):
