@@ -39,6 +39,7 @@ class RunSummary:
         persistence diagrams (kind 0 min-saddle, 1 saddle-max, 2 min-max).
     test_accuracy : the final test accuracy of the run the surface belongs to (its ``run.json``
         beside the surface), None when unknown (a surface alone, the user's imported training).
+    loss : the loss's name (``cross_entropy``, ``mse``...; ``loss`` when the file does not say).
     """
 
     name: str
@@ -56,6 +57,7 @@ class RunSummary:
     divergent_fraction: float
     pairs: np.ndarray
     test_accuracy: float | None = None  # the run's final test accuracy (run.json), when known
+    loss: str = "loss"
 
 
 def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
@@ -129,7 +131,7 @@ def summarize_surface(path: Path, name: str, *, plane: str | None = None, persis
                     "width_diameter": g.width.diameter, "width_extent": list(g.width.extent),
                     "curvature": list(g.curvature)},
         cap=float(cap), divergent_fraction=float(area[divergent].sum() / area.sum()), pairs=pairs,
-        test_accuracy=_test_accuracy(path))
+        test_accuracy=_test_accuracy(path), loss=surface.loss_label)
 
 
 def _test_accuracy(surface: Path) -> float | None:
@@ -173,14 +175,14 @@ def _fmt(x: float) -> str:
 def comparison_markdown(summaries: Sequence[RunSummary]) -> str:
     """A Markdown table, one row per run."""
     where = "(α, β, γ)" if summaries and len(summaries[0].shape) == 3 else "(α, β)"
-    head = (f"| run | model | test acc. | minima | persistence of minima | min loss at {where} | basin of min "
+    head = (f"| run | model | loss | test acc. | minima | persistence of minima | min loss at {where} | basin of min "
             "| width at +δ | curvature (λmin, λmax) | divergent (cap) |")
-    rows = [head, "|" + "---|" * 10]
+    rows = [head, "|" + "---|" * 11]
     for s in summaries:
         g = s.global_min
         pers = ", ".join(_fmt(p) for p in s.minima_persistence[:6]) + (" …" if len(s.minima_persistence) > 6 else "")
         rows.append(
-            f"| {s.name} | {s.meta.get('model', '?')} "
+            f"| {s.name} | {s.meta.get('model', '?')} | {s.loss} "
             f"| {'n/a' if s.test_accuracy is None else f'{s.test_accuracy:.1%}'} | {s.n_minima} | {pers} "
             f"| {_fmt(g['value'])} at ({', '.join(f'{c:.3g}' for c in g['coords'])}) "
             f"| {g['basin_fraction']:.1%} ({_fmt(g['basin_area'])}) "
@@ -192,6 +194,10 @@ def comparison_markdown(summaries: Sequence[RunSummary]) -> str:
              "Basin: share of the plane (and area in α·β units) of the global minimum's basin; width: "
              "diameter of the disk with the area of the sublevel set {loss ≤ min + δ} around it; "
              "divergent: share of the plane with loss above the cap, non-finite or invalid."]
+    losses = {s.loss for s in summaries}
+    if len(losses) > 1:
+        notes.append("Note: the runs measure different losses (" + ", ".join(f"{s.name}: {s.loss}" for s in summaries)
+                     + "): their values, widths at +δ and curvatures do not compare.")
     extents = {s.extent for s in summaries}
     if len(extents) > 1:
         notes.append("Note: the grids cover different (α, β) ranges: "
@@ -209,6 +215,7 @@ def comparison_dict(summaries: Sequence[RunSummary]) -> dict[str, Any]:
                                for k, v in s.global_min.items()} | {
                     "curvature": [c if math.isfinite(c) else None for c in s.global_min["curvature"]]},
                 "cap": s.cap, "divergent_fraction": s.divergent_fraction, "test_accuracy": s.test_accuracy,
+                "loss": s.loss,
                 "pairs": [{"birth": b, "death": d, "kind": ("min-saddle", "saddle-max", "min-max")[int(k)]}
                           for b, d, k in s.pairs.tolist()]}
 
@@ -246,8 +253,8 @@ def plot_persistence_diagrams(summaries: Sequence[RunSummary], path: str | os.Pa
         if log:
             ax.set_xscale("log")
             ax.set_yscale("log")
-        ax.set_xlabel("birth (loss)")
-        ax.set_ylabel("death (loss)")
+        ax.set_xlabel(f"birth ({s.loss})")
+        ax.set_ylabel(f"death ({s.loss})")
         ax.set_title(f"{s.name}: {s.n_minima} {'minimum' if s.n_minima == 1 else 'minima'}", fontsize=10)
         ax.legend(fontsize=7, loc="lower right")
     fig.suptitle(f"Persistence diagrams, {summaries[0].kind} plane", fontsize=11)

@@ -147,7 +147,8 @@ def test_compare_two_runs(tmp_path):
     proc = run_cli("compare", *map(str, runs), "--out", str(out), "--cap", "50", "--persistence", "0.05")
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in out.iterdir()) == ["compare_random.json", "compare_random.md", "compare_random.png"]
-    assert proc.stdout.startswith("| run |") and "| bowl | bowl | n/a | 1 |" in proc.stdout
+    assert proc.stdout.startswith("| run |") and "| bowl | bowl | loss | n/a | 1 |" in proc.stdout
+    assert "different losses" not in proc.stdout
     doc = json.loads((out / "compare_random.json").read_text())
     by = {r["name"]: r for r in doc["runs"]}
     assert doc["plane"] == "random"
@@ -164,6 +165,26 @@ def test_compare_two_runs(tmp_path):
     assert by["bowl"]["global_min"]["width_diameter"] == pytest.approx(2 * math.sqrt(area / math.pi), rel=0.1)
     png = (out / "compare_random.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_compare_names_each_runs_loss_and_says_when_they_differ(tmp_path):
+    """A classifier's cross-entropy beside a regression's MSE: the table, the JSON and the
+    diagrams' axes name each loss, and a note says their values do not compare."""
+    g = Grid(-1, 1, 21, -1, 1, 21)
+    a, b = np.meshgrid(g.xs, g.ys, indexing="ij")
+    bowl = 0.5 + a**2 + b**2
+    runs = [make_run(tmp_path, "clf", bowl, g, loss_name="cross_entropy"),
+            make_run(tmp_path, "reg", 2 * bowl, g, loss_name="mse")]
+    summaries = compare_runs(runs)
+    assert [s.loss for s in summaries] == ["cross_entropy", "mse"]
+    from pipeline.compare import comparison_dict, comparison_markdown
+
+    table = comparison_markdown(summaries)
+    assert "| clf | clf | cross_entropy |" in table and "| reg | reg | mse |" in table
+    assert "different losses (clf: cross_entropy, reg: mse)" in table
+    assert [r["loss"] for r in comparison_dict(summaries)["runs"]] == ["cross_entropy", "mse"]
+    same = compare_runs([runs[0], make_run(tmp_path, "clf2", bowl, g, loss_name="cross_entropy")])
+    assert "different losses" not in comparison_markdown(same)
 
 
 def test_compare_default_cap_follows_the_pictures(tmp_path):
