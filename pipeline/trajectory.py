@@ -251,18 +251,20 @@ def _axis(values: np.ndarray, n: int, margin: float, symmetric: bool,
         h = _step_next(h)
 
 
-MIN_PLANE_RATIO = 1 / 3  # a default plane's short side, at least this fraction of its long side
+MIN_PLANE_RATIO = 1 / 3  # a default plane's short side, at least this fraction of its long side,
+MAX_WIDENING = 3.0  # but at most this many times the path's own extent on that side
 
 
 def _widened(columns: list[np.ndarray], min_ratio: float) -> list[np.ndarray]:
     """The coordinates of each axis, with two points added around the middle of an axis whose
-    extent (0 included) is under ``min_ratio`` of the longest one, so that it spans that much."""
+    extent (0 included) is under ``min_ratio`` of the longest one, so that it spans that much, or
+    ``MAX_WIDENING`` times its own extent when that is less."""
     spans = [(min(float(c.min()), 0.0), max(float(c.max()), 0.0)) for c in columns]
     longest = max(hi - lo for lo, hi in spans)
     out = []
     for c, (lo, hi) in zip(columns, spans):
         if 0 < hi - lo < min_ratio * longest:
-            middle, half = (lo + hi) / 2, min_ratio * longest / 2
+            middle, half = (lo + hi) / 2, min(min_ratio * longest, MAX_WIDENING * (hi - lo)) / 2
             c = np.concatenate([c, [middle - half, middle + half]])
         out.append(c)
     return out
@@ -272,10 +274,11 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, ...] = 51, margin: floa
              symmetric: bool = False, min_ratio: float = MIN_PLANE_RATIO) -> Grid | Lattice:
     """Default grid of a plane: the trajectory's extent (and 0) plus ``margin`` on each side.
 
-    A plane's short side is widened around the path's middle to at least ``min_ratio`` of its
-    long side: a path that runs nearly along PC1 (PC1 explaining 97% of the variance, say) gets a
-    plane that shows the landscape on both sides of the valley, not a strip, in ParaView's views,
-    which keep distances true, as in the quick looks.
+    A plane's short side is widened around the path's middle to ``min_ratio`` of its long side,
+    at most :data:`MAX_WIDENING` times the path's own extent on that side: a path that runs
+    nearly along PC1 (97% of the variance, say) gets a plane that shows the landscape on both
+    sides of the valley, not a strip, in ParaView's views, which keep distances true; a path that
+    is nearly a line (99.97%) keeps a narrow plane, whose grid still resolves it.
 
     Parameters
     ----------
@@ -292,8 +295,9 @@ def pca_grid(trajectory: Trajectory, n: int | tuple[int, ...] = 51, margin: floa
         index; the grid spacing wastes no more than 12.5 % of the points. True: ``[-R, R]``
         with 0 in the middle.
     min_ratio : float, default 1/3
-        The least ratio of a plane's short side to its long side before snapping (0: the path's
-        extent alone). Volumes (three coordinates) and 1D grids keep each axis's own extent.
+        The ratio of a plane's short side to its long side, before snapping, that a short side is
+        widened to (at most ``MAX_WIDENING`` times; 0: the path's extent alone). Volumes (three
+        coordinates) and 1D grids keep each axis's own extent.
 
     Returns
     -------

@@ -17,7 +17,7 @@ from pipeline.data import Split, load_dataset
 from pipeline.directions import Directions, pca_directions, random_directions
 from pipeline.errors import CheckpointError
 from pipeline.datamodel import Trajectory
-from pipeline.trajectory import MIN_PLANE_RATIO, pca_grid, project_trajectory
+from pipeline.trajectory import MAX_WIDENING, MIN_PLANE_RATIO, pca_grid, project_trajectory
 
 
 def flat(d, keys=None) -> np.ndarray:
@@ -226,7 +226,7 @@ def test_pca_grid_contains_origin_exactly_and_covers_the_path(symmetric):
             assert lo <= vals.min() - margin * span * (1 - 1e-12)
             assert hi >= vals.max() + margin * span * (1 - 1e-12)
             if not symmetric:  # snapped: not much wider than needed (step rounded up by <= 12.5 %, + 1 step)
-                need = max(span, longest * MIN_PLANE_RATIO) * (1 + 2 * margin)
+                need = max(span, min(longest * MIN_PLANE_RATIO, span * MAX_WIDENING)) * (1 + 2 * margin)
                 assert hi - lo <= need * 1.125 * (n - 1) / (n - 3) + 1e-12 if n > 3 else True
         if symmetric:
             assert g.xmin == -g.xmax and g.xs[n // 2] == 0.0
@@ -234,7 +234,8 @@ def test_pca_grid_contains_origin_exactly_and_covers_the_path(symmetric):
 
 def test_pca_grid_widens_a_plane_whose_path_runs_along_one_axis():
     """A path along PC1 (97% of the variance) gets a plane a third as wide as long, centred on the
-    path's middle in PC2, not a strip; min_ratio=0 and volumes keep the path's own extent."""
+    path's middle in PC2, not a strip; a path that is nearly a line is widened three times its
+    own extent at most; min_ratio=0 and volumes keep the path's own extent."""
     path = [[-5.0, -0.2], [-3.0, 0.4], [-1.0, 0.3], [0.0, 0.0]]
     g = pca_grid(traj(path))
     assert (g.ymax - g.ymin) >= 5.0 * 1.5 / 3 and g.ymin < -0.2 and g.ymax > 0.4  # PC1's extent 5, margins 25%
@@ -242,6 +243,8 @@ def test_pca_grid_widens_a_plane_whose_path_runs_along_one_axis():
     assert (g.xmin, g.xmax) == (pca_grid(traj(path), min_ratio=0).xmin, pca_grid(traj(path), min_ratio=0).xmax)
     strip = pca_grid(traj(path), min_ratio=0)
     assert strip.ymax - strip.ymin < (strip.xmax - strip.xmin) / 4
+    line = pca_grid(traj([[-500.0, -10.0], [-200.0, 4.0], [0.0, 0.0]]))  # 99.97% along PC1
+    assert 14 * 1.5 * MAX_WIDENING <= line.ymax - line.ymin <= 14 * 1.5 * MAX_WIDENING * 1.2
     volume = pca_grid(traj([[-5.0, -0.2, 0.01], [0.0, 0.0, 0.0]], ndim=3), n=5)
     assert volume.zmax - volume.zmin < 0.1
     with pytest.raises(ValueError, match="min_ratio must be"):
