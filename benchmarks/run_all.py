@@ -21,6 +21,7 @@ BENCHMARKS = [
     ["bench_study_cost.py", "--json", str(RESULTS / "study_cost.json")],
     ["bench_curvature.py", "--json", str(RESULTS / "curvature.json")],
     ["bench_compile.py", "--only", "w3,w1,w2,calibrate", "--json", str(RESULTS / "compile.json")],
+    ["bench_first_layer.py", "--json", str(RESULTS / "first_layer.json")],
 ]
 
 
