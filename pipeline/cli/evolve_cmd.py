@@ -77,8 +77,9 @@ def _evolve(args: argparse.Namespace) -> int:
     print(f"planes around {len(result.epochs)} checkpoints ({', '.join(map(str, result.epochs))}):", file=err)
     for r in result.rows:
         b, n = r["central_basin"], r["counts"]["minimum"]
-        print(f"  {result.unit} {r['epoch']:>4}: {result.loss_name} {r['centre_loss']:.4g}, {n} minim{'um' if n == 1 else 'a'}, central "
-              f"basin width {b['width_diameter']:.3g} at +{options.delta:g}", file=err)
+        print(f"  {result.unit} {r['epoch']:>4}: {result.loss_name} {r['centre_loss']:.4g}, "
+              f"{n} minim{'um' if n == 1 else 'a'}, central basin width {b['width_diameter']:.3g} at "
+              f"+{options.delta:g}", file=err)
     files = [result.pvd, result.summary]
     if args.pictures:
         from ..render import pvbatch

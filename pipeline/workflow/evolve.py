@@ -177,8 +177,8 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
     pvd = write_pvd(run.evolve / "landscape.pvd",
                     [{"file": s, "timestep": e, "name": epoch_kind(e)} for s, e in zip(surfaces, epochs)])
     summary = write_json(run.evolve / EVOLUTION_JSON, {
-        "format": 1, "unit": unit, "loss_name": loss_name, "delta": options.delta, "persistence": options.persistence, "relative": True,
-        "grid": grid.to_dict(), **settings, "epochs": rows})
+        "format": 1, "unit": unit, "loss_name": loss_name, "delta": options.delta,
+        "persistence": options.persistence, "relative": True, "grid": grid.to_dict(), **settings, "epochs": rows})
     markers = write_path_markers(run) if run.surface("pca").is_file() and run.trajectory("pca").is_file() else None
     return EvolveResult(epochs, surfaces, pvd, summary, rows, unit, markers, loss_name)
 

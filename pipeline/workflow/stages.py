@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LossvistaError, ParameterError, param
 from ..render.pictures import BACKENDS, render_pictures
 from ..rundir import RunDir
+
+if TYPE_CHECKING:
+    from ..run import Run
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ def _epoch(run: RunDir, value: int | None, name: str, default: int) -> int:
     return e
 
 
-def _warn_gaps(opened: Any, what: str) -> None:
+def _warn_gaps(opened: Run, what: str) -> None:
     """Name the epochs missing between the checkpoints of a run lossvista trained: training writes
     one every epoch, so a hole is a lost file. An imported or recorded run holds the checkpoints its
     own loop saved (every 5 steps, say); their spacing is the user's choice, not a gap."""
