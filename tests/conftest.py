@@ -94,9 +94,20 @@ def require(missing: list[str], reason: str, variable: str) -> None:
 HANG_GUARD = 1800  # seconds: a test that waits on another process fails past this (a hang, not a speed)
 
 
+def hold_after(n: int, where: str = "") -> dict[str, str]:
+    """The environment that makes an evaluating process wait after ``n`` chunks of a surface (one
+    whose work directory's path holds ``where``) until a signal stops it
+    (``pipeline.surface.compute.HOLD_ENV``): a test interrupts it there, at the same point on a slow
+    machine and a fast one."""
+    from pipeline.surface.compute import HOLD_ENV
+
+    return {HOLD_ENV: f"{n}:{where}" if where else str(n)}
+
+
 def wait_for_chunks(parts: Path, n: int, proc: subprocess.Popen) -> None:
     """Until the work directory ``parts`` holds ``n`` finished chunks, while ``proc`` is still
-    running (one that ends first fails the test; one that hangs is left to ``HANG_GUARD``)."""
+    running (one that ends first, a crash, fails the test; started with :func:`hold_after` it
+    cannot finish first; one that hangs is left to ``HANG_GUARD``)."""
     from pipeline.surface import ChunkStore
 
     while len(ChunkStore(parts).chunk_ids()) < n:

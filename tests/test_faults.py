@@ -22,7 +22,7 @@ from pipeline.errors import CheckpointError, LossvistaError
 from pipeline.rundir import RunDir
 from pipeline.vtkio import read_surface, write_surface
 
-from .conftest import HANG_GUARD, ROOT, assert_one_line_error, run_cli, wait_for_chunks
+from .conftest import HANG_GUARD, ROOT, assert_one_line_error, hold_after, run_cli, wait_for_chunks
 
 
 @pytest.fixture
@@ -89,7 +89,7 @@ def test_01_run_resumes_after_sigterm_bitwise(tmp_path):
                           timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "x"
-    child = subprocess.Popen([*args, "--out", str(out)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+    child = subprocess.Popen([*args, "--out", str(out)], cwd=ROOT, env={**env, **hold_after(3)}, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
     parts = out / "surface_random.vts.parts"
     wait_for_chunks(parts, 3, child)

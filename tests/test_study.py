@@ -14,7 +14,7 @@ import pytest
 from pipeline.errors import ParameterError
 from pipeline.study import load_study, study_names
 
-from .conftest import HANG_GUARD, ROOT, assert_one_line_error, run_cli
+from .conftest import HANG_GUARD, ROOT, assert_one_line_error, hold_after, run_cli
 
 
 def _numbers(path):
@@ -43,7 +43,8 @@ def test_an_interrupted_study_resumes_to_the_same_comparison(tmp_path):
     out = tmp_path / "cut"
     args = [sys.executable, "-m", "pipeline", "study", "--preset", "tiny", "--out", str(out), "--backend", "none"]
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    held = {**env, **hold_after(1, "resnet20")}  # the second model waits to be stopped
+    proc = subprocess.Popen(args, cwd=ROOT, env=held, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + HANG_GUARD
     while time.monotonic() < deadline and proc.poll() is None:  # stop it once the first model is finished
         if (out / "study.json").is_file() and "digits-cnn" in json.loads((out / "study.json").read_text())["models"]:

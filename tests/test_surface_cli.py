@@ -24,7 +24,7 @@ from pipeline.directions import Directions, random_directions
 from pipeline.surface import ChunkStore, parts_dir
 from pipeline.vtkio import read_surface
 
-from .conftest import HANG_GUARD, ROOT, assert_one_line_error, wait_for_chunks
+from .conftest import HANG_GUARD, ROOT, assert_one_line_error, hold_after, wait_for_chunks
 
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 SMALL = ["--x", "-1:1:9", "--y", "-1:1:7", "--chunk-size", "4", "--device", "cpu"]  # 63 points, 16 chunks
@@ -156,7 +156,8 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_grid(big, tmp_path):
     args, ref = big
     out = tmp_path / "s.vts"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "surface", *args, "--out", str(out)], cwd=ROOT,
-                            env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env={**os.environ, **ENV, **hold_after(3)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         wait_for_chunks(parts_dir(out), 3, proc)
         proc.send_signal(signal.SIGKILL)
@@ -251,7 +252,7 @@ def test_torchrun_rank_killed_keeps_the_others_chunks_and_resumes(big, tmp_path)
 
     args, ref = big
     out = tmp_path / "s.vts"
-    proc = subprocess.Popen(_torchrun(*args, "--out", str(out)), cwd=ROOT, env={**os.environ, **ENV},
+    proc = subprocess.Popen(_torchrun(*args, "--out", str(out)), cwd=ROOT, env={**os.environ, **ENV, **hold_after(3)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for_chunks(parts_dir(out), 6, proc)

@@ -20,7 +20,7 @@ from pipeline.surface import ChunkStore, parts_dir
 from pipeline.vtkio import read_grid, read_surface, read_trajectory, read_volume, write_volume
 from pipeline.vtkio._core import VTKFileError
 
-from .conftest import HANG_GUARD, ROOT, assert_one_line_error, wait_for_chunks
+from .conftest import HANG_GUARD, ROOT, assert_one_line_error, hold_after, wait_for_chunks
 
 ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 SMALL = ["--x", "-1:1:5", "--y", "-1:1:5", "--z", "-1:1:3", "--chunk-size", "4", "--device", "cpu",
@@ -249,7 +249,8 @@ def test_sigkill_then_rerun_gives_the_uninterrupted_volume(volume_run, tmp_path)
     assert cli(*args, "--out", str(ref)).returncode == 0
     out = tmp_path / "v.vti"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args, "--out", str(out)], cwd=ROOT,
-                            env={**os.environ, **ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env={**os.environ, **ENV, **hold_after(3)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     try:
         wait_for_chunks(parts_dir(out), 3, proc)
         proc.send_signal(signal.SIGKILL)

@@ -240,6 +240,8 @@ def compute_chunks(evaluate_chunk: ChunkEvaluator, store: Any, plan: ChunkPlan, 
                     if store.root is not None and not store.root.is_dir():
                         raise _work_directory_gone(store) from None
                     raise LossvistaError(f"cannot write chunk {c} to {store.root} ({exc.strerror or exc})") from None
+                outcome.computed += 1
+                _hold_if_asked(outcome.computed, store.root)
             except Exception as exc:
                 if store.root is None or isinstance(exc, _WorkDirectoryGone):  # nothing was kept: as it is
                     raise
@@ -256,9 +258,26 @@ def compute_chunks(evaluate_chunk: ChunkEvaluator, store: Any, plan: ChunkPlan, 
                     log.warning("stopped at chunk %d; %d chunk(s) finished by this process are kept in %s",
                                 c, outcome.computed, store.root)
                 raise
-            outcome.computed += 1
             if bar is not None:
                 bar.update(stop - start)
+
+
+HOLD_ENV = "LOSSVISTA_HOLD_AFTER_CHUNKS"
+
+
+def _hold_if_asked(computed: int, work_dir: Path | None) -> None:
+    """With ``LOSSVISTA_HOLD_AFTER_CHUNKS=n`` (or ``n:TEXT``: only in a work directory whose path
+    holds TEXT) in the environment, a process that has written ``n`` chunks of a surface waits
+    there until a signal stops it: the interruption tests stop a run at a known point, however
+    fast the machine would finish the rest."""
+    asked = os.environ.get(HOLD_ENV)
+    if not asked:
+        return
+    count, _, where = asked.partition(":")
+    if count.isdigit() and computed == int(count) and where in str(work_dir or ""):
+        log.debug("%s=%s: holding after %d chunks until a signal", HOLD_ENV, asked, computed)
+        while True:
+            time.sleep(0.05)
 
 
 class _WorkDirectoryGone(LossvistaError):
