@@ -20,6 +20,7 @@ import numpy as np
 
 from .analyze import SUMMARY_KEYS, analyze_surface
 from .atomic import write_png, write_text
+from .datamodel import Surface
 from .errors import LossvistaError, ParameterError, param
 from .rundir import RunDir, surface_kind, volume_kind
 from .topology import cell_areas
@@ -78,28 +79,28 @@ def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
     return f
 
 
-def _file_kind(path: Path) -> str:
-    """The plane's kind of a surface or volume file (``volume_<kind>`` for a volume)."""
-    from . import vtkio
-
-    meta = vtkio.read_grid(path).meta
-    kind = meta.get("direction_kind")
-    return volume_kind(kind) if kind and path.suffix.lower() == ".vti" else surface_kind(path, meta)
+def _file_kind(path: Path, surface: Surface) -> str:
+    """The plane's kind of a surface or volume file (``volume_<kind>`` for a volume), ``surface``
+    its contents."""
+    kind = surface.meta.get("direction_kind")
+    return volume_kind(kind) if kind and path.suffix.lower() == ".vti" else surface_kind(path, surface.meta)
 
 
 def summarize_surface(path: Path, name: str, *, plane: str | None = None, persistence: float | None = None,
                       relative: bool = False, cap: float | None = None, cap_factor: float = 5.0,
-                      delta: float = 0.1) -> RunSummary:
+                      delta: float = 0.1, surface: Surface | None = None) -> RunSummary:
     """Analyse one surface's loss and measure what ``compare`` reports.
 
     ``persistence=None`` keeps minima above 1 % of the value range. ``cap=None`` uses the
     pictures' default cap, ``cap_factor * max(centre loss, ln(classes) or 1)``
     (:func:`pipeline.display.surface_cap`). ``delta`` (loss units) sets the width level.
+    ``surface``: the file's contents when they have been read already.
     """
     from . import vtkio
     from .display import surface_cap
 
-    surface = vtkio.read_grid(path)
+    if surface is None:
+        surface = vtkio.read_grid(path)
     kind = surface_kind(path, surface.meta)
     meta_kind = volume_kind(surface.meta["direction_kind"]) if (
         surface.grid.ndim == 3 and surface.meta.get("direction_kind")) else surface.meta.get("direction_kind")
@@ -155,9 +156,17 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str | None = None,
     entry when it is a file, else ``random``."""
     if len(runs) < 2:
         raise ValueError(f"runs must name at least two runs to compare; got {len(runs)}")
+    read: dict[Path, Surface] = {}
     if plane is None:  # a file is taken as it is, whatever the plane asked of resolve_surface
         first = Path(runs[0])
-        plane = _file_kind(resolve_surface(first, "random")) if first.suffix.lower() in (".vts", ".vti") else "random"
+        if first.suffix.lower() in (".vts", ".vti"):
+            from . import vtkio
+
+            path = resolve_surface(first, "random")
+            read[path] = vtkio.read_grid(path)
+            plane = _file_kind(path, read[path])
+        else:
+            plane = "random"
     paths = [resolve_surface(r, plane) for r in runs]
     names = [p.parent.name if p in (RunDir(p.parent).surface(plane), RunDir(p.parent).volume(plane)) else p.stem
              for p in paths]
@@ -165,7 +174,7 @@ def compare_runs(runs: Sequence[str | os.PathLike], *, plane: str | None = None,
         if names.count(n) > 1:
             names[k] = f"{n} ({paths[k].parent})"
     return [summarize_surface(p, n, plane=plane, persistence=persistence, relative=relative, cap=cap,
-                              cap_factor=cap_factor, delta=delta) for p, n in zip(paths, names)]
+                              cap_factor=cap_factor, delta=delta, surface=read.get(p)) for p, n in zip(paths, names)]
 
 
 def _fmt(x: float) -> str:

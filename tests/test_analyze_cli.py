@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,6 +186,21 @@ def test_compare_names_each_runs_loss_and_says_when_they_differ(tmp_path):
     assert [r["loss"] for r in comparison_dict(summaries)["runs"]] == ["cross_entropy", "mse"]
     same = compare_runs([runs[0], make_run(tmp_path, "clf2", bowl, g, loss_name="cross_entropy")])
     assert "different losses" not in comparison_markdown(same)
+
+
+def test_compare_reads_each_file_once(tmp_path, monkeypatch):
+    """Files name their plane: the first one is read once, for its kind and for its summary."""
+    from pipeline import vtkio
+
+    g = Grid(-1, 1, 11, -1, 1, 11)
+    a, b = np.meshgrid(g.xs, g.ys, indexing="ij")
+    files = [make_run(tmp_path, n, 0.5 + k * a**2 + b**2, g) / "surface_random.vts" for k, n in ((1, "a"), (2, "b"))]
+    read, calls = vtkio.read_grid, []
+    monkeypatch.setattr(vtkio, "read_grid", lambda path: calls.append(Path(path)) or read(path))
+    summaries = compare_runs(files)
+    assert calls == files
+    assert [s.kind for s in summaries] == ["random", "random"]
+    assert summaries[1].global_min["curvature"] != summaries[0].global_min["curvature"]
 
 
 def test_compare_default_cap_follows_the_pictures(tmp_path):
