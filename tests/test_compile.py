@@ -194,6 +194,51 @@ def test_no_cpp_compiler_falls_back_to_eager_with_one_notice(caplog):
             cpp_compiler_search.cache_clear()
 
 
+@pytest.mark.slow
+def test_the_cold_compile_takes_the_cpus_instruction_sets_without_probe_builds(monkeypatch):
+    """Inside the check, inductor takes the instruction sets the CPU reports without building its
+    probe kernel (the vectorised headers) for each, and they are the ones its probes find here,
+    so the kernels are the same; TORCHINDUCTOR_VEC_ISA_OK in the environment is left to decide."""
+    from torch._inductor import config as inductor_config
+    from torch._inductor import cpu_vec_isa
+
+    from pipeline.engine.compiled import isa_from_cpu_flags
+
+    monkeypatch.delenv("TORCHINDUCTOR_VEC_ISA_OK", raising=False)
+    probes = []  # the instruction sets whose vectorised probe kernel was built
+    build = cpu_vec_isa.VecISA.check_build
+
+    def check_build(isa, code):
+        if code == cpu_vec_isa.VecISA._avx_code:
+            probes.append(str(isa))
+        return build(isa, code)
+
+    def forget():  # inductor's per-process memos of the list and of each instruction set's probes
+        cpu_vec_isa.valid_vec_isa_list.cache_clear()
+        for cls in vars(cpu_vec_isa).values():
+            if isinstance(cls, type) and issubclass(cls, cpu_vec_isa.VecISA):
+                for memo in (vars(cls).get("__bool__"), vars(cls).get("_VecISA__bool__impl")):
+                    if hasattr(memo, "cache_clear"):
+                        memo.cache_clear()
+
+    monkeypatch.setattr(cpu_vec_isa.VecISA, "check_build", check_build)
+    forget()
+    try:
+        with isa_from_cpu_flags():
+            assert inductor_config.cpp.vec_isa_ok is True
+            trusted = [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()]
+            picked = str(cpu_vec_isa.pick_vec_isa())
+        assert trusted and probes == [] and inductor_config.cpp.vec_isa_ok is None
+        forget()
+        assert [str(isa) for isa in cpu_vec_isa.valid_vec_isa_list()] == trusted
+        assert str(cpu_vec_isa.pick_vec_isa()) == picked and sorted(probes) == sorted(trusted)
+    finally:
+        forget()
+    monkeypatch.setenv("TORCHINDUCTOR_VEC_ISA_OK", "0")
+    with isa_from_cpu_flags():
+        assert inductor_config.cpp.vec_isa_ok is None
+
+
 def test_batches_through_a_forward_hook_run_eagerly():
     """Data that the engine does not hold as tensors (batches through the user's forward) is never
     compiled; 'on' says so in the notes."""

@@ -63,6 +63,7 @@ compiles, with CUDA graphs).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import types
 from dataclasses import dataclass
@@ -251,6 +252,29 @@ class CompiledSums:
         return self._fn(weights, fixed, inputs, targets, prep)
 
 
+def isa_from_cpu_flags() -> contextlib.AbstractContextManager:
+    """A context in which inductor takes the vector instruction sets the CPU reports (its flags)
+    as usable without building and loading a probe kernel for each.
+
+    Inductor checks each instruction set the CPU reports (AVX-512, AVX2, ...) by compiling and
+    loading a small kernel in a subprocess, a C++ build of the vectorised headers apiece; with an
+    empty cache these probes are about half the cold compile of a small network (docs/compile.md,
+    "Where the time goes"). Trusting the flags leaves the chosen instruction set, the kernels and
+    their values as they were; only a C++ compiler too old for the CPU's instructions behaves
+    differently: its build fails, and the evaluation falls back to eager (:func:`verified`)
+    instead of compiling for an older instruction set. ``TORCHINDUCTOR_VEC_ISA_OK`` in the
+    environment decides when it is set (``1`` trusts the flags as here, ``0`` builds scalar
+    kernels).
+    """
+    import os
+
+    if "TORCHINDUCTOR_VEC_ISA_OK" in os.environ:
+        return contextlib.nullcontext()
+    from torch._inductor import config as inductor_config
+
+    return inductor_config.patch({"cpp.vec_isa_ok": True})
+
+
 def verified(key: tuple, reference: Callable[[], Any], attempt: Callable[[Any], None]) -> tuple[bool, str]:
     """``(True, '')`` when the compiled evaluation works for ``key`` (model structure, shapes,
     device, precision, threads), else ``(False, why)``; memoised per ``key``.
@@ -266,7 +290,7 @@ def verified(key: tuple, reference: Callable[[], Any], attempt: Callable[[Any], 
     ref = reference()
     try:
         # a recompile past the limit must fail here, not silently run eagerly
-        with dynamo_config.patch(fail_on_recompile_limit_hit=True):
+        with dynamo_config.patch(fail_on_recompile_limit_hit=True), isa_from_cpu_flags():
             attempt(ref)
         verdict = (True, "")
     except Exception as exc:  # any failure of capture, lowering or the C++ build: evaluate eagerly
