@@ -85,17 +85,17 @@ VERIFY_RTOL = 1e-4  # a compiled batch sum further than this from eager (relativ
 # (one thread, CPU seconds; docs/compile.md has the table, the load and how it was taken):
 # (FLOPs per byte of activations, eager GFLOP/s, compiled GFLOP/s), by increasing intensity
 CPU_RATES: tuple[tuple[float, float, float], ...] = (
-    (9.34, 15.1, 14.6),  # an MLP regression (10-64-64-1, tanh): compiled is slower
-    (11.0, 11.9, 15.1),  # a 2-layer transformer encoder on 32 tokens
-    (27.5, 21.4, 32.8),  # digits-cnn
-    (32.0, 19.5, 29.1),  # LeNet
-    (53.8, 69.1, 92.4),  # ResNet-20
-    (149.3, 94.5, 96.1),  # VGG-9
+    (9.34, 19.1, 25.6),  # an MLP regression (10-64-64-1, tanh)
+    (11.0, 17.8, 16.6),  # a 2-layer transformer encoder on 32 tokens: compiled is slower
+    (27.5, 28.8, 63.8),  # digits-cnn
+    (32.0, 28.1, 37.0),  # LeNet
+    (53.8, 92.7, 123.6),  # ResNet-20
+    (149.3, 141.9, 141.1),  # VGG-9: compiled is slower
 )
 # a cold compile (dynamo, inductor, the C++ builds, the check against eager) ..., fitted to the
-# six models' cold costs (11.7-25.2 s for 5-75 operators) by least squares
-COMPILE_SECONDS = 12.5
-COMPILE_SECONDS_PER_OP = 0.18  # ... and per operator of the forward
+# six models' cold costs (4.0-19.1 s for 5-75 operators) by least squares
+COMPILE_SECONDS = 4.2
+COMPILE_SECONDS_PER_OP = 0.21  # ... and per operator of the forward
 
 _NOTICED: set[str] = set()  # notices already given in this process
 _VERDICTS: dict[tuple, tuple[bool, str]] = {}  # (model structure, shapes, ...) -> (compiled works, why not)
