@@ -262,9 +262,10 @@ def isa_from_cpu_flags() -> contextlib.AbstractContextManager:
     "Where the time goes"). Trusting the flags leaves the chosen instruction set, the kernels and
     their values as they were; only a C++ compiler too old for the CPU's instructions behaves
     differently: its build fails, and the evaluation falls back to eager (:func:`verified`)
-    instead of compiling for an older instruction set. ``TORCHINDUCTOR_VEC_ISA_OK`` in the
-    environment decides when it is set (``1`` trusts the flags as here, ``0`` builds scalar
-    kernels).
+    instead of compiling for an older instruction set. Inductor memoises the list for the
+    process, so the process's later compiles, the user's own included, see the same list.
+    ``TORCHINDUCTOR_VEC_ISA_OK`` in the environment decides when it is set (``1`` trusts the
+    flags as here, ``0`` builds scalar kernels).
     """
     import os
 
