@@ -239,6 +239,29 @@ def test_the_cold_compile_takes_the_cpus_instruction_sets_without_probe_builds(m
         assert inductor_config.cpp.vec_isa_ok is None
 
 
+def test_the_check_drops_torchs_cuda_home_notice_and_nothing_else(monkeypatch, tmp_path, caplog):
+    """The C++ builds of a compile import torch.utils.cpp_extension, which warns "No CUDA runtime is
+    found, using CUDA_HOME=..." on a machine with a CUDA toolkit and no GPU: inside the check that
+    warning is dropped, the module's other warnings are not, and outside it is left as it was."""
+    from torch.utils import cpp_extension
+
+    from pipeline.engine.compiled import quiet_cuda_home_notice
+
+    monkeypatch.setenv("CUDA_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    notice = logging.getLogger("torch.utils.cpp_extension")
+    caplog.clear()  # the import's own notice, on a machine with a CUDA toolkit
+    with caplog.at_level(logging.WARNING, logger="torch.utils.cpp_extension"):
+        with quiet_cuda_home_notice():
+            assert cpp_extension._find_cuda_home() == str(tmp_path)
+            notice.warning("another warning")
+        assert [r.getMessage() for r in caplog.records] == ["another warning"]
+        cpp_extension._find_cuda_home()
+    assert [r.getMessage() for r in caplog.records] == [
+        "another warning", f"No CUDA runtime is found, using CUDA_HOME='{tmp_path}'"]
+    assert not notice.filters
+
+
 def test_batches_through_a_forward_hook_run_eagerly():
     """Data that the engine does not hold as tensors (batches through the user's forward) is never
     compiled; 'on' says so in the notes."""

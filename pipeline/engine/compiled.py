@@ -67,7 +67,7 @@ import contextlib
 import logging
 import types
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -276,6 +276,27 @@ def isa_from_cpu_flags() -> contextlib.AbstractContextManager:
     return inductor_config.patch({"cpp.vec_isa_ok": True})
 
 
+class _DropCudaHomeNotice(logging.Filter):
+    """Drops torch's "No CUDA runtime is found, using CUDA_HOME=..." warning: the C++ builds of
+    a compile import ``torch.utils.cpp_extension``, which gives it on a machine with a CUDA
+    toolkit and no GPU, where it says nothing about a CPU evaluation."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No CUDA runtime is found")
+
+
+@contextlib.contextmanager
+def quiet_cuda_home_notice() -> Iterator[None]:
+    """A context in which :class:`_DropCudaHomeNotice` filters ``torch.utils.cpp_extension``'s log."""
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    dropper = _DropCudaHomeNotice()
+    logger.addFilter(dropper)
+    try:
+        yield
+    finally:
+        logger.removeFilter(dropper)
+
+
 def verified(key: tuple, reference: Callable[[], Any], attempt: Callable[[Any], None]) -> tuple[bool, str]:
     """``(True, '')`` when the compiled evaluation works for ``key`` (model structure, shapes,
     device, precision, threads), else ``(False, why)``; memoised per ``key``.
@@ -291,7 +312,7 @@ def verified(key: tuple, reference: Callable[[], Any], attempt: Callable[[Any], 
     ref = reference()
     try:
         # a recompile past the limit must fail here, not silently run eagerly
-        with dynamo_config.patch(fail_on_recompile_limit_hit=True), isa_from_cpu_flags():
+        with dynamo_config.patch(fail_on_recompile_limit_hit=True), isa_from_cpu_flags(), quiet_cuda_home_notice():
             attempt(ref)
         verdict = (True, "")
     except Exception as exc:  # any failure of capture, lowering or the C++ build: evaluate eagerly
