@@ -276,25 +276,21 @@ def isa_from_cpu_flags() -> contextlib.AbstractContextManager:
     return inductor_config.patch({"cpp.vec_isa_ok": True})
 
 
-class _DropCudaHomeNotice(logging.Filter):
-    """Drops torch's "No CUDA runtime is found, using CUDA_HOME=..." warning: the C++ builds of
-    a compile import ``torch.utils.cpp_extension``, which gives it on a machine with a CUDA
-    toolkit and no GPU, where it says nothing about a CPU evaluation."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("No CUDA runtime is found")
+def _not_cuda_home_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith("No CUDA runtime is found")
 
 
 @contextlib.contextmanager
 def quiet_cuda_home_notice() -> Iterator[None]:
-    """A context in which :class:`_DropCudaHomeNotice` filters ``torch.utils.cpp_extension``'s log."""
+    """A context without torch's "No CUDA runtime is found, using CUDA_HOME=..." warning: the C++
+    builds of a compile import ``torch.utils.cpp_extension``, which gives it on a machine with a
+    CUDA toolkit and no GPU, where it says nothing about a CPU evaluation."""
     logger = logging.getLogger("torch.utils.cpp_extension")
-    dropper = _DropCudaHomeNotice()
-    logger.addFilter(dropper)
+    logger.addFilter(_not_cuda_home_notice)
     try:
         yield
     finally:
-        logger.removeFilter(dropper)
+        logger.removeFilter(_not_cuda_home_notice)
 
 
 def verified(key: tuple, reference: Callable[[], Any], attempt: Callable[[Any], None]) -> tuple[bool, str]:
