@@ -63,7 +63,10 @@ def as_cli(exc: BaseException) -> str:
     return render(exc.template, {m: "--" + m.replace("_", "-") for m in marks})
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 600
+HANG_GUARD = 1800  # seconds: a test that waits on another process fails past this (a hang, not a speed)
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = HANG_GUARD
             ) -> subprocess.CompletedProcess:
     """Run ``python -m pipeline ARGS`` in a subprocess (a real exit status and real stderr)."""
     full_env = {**os.environ, "TQDM_DISABLE": "1", **(env or {})}
@@ -89,9 +92,6 @@ def require(missing: list[str], reason: str, variable: str) -> None:
         if os.environ.get(variable, "") not in ("", "0"):
             pytest.fail(f"{variable}=1 but {reason}", pytrace=False)
         pytest.skip(reason)
-
-
-HANG_GUARD = 1800  # seconds: a test that waits on another process fails past this (a hang, not a speed)
 
 
 def hold_after(n: int, where: str = "") -> dict[str, str]:

@@ -15,6 +15,8 @@ from pipeline.datamodel import centre_index
 from pipeline.datamodel import Grid
 from pipeline.datamodel import Surface
 
+from .conftest import HANG_GUARD
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,7 +44,7 @@ def test_imports_numpy_only(module):
 def test_imports_under_paraview_python():
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import pipeline.display as d, pipeline.geometry as g; "
             "print(d.__file__, g.__file__)")
-    proc = subprocess.run(["pvpython", "-c", code], capture_output=True, text=True, timeout=120,
+    proc = subprocess.run(["pvpython", "-c", code], capture_output=True, text=True, timeout=HANG_GUARD,
                           env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert "pipeline/display.py" in proc.stdout and "pipeline/geometry.py" in proc.stdout

@@ -15,7 +15,7 @@ from pipeline.datamodel import Grid
 from pipeline.rundir import RunDir
 from pipeline.workflow.evolve import EvolveOptions, choose_epochs, evolve
 
-from .conftest import ROOT
+from .conftest import HANG_GUARD, ROOT
 
 GRID = Grid(-0.6, 0.6, 7, -0.6, 0.6, 7)
 
@@ -37,7 +37,7 @@ def evolved(digits_run, tmp_path_factory):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "evolve", str(run), "--epochs", "0", "3",
                            "--x", "-0.6:0.6:7", "--y", "-0.6:0.6:7", "--seed", "5", "--device", "cpu",
                            "--backend", "pyvista"],  # ParaView's animations: tests/paraview/test_animation.py
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=900)
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr
     return RunDir(run), proc.stderr
 
@@ -79,7 +79,7 @@ def test_each_plane_is_the_surface_stage_bit_for_bit(evolved, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "surface", "--run", str(run.root), "--directions",
                            str(folder.directions("epoch_003")), "--x", "-0.6:0.6:7", "--y", "-0.6:0.6:7",
                            "--epoch", "3", "--device", "cpu", "--out", str(out)],
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=600)
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr
     mine, alone = read_surface(folder.surface("epoch_003")), read_surface(out)
     assert mine.loss.tobytes() == alone.loss.tobytes()
@@ -171,7 +171,7 @@ def test_path_animation_has_a_frame_per_checkpoint(digits_run, tmp_path):
 ])
 def test_bad_input_is_one_line(digits_run, args, fragment):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "evolve", str(digits_run), *args],
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=HANG_GUARD)
     assert proc.returncode != 0
     assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (digits_run / "evolve").exists()

@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.vtkio import read_surface, read_trajectory
 
-from .conftest import ROOT, run_cli
+from .conftest import HANG_GUARD, ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +25,7 @@ def _copy(name, tmp_path):
 
 def _train(folder, *args):
     proc = subprocess.run([sys.executable, "train.py", *args], cwd=folder, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
 

@@ -86,7 +86,7 @@ def test_01_run_resumes_after_sigterm_bitwise(tmp_path):
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     ref = tmp_path / "ref"
     proc = subprocess.run([*args, "--out", str(ref)], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr[-2000:]
     out = tmp_path / "x"
     child = subprocess.Popen([*args, "--out", str(out)], cwd=ROOT, env={**env, **hold_after(3)}, stdout=subprocess.PIPE,
@@ -94,11 +94,12 @@ def test_01_run_resumes_after_sigterm_bitwise(tmp_path):
     parts = out / "surface_random.vts.parts"
     wait_for_chunks(parts, 3, child)
     child.send_signal(signal.SIGTERM)
-    _, err = child.communicate(timeout=120)
+    _, err = child.communicate(timeout=HANG_GUARD)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert child.returncode != 0 and lines and "stopped by SIGTERM" in lines[-1] and "rerun" in lines[-1], err
     assert len(list(parts.glob("chunk_*.bin"))) >= 3  # what was finished is kept
-    proc = subprocess.run([*args, "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([*args, "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr[-2000:]
     for plane in ("random", "pca"):
         got, want = read_surface(out / f"surface_{plane}.vts"), read_surface(ref / f"surface_{plane}.vts")
@@ -191,7 +192,7 @@ def test_04_grid_too_large(trained, tmp_path, axes, fragment):
 def test_05_full_disk_during_training_is_one_line_and_resumes(small_disk, tmp_path):
     disk = small_disk(256 << 10)
     out = disk / "run"
-    proc = run_cli("train", "--epochs", "40", "--out", str(out), timeout=600)
+    proc = run_cli("train", "--epochs", "40", "--out", str(out), timeout=HANG_GUARD)
     assert_one_line_error(proc, "cannot write", "no space left on device")
     assert not leftovers(disk)
     done = RunDir(out).epochs()

@@ -21,7 +21,7 @@ from pipeline.surface import (ChunkPlan, ChunkStore, ConfigMismatchError, Corrup
 from pipeline.surface import store as store_mod
 from pipeline.surface.store import fingerprint_of
 from pipeline.vtkio import read_surface
-from .conftest import as_cli
+from .conftest import HANG_GUARD, as_cli
 
 GRID = Grid(-1.0, 1.0, 9, -0.5, 1.5, 7)
 IDENTITY = {"directions_sha256": "abc", "grid": GRID.to_dict(), "eval": {"cap": None}}
@@ -350,7 +350,7 @@ def test_gpu_benchmark_smoke_runs_on_the_cpu(tmp_path):
     out = tmp_path / "gpu.json"
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_resnet56.py"
     proc = subprocess.run([sys.executable, str(script), "--smoke", "--json", str(out)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "TQDM_DISABLE": "1"})
+                          timeout=HANG_GUARD, env={**os.environ, "TQDM_DISABLE": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(out.read_text())
     assert 0.2e9 < figures["flops_per_sample"] < 0.3e9  # ResNet-56 on 32x32: ~125 M multiply-adds per image

@@ -51,10 +51,10 @@ def test_an_interrupted_study_resumes_to_the_same_comparison(tmp_path):
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
+    _, err = proc.communicate(timeout=HANG_GUARD)
     assert proc.returncode != 0 and "SIGTERM" in err, err
     first = (out / "digits-cnn" / "surface_random.vts").stat().st_mtime_ns
-    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    again = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=HANG_GUARD)
     assert again.returncode == 0, again.stderr
     assert "digits-cnn: finished earlier, kept" in again.stderr
     assert (out / "digits-cnn" / "surface_random.vts").stat().st_mtime_ns == first

@@ -31,7 +31,7 @@ SMALL = ["--x", "-1:1:9", "--y", "-1:1:7", "--chunk-size", "4", "--device", "cpu
 TORCHRUN = str(Path(sys.executable).with_name("torchrun"))
 
 
-def cli(*args: str, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = HANG_GUARD, env: dict | None = None) -> subprocess.CompletedProcess:
     """``lossvista surface ARGS`` in a subprocess: a real exit status, real signals, real stderr."""
     return subprocess.run([sys.executable, "-m", "pipeline", "surface", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **ENV, **(env or {})})
@@ -218,7 +218,7 @@ def _torchrun(*args: str, nproc: int = 2) -> list[str]:
 @pytest.mark.slow
 def test_torchrun_two_processes_equal_one(setup, tmp_path):
     out = tmp_path / "s.vts"
-    proc = subprocess.run(_torchrun(*base(setup, out)), cwd=ROOT, capture_output=True, text=True, timeout=300,
+    proc = subprocess.run(_torchrun(*base(setup, out)), cwd=ROOT, capture_output=True, text=True, timeout=HANG_GUARD,
                           env={**os.environ, **ENV})
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == str(out)  # rank 0 prints where the file is
@@ -261,7 +261,7 @@ def test_torchrun_rank_killed_keeps_the_others_chunks_and_resumes(big, tmp_path)
         rank1 = [p for p in workers if p.environ()["RANK"] == "1"]
         assert len(rank1) == 1, [(p.pid, p.cmdline()) for p in workers]
         rank1[0].send_signal(signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=120)
+        _, stderr = proc.communicate(timeout=HANG_GUARD)
     finally:
         if proc.poll() is None:
             proc.kill()

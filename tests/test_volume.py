@@ -178,7 +178,7 @@ def test_trajectory_in_a_volume_projects_exactly(digits_run):
 
 # -- lossvista volume -----------------------------------------------------------------------------
 
-def cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = HANG_GUARD) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **ENV})
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.render.pvbatch import xvfb_prefix
-from tests.conftest import require
+from tests.conftest import HANG_GUARD, require
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -52,7 +52,7 @@ LOAD = SHIM + f"from paraview import simple\nsimple.LoadPlugin({str(PLUGIN)!r}, 
 
 
 def run_paraview(script: str, tmp_path: Path, *args: str, exe: str = "pvpython", render: bool = False,
-                 env: dict[str, str] | None = None, timeout: float = 300, check: bool = True
+                 env: dict[str, str] | None = None, timeout: float = HANG_GUARD, check: bool = True
                  ) -> subprocess.CompletedProcess:
     """Write ``script`` to a file and run it with pvpython/pvbatch (under xvfb-run if ``render``)."""
     path = tmp_path / f"script_{abs(hash(script)) % 10**8}.py"
@@ -73,7 +73,7 @@ def analyze_run(run_dir: Path) -> None:
     """``lossvista analyze`` on both planes (critical_points_*, topology_*, basin)."""
     for kind in ("random", "pca"):
         proc = subprocess.run([sys.executable, "-m", "pipeline", "-q", "analyze", str(run_dir / f"surface_{kind}.vts")],
-                              capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+                              capture_output=True, text=True, cwd=str(ROOT), timeout=HANG_GUARD)
         assert proc.returncode == 0, proc.stderr
 
 
@@ -104,7 +104,7 @@ def built_states(run_a, tmp_path_factory) -> Path:
         pytest.skip(f"needs {', '.join(missing)}")
     proc = subprocess.run([*xvfb_prefix(), "pvbatch",
                            str(STATES / "build_states.py"), str(run_a), "--out", str(out)],
-                          capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=600)
+                          capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=HANG_GUARD)
     assert proc.returncode == 0 or "cleaning up temporary" in proc.stderr, proc.stderr[-3000:]
     return out
 

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, STATES, clean_env, picture_stats
+from conftest import HANG_GUARD, ROOT, STATES, clean_env, picture_stats
 from test_states import _sources
 
 pytestmark = pytest.mark.paraview
@@ -30,7 +30,7 @@ def test_build_states_writes_the_animation_states(tmp_path):
     for _ in range(3):  # as pipeline.render.pvbatch, more tries after OpenGL under Xvfb crashed (busy machine)
         proc = subprocess.run([*xvfb_prefix(), "pvbatch", str(STATES / "build_states.py"),
                                str(run), "--views", "--animations", "landscape", "path", "--out", str(out)],
-                              capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=600)
+                              capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=HANG_GUARD)
         if proc.returncode not in (134, 139):
             break
     assert proc.returncode == 0 or "cleaning up temporary" in proc.stderr, proc.stderr[-3000:]
@@ -66,7 +66,8 @@ def test_committed_animation_states_play_a_fresh_run(tmp_path):
 
     run = _evolved_run(tmp_path / "run", 1)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "render", "run", "--animation", "landscape",
-                           "--animation", "path"], capture_output=True, text=True, cwd=str(tmp_path), timeout=900)
+                           "--animation", "path"], capture_output=True, text=True, cwd=str(tmp_path),
+                          timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr[-3000:]
     frames = run / "evolve" / "frames"
     landscape = sorted(frames.glob("landscape.*.png"))
@@ -97,7 +98,7 @@ def test_render_animation_refusals_are_one_line(tmp_path, extra, fragment):
 
     run = make_run(tmp_path / "run", variant=0)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "render", str(run), "--animation", "landscape", *extra],
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=300)
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=HANG_GUARD)
     assert proc.returncode != 0
     assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (run / "evolve").exists() and not (run / "renders").exists()

@@ -18,7 +18,7 @@ import pytest
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkIOXML import vtkXMLPolyDataReader, vtkXMLStructuredGridReader
 
-from conftest import LOAD, ROOT, run_paraview
+from conftest import HANG_GUARD, LOAD, ROOT, run_paraview
 
 pytestmark = pytest.mark.paraview
 
@@ -122,7 +122,7 @@ def outputs(tmp_path_factory):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "-q", "analyze",
                            str(base / "analyzed" / "surface_random.vts")], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
-    run_paraview(SCRIPT, base, str(run), str(out), timeout=300)
+    run_paraview(SCRIPT, base, str(run), str(out), timeout=HANG_GUARD)
     return out, run, base / "analyzed"
 
 

@@ -166,7 +166,7 @@ def test_run_state_written_by_render_opens_after_the_run_moved(run_b, screen, tm
     shutil.copytree(run_b, first, ignore=shutil.ignore_patterns("states", "renders"))
     proc = subprocess.run([sys.executable, "-m", "pipeline", "-q", "render", str(first), "--backend", "paraview",
                            "--plane", "pca", "--views", "3d_surface", "2d_contours", "--size", "480", "360"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=600, env=screen["env"])
+                          capture_output=True, text=True, cwd=ROOT, timeout=HANG_GUARD, env=screen["env"])
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (first / "states").iterdir()) == ["pca_2d_contours.pvsm", "pca_3d_surface.pvsm"]
     text = (first / "states" / "pca_3d_surface.pvsm").read_text()
@@ -185,7 +185,7 @@ def test_run_state_written_by_render_opens_after_the_run_moved(run_b, screen, tm
     script.write_text(LOAD_MOVED)
     for mode in ("search", "cwd"):
         done = subprocess.run(["pvpython", str(script), str(state), str(ROOT / "paraview_plugins" / "lossvista_filters.py"),
-                               mode], capture_output=True, text=True, timeout=300, cwd=str(state.parent),
+                               mode], capture_output=True, text=True, timeout=HANG_GUARD, cwd=str(state.parent),
                               env=clean_env())
         assert done.returncode == 0, done.stderr[-3000:]
         line = next(ln for ln in done.stdout.splitlines() if ln.startswith("RESULT"))

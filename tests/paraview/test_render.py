@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, picture_stats
+from conftest import HANG_GUARD, ROOT, picture_stats
 from tests.conftest import as_cli
 
 pytestmark = pytest.mark.paraview
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.paraview
 def _cli(*args, env=None):
     full = {**os.environ, "TQDM_DISABLE": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "pipeline", *args], capture_output=True, text=True, cwd=ROOT,
-                          env=full, timeout=600)
+                          env=full, timeout=HANG_GUARD)
 
 
 def test_cli_renders_with_paraview(run_b, tmp_path):

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, picture_stats
+from conftest import HANG_GUARD, ROOT, picture_stats
 
 pytestmark = pytest.mark.paraview
 
@@ -13,7 +13,7 @@ def test_run_renders_all_eight_views(tmp_path):
     out = tmp_path / "demo"
     proc = subprocess.run([sys.executable, "-m", "pipeline", "-q", "run", "--out", str(out), "--epochs", "4",
                            "--grid", "9", "--max-samples", "300", "--backend", "paraview"],
-                          capture_output=True, text=True, cwd=str(ROOT), timeout=900)
+                          capture_output=True, text=True, cwd=str(ROOT), timeout=HANG_GUARD)
     assert proc.returncode == 0, proc.stderr
     for plane in ("random", "pca"):
         for view in ("2d_contours", "3d_contours", "3d_mesh", "3d_surface"):

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import ROOT, SHIM, STATES, clean_env, picture_stats, run_paraview
+from conftest import HANG_GUARD, ROOT, SHIM, STATES, clean_env, picture_stats, run_paraview
 
 from pipeline.render.pvbatch import xvfb_prefix
 
@@ -103,7 +103,7 @@ def test_eig_ratio_state_is_the_builders_and_renders_a_run_with_curvature_maps(t
     built = tmp_path / "states"
     proc = subprocess.run([*xvfb_prefix(), "pvbatch", str(STATES / "build_states.py"),
                            str(run), "--views", "eig_ratio", "--out", str(built)],
-                          capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=600)
+                          capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=HANG_GUARD)
     assert proc.returncode == 0 or "cleaning up temporary" in proc.stderr, proc.stderr[-3000:]
     pvsm = built / "landscape_eig_ratio.pvsm"
     sources = _check_state(pvsm, "eig_ratio")

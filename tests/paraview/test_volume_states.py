@@ -11,7 +11,7 @@ import pytest
 from vtkmodules.util.numpy_support import vtk_to_numpy
 from vtkmodules.vtkIOXML import vtkXMLImageDataReader, vtkXMLPolyDataReader
 
-from conftest import LOAD, ROOT, STATES, clean_env, picture_stats, run_paraview
+from conftest import HANG_GUARD, LOAD, ROOT, STATES, clean_env, picture_stats, run_paraview
 from test_states import _sources
 
 pytestmark = pytest.mark.paraview
@@ -104,7 +104,7 @@ def built_volume_states(volume_a, tmp_path_factory):
     out = tmp_path_factory.mktemp("volume_states")
     proc = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1920x1200x24", "pvbatch", str(STATES / "build_states.py"),
                            str(volume_a), "--views", *VOLUME_VIEWS, "--out", str(out)],
-                          capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=600)
+                          capture_output=True, text=True, cwd=str(ROOT), env=clean_env(), timeout=HANG_GUARD)
     assert proc.returncode == 0 or "cleaning up temporary" in proc.stderr, proc.stderr[-3000:]
     return out
 
