@@ -24,7 +24,8 @@ from typing import Any
 
 from .errors import LossvistaError, ParameterError, param
 
-__all__ = ["ImportConfig", "import_config_from_dict", "import_run", "checkpoint_files", "run_info"]
+__all__ = ["ImportConfig", "import_config_from_dict", "import_run", "import_changed", "checkpoint_files", "run_info",
+           "file_digest"]
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,11 @@ def checkpoint_files(patterns: Sequence[str | os.PathLike]) -> list[Path]:
 
 def _number(path: Path, info: dict[str, int]) -> tuple[int, str]:
     """``(number, unit)`` of a checkpoint: its ``epoch`` or ``step`` entry, else the last number in its name."""
-    if "epoch" in info:
-        return info["epoch"], "epoch"
-    if "step" in info:
-        return info["step"], "step"
+    for unit in ("epoch", "step"):
+        if unit in info:
+            if info[unit] < 0:
+                raise ParameterError(f"checkpoint {path} says it is {unit} {info[unit]}; {unit}s must be 0 or more")
+            return info[unit], unit
     numbers = re.findall(r"\d+", path.stem)
     if not numbers:
         raise ParameterError(f"cannot tell where {path} belongs in the training: it has no 'epoch' or 'step' entry "
@@ -157,7 +159,7 @@ def import_run(out: str | os.PathLike, config: ImportConfig, *, name: str | None
         if number in entries:
             raise ParameterError(f"{path} and {entries[number]['source']} are both {unit} {number}")
         load_state_into(model, state, source=str(path))
-        entries[number] = {"epoch": number, "source": str(path.resolve())}
+        entries[number] = {"epoch": number, "source": str(path.resolve()), "digest": file_digest(path)}
     unit = "step" if units == {"step"} else "epoch"
     last = max(entries)
     load_state_into(model, read_state(entries[last]["source"], key=config.key, strip_prefix=config.strip_prefix)[0],
@@ -174,7 +176,10 @@ def import_run(out: str | os.PathLike, config: ImportConfig, *, name: str | None
         staged = RunDir(staging)
         for number in sorted(entries):
             state, _ = read_state(entries[number]["source"], key=config.key, strip_prefix=config.strip_prefix)
-            save_checkpoint(state, _mkdirs(staged.checkpoint(number)))
+            # stored as the model holds it: its key order and dtypes (a .safetensors file's keys come
+            # sorted, a half-precision file's tensors as float16), what every later stage compares with
+            load_state_into(model, state, source=entries[number]["source"])
+            save_checkpoint(dict(model.state_dict()), _mkdirs(staged.checkpoint(number)))
         write_json(staged.run_json, info)
         if run.root.exists():
             shutil.rmtree(run.root)
@@ -183,6 +188,47 @@ def import_run(out: str | os.PathLike, config: ImportConfig, *, name: str | None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return info
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """BLAKE2b of a file's bytes, as hex: whether a checkpoint is still the one imported."""
+    import hashlib
+
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, lambda: hashlib.blake2b(digest_size=20)).hexdigest()
+
+
+def import_changed(info: dict[str, Any], config: ImportConfig) -> str | None:
+    """Why the run recorded by ``info`` (its run.json) is not the import ``config`` would make now,
+    or None: new checkpoint files, a checkpoint whose content changed (trained again), another
+    model, data, loss or forward hook.
+
+    Checkpoint files that are gone are no reason (the run keeps its own copies; the originals may
+    have been cleaned up), nor is a file of a run imported before the digests were recorded.
+    """
+    from .objective import LossSpec
+
+    recorded = info.get("checkpoints") or []
+    sources = {str(e.get("source")) for e in recorded}
+    try:
+        files = checkpoint_files(config.checkpoints)
+    except ParameterError:  # the originals are gone: the run's copies stand
+        files = []
+    new = [f for f in files if str(f.resolve()) not in sources]
+    if new:
+        return f"new checkpoint files, e.g. {new[0]}"
+    for entry in recorded:
+        source = Path(str(entry.get("source")))
+        if entry.get("digest") is not None and source.is_file() and entry["digest"] != file_digest(source):
+            return f"{source} has changed"
+    loss = config.loss if isinstance(config.loss, LossSpec) else LossSpec.from_dict(config.loss)
+    then = LossSpec.from_dict(info.get("loss"))
+    now = {"model": config.model, "data": config.data, "forward": config.forward,
+           "loss": (loss.name, dict(loss.options), tuple(loss.metrics))}
+    was = {"model": info.get("config", {}).get("model"), "data": info.get("config", {}).get("dataset"),
+           "forward": info.get("forward"), "loss": (then.name, dict(then.options), tuple(then.metrics))}
+    changed = [k for k in now if now[k] != was[k]]
+    return f"the {' and '.join(changed)} changed" if changed else None
 
 
 def _mkdirs(path: Path) -> Path:
@@ -196,7 +242,7 @@ def _check_loss_at(model: Any, config: ImportConfig, loss: Any, search: tuple[st
     import math
 
     from .engine.batches import as_eval_data
-    from .engine.points import probe
+    from .engine.points import check_finite_data, probe
     from .run import splits_of
     from .usercode import load_callable
 
@@ -206,6 +252,7 @@ def _check_loss_at(model: Any, config: ImportConfig, loss: Any, search: tuple[st
     if not math.isfinite(value):
         raise ParameterError(f"{param('loss')} {loss.label!r} is {value} on the first batch at the final weights; "
                              f"it must be finite there")
+    check_finite_data(model, data, objective, "the train split")
     return objective.classes
 
 

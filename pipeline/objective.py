@@ -51,6 +51,14 @@ LOSSES: dict[str, dict[str, tuple[type, float, float]]] = {
     "bce_with_logits": {},
 }
 CLASS_LOSSES = ("cross_entropy", "nll")
+# arrays a surface holds besides the user's metrics (and every ``test_`` name: the test split's)
+METRIC_RESERVED = frozenset({"loss", "accuracy", "bounded", "samples", "valid", "info", "hessian_max",
+                             "hessian_min", "eig_ratio", "hessian_error"})
+
+
+def metric_name(spec: str) -> str:
+    """The array a user metric ``"module:function"`` is stored as: the function's name."""
+    return spec.rsplit(":", 1)[1].rsplit(".", 1)[-1]
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,16 @@ class LossSpec:
         bad = [m for m in metrics if not is_spec(m)]
         if bad:
             raise ParameterError(f"{param('metrics')} must be 'module:function' specs; got {bad[0]!r}")
+        seen: dict[str, str] = {}
+        for spec in metrics:  # each becomes an array named after its function: the names must be free
+            name = metric_name(spec)
+            if name in METRIC_RESERVED or name.startswith("test_"):
+                raise ParameterError(f"{param('metrics')} {spec!r}: a metric is stored under its function's name, and "
+                                     f"{name!r} is taken by lossvista's own arrays; rename the function")
+            if name in seen:
+                raise ParameterError(f"{param('metrics')} {seen[name]!r} and {spec!r} would both be stored as "
+                                     f"{name!r}; rename one of the functions")
+            seen[name] = spec
         object.__setattr__(self, "metrics", metrics)
         object.__setattr__(self, "search", tuple(str(s) for s in (self.search or ())))
 
@@ -143,7 +161,7 @@ class Objective:
         self.user: Callable | None = None
         if self.spec.name not in LOSSES:
             self.user = load_callable(self.spec.name, search=self.spec.search, name="loss")
-        self.metric_fns = {m.rsplit(":", 1)[1].rsplit(".", 1)[-1]: load_callable(m, search=self.spec.search,
+        self.metric_fns = {metric_name(m): load_callable(m, search=self.spec.search,
                                                                                  name="metrics")
                            for m in self.spec.metrics}
         self.classes: int | None = None  # the number of classes seen (class losses)
@@ -254,6 +272,11 @@ class Objective:
             if (tuple(shape[:-1]) if squeeze else tuple(shape)) != t:
                 raise ValueError(f"outputs of shape {tuple(shape)} per sample do not fit targets of shape {t} for "
                                  f"{self.spec.name}: they must be the same")
+            if self.spec.name == "bce_with_logits" and targets.numel():
+                lo, hi = float(targets.min()), float(targets.max())
+                if not (0.0 <= lo and hi <= 1.0):  # NaN fails too
+                    raise ValueError(f"bce_with_logits needs targets in [0, 1] (probabilities or 0/1 labels); got "
+                                     f"values in [{lo:g}, {hi:g}]")
             prep = Prepared("elementwise", squeeze=squeeze)
         if prep.classes is not None:
             self.classes = prep.classes

@@ -22,7 +22,21 @@ from typing import Any
 
 from .errors import LossvistaError, ParameterError, param
 
-__all__ = ["Recorder"]
+__all__ = ["Recorder", "unwrapped"]
+
+
+def unwrapped(model: Any) -> Any:
+    """The model inside (Distributed)DataParallel and ``torch.compile`` wrappers (the same
+    parameters: the weights saved are the training's), else ``model``."""
+    from torch import nn
+
+    while True:
+        if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        elif isinstance(getattr(model, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
 
 
 class Recorder:
@@ -32,7 +46,8 @@ class Recorder:
     ----------
     out : path of the run directory (created).
     model : nn.Module
-        The model being trained.
+        The model being trained (inside ``DataParallel``, ``DistributedDataParallel`` or
+        ``torch.compile`` too: the module they wrap is recorded).
     data : str
         ``"module:function"`` returning ``(train, test)``, ``{"train": ..., "test": ...}`` or the
         train split (tensors, a Dataset, a DataLoader, ...).
@@ -57,6 +72,7 @@ class Recorder:
 
         if unit not in ("epoch", "step"):
             raise ParameterError(f"{param('unit')} must be one of 'epoch', 'step'; got {unit!r}")
+        model = unwrapped(model)
         cls = type(model)
         if model_spec is None:
             if cls.__module__ == "__main__":
@@ -83,6 +99,7 @@ class Recorder:
         load_callable(data, search=search, name="data")
         spec = loss if isinstance(loss, LossSpec) else LossSpec(loss, metrics=tuple(metrics))
         self.model, self.run = model, RunDir(out)
+        self._saved = False
         if self.run.run_json.exists() and self.run.read_run().get("config", {}).get("model") != model_spec:
             raise LossvistaError(f"{self.run.root} holds another run; choose another {param('out')}")
         self.info = run_info(kind="recorded", name=self.run.root.name, model=model_spec, dataset=data,
@@ -91,13 +108,23 @@ class Recorder:
                              parameters=sum(p.numel() for p in model.parameters()))
 
     def save(self, number: int) -> Path:
-        """Write the model's current weights as checkpoint ``number`` (an epoch or a step)."""
+        """Write the model's current weights as checkpoint ``number`` (an epoch or a step).
+
+        The first save of a Recorder into a run that already holds checkpoints removes those
+        numbered ``number`` or later: they belong to an earlier training (a training started
+        again from 0 replaces them all; one resumed from epoch 5 keeps 0..5).
+        """
         from .atomic import write_json
         from .checkpoints import save_checkpoint
 
         if isinstance(number, bool) or not isinstance(number, int) or number < 0:
             raise ParameterError(f"the checkpoint's number must be an integer >= 0; got {number!r}")
         state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+        if not self._saved:
+            for old in self.run.epochs():
+                if old >= number:
+                    self.run.checkpoint(old).unlink()
+            self._saved = True
         self.run.checkpoints_dir.mkdir(parents=True, exist_ok=True)
         path = save_checkpoint(state, self.run.checkpoint(number))
         write_json(self.run.run_json, {**self.info, "checkpoints": [{"epoch": e} for e in self.run.epochs()]})

@@ -50,8 +50,7 @@ class Run:
 
     def __init__(self, root: str | os.PathLike | RunDir):
         self.dir = root if isinstance(root, RunDir) else RunDir(root)
-        if not self.dir.root.is_dir():
-            raise LossvistaError(f"run directory {str(self.dir.root)!r} does not exist")
+        self.dir.require()
         self._info: dict[str, Any] | None = None
         self._splits: dict[str, Any] | None = None
 
@@ -266,6 +265,7 @@ def user_splits(spec: str, search: tuple[str, ...] = ()) -> dict[str, Any]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise ParameterError(f"{param('data')} {spec!r} raised {type(exc).__name__}" + (f": {first}" if first else "")
                              ) from None
+    _refuse_arrays(value, spec)
     if isinstance(value, dict):
         unknown = sorted(set(value) - set(SPLIT_NAMES))
         if unknown or "train" not in value:
@@ -279,6 +279,19 @@ def user_splits(spec: str, search: tuple[str, ...] = ()) -> dict[str, Any]:
         raise ParameterError(f"{param('data')} {spec!r} returned {type(value).__name__}; it must return "
                              f"(train, test), {{'train': ..., 'test': ...}} or the train split")
     return {"train": value}
+
+
+def _refuse_arrays(value: Any, spec: str) -> None:
+    """NumPy arrays where tensors belong (a split, or an (inputs, targets) pair): a one-line error."""
+    import numpy as np
+
+    from .errors import ParameterError, param
+
+    parts = list(value.values()) if isinstance(value, dict) else [value]
+    parts = [q for p in parts for q in (p if isinstance(p, (tuple, list)) else [p])]
+    if any(isinstance(p, np.ndarray) for p in parts):
+        raise ParameterError(f"{param('data')} {spec!r} returned NumPy arrays; return tensors "
+                             f"(torch.from_numpy(x), torch.from_numpy(y)) or a Dataset/DataLoader")
 
 
 def _is_tensor_pair(value: tuple) -> bool:

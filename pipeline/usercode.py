@@ -58,17 +58,25 @@ def load_callable(spec: str, *, search: Sequence[str | os.PathLike] = (), name: 
     return obj
 
 
+# top-level modules imported from a run's folder: the only ones another run may import afresh
+_FROM_FOLDERS: set[str] = set()
+
+
 def _import(module_name: str, search: list[str], name: str, spec: str) -> Any:
     top = module_name.split(".", 1)[0]
     loaded = sys.modules.get(top)
-    if loaded is not None and search and not _under(loaded, search):
-        # the same name imported from elsewhere earlier (another run's module): import this one afresh
+    if loaded is not None and search and top in _FROM_FOLDERS and not _under(loaded, search):
+        # the same name imported from another run's folder earlier: import this one afresh (a
+        # library such as torch is never unloaded: a second copy of its C extension would crash)
         for key in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
             del sys.modules[key]
     old = list(sys.path)
     sys.path[:0] = [s for s in search if s not in sys.path[:len(search)]]
     try:
-        return importlib.import_module(module_name)
+        module = importlib.import_module(module_name)
+        if search and _under(sys.modules.get(top, module), search):
+            _FROM_FOLDERS.add(top)
+        return module
     except Exception as exc:  # the user's module: its failure in one line, in its own words
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         where = f" (looked in {', '.join(search)} and sys.path)" if isinstance(exc, ImportError) and search else ""

@@ -33,6 +33,11 @@ class Net(nn.Module):
         return self.body(x)
 
 
+class Broken(Net):
+    def forward(self, x):
+        raise RuntimeError("boom in forward")
+
+
 class Wider(nn.Module):
     def __init__(self):
         super().__init__()
@@ -70,6 +75,28 @@ def streamed():
 def nan_targets():
     (x, y), test = splits()
     return (x, y * float("nan")), test
+
+
+def nan_input_late():
+    (x, y), test = splits()
+    x = x.clone()
+    x[70, 2] = float("nan")  # past the first batch a quick probe would look at
+    return (x, y), test
+
+
+def numpy_pair():
+    (x, y), _ = splits()
+    return x.numpy(), y.numpy()
+
+
+def all_ignored():
+    (x, y), _ = splits()
+    return x, torch.full((len(x),), -100)
+
+
+def by_dict():
+    (x, y), _ = splits()
+    return [{"x": x[i:i + 30], "y": y[i:i + 30]} for i in range(0, 90, 30)]
 '''
 
 LOSSES = '''
@@ -79,6 +106,18 @@ def mean_only(outputs, targets):
 
 def squared(outputs, targets):
     return (outputs - targets) ** 2
+
+
+def accuracy(outputs, targets):
+    return (outputs - targets).abs()
+
+
+def outputs_only(model, batch):
+    return model(batch["x"])
+
+
+def raises_key(model, batch):
+    return model(batch["inputs"]), batch["y"]
 '''
 
 
@@ -238,18 +277,59 @@ def test_import_step_checkpoints_from_names_and_restart(project):
     (None, ["--key", "weights"], ["has no entry 'weights'", "model_state_dict"]),
     ("same-epoch", [], ["are both epoch 5"]),
     ("garbage", [], ["epoch5.pt"]),
+    ("negative-epoch", [], ["epoch -1", "0 or more"]),
+    # the user's own code failing: where, in one line (the traceback with LOSSVISTA_DEBUG=1)
+    (None, ["--model", "mymodels:Broken"], ["RuntimeError in your code", "mymodels.py:", "in forward",
+                                            "boom in forward"]),
+    (None, ["--data", "mydata:by_dict", "--forward", "mylosses:raises_key"], ["KeyError in your code",
+                                                                             "mylosses.py:", "'inputs'"]),
+    (None, ["--data", "mydata:by_dict", "--forward", "mylosses:outputs_only"], ["--forward hook must return an "
+                                                                               "(outputs, targets) pair"]),
+    (None, ["--model", "torch.nn:Identity"], ["does not fit the model Identity"]),  # torch itself, not re-imported
+    (None, ["--data", "mydata:numpy_pair"], ["NumPy arrays", "torch.from_numpy"]),
+    (None, ["--data", "mydata:nan_input_late"], ["NaN or inf in 1 of 90 samples", "sample 70"]),
+    (None, ["--data", "mydata:all_ignored", "--loss", "cross_entropy"], ["ignored index -100"]),
+    (None, ["--loss", "bce_with_logits"], ["targets in [0, 1]"]),
+    (None, ["--metric", "mylosses:accuracy"], ["'accuracy' is taken"]),
+    (None, ["--metric", "mylosses:squared", "--metric", "mylosses:squared"], ["both be stored as 'squared'"]),
 ])
 def test_import_refusals_are_one_line_and_write_nothing(project, change, args, fragments):
     if change == "same-epoch":
         torch.save(torch.load(project / "ckpt" / "epoch5.pt"), project / "ckpt" / "epoch5b.pt")
     if change == "garbage":
         (project / "ckpt" / "epoch5.pt").write_bytes(b"not a checkpoint")
+    if change == "negative-epoch":
+        torch.save({**torch.load(project / "ckpt" / "epoch0.pt"), "epoch": -1}, project / "ckpt" / "epoch0.pt")
     base = {"--checkpoints": "ckpt/epoch*.pt", "--model": "mymodels:Net", "--data": "mydata:splits", "--loss": "mse"}
-    given = dict(zip(args[::2], args[1::2]))
-    argv = [x for k, v in {**base, **given}.items() for x in (k, v)]
+    given = [(k, v) for k, v in zip(args[::2], args[1::2])]
+    argv = [x for k, v in base.items() if k not in dict(given) for x in (k, v)] + [x for kv in given for x in kv]
     proc = run_cli("import", *argv, "--out", "runs/x", cwd=project)
     assert_one_line_error(proc, *fragments)
     assert not (project / "runs").exists() or not any((project / "runs").iterdir())
+
+
+@pytest.mark.parametrize("form", ["safetensors", "float16"])
+def test_imported_checkpoints_are_stored_as_the_model_holds_them(project, form):
+    """A .safetensors file keeps its keys sorted, a half-precision one its float16 tensors: the
+    run stores them in the model's order and dtypes, so that every later stage finds its centre."""
+    from safetensors.torch import save_file
+
+    (project / "other").mkdir()
+    for p in (project / "ckpt").iterdir():
+        state = torch.load(p)["model_state_dict"]
+        if form == "safetensors":
+            save_file(state, project / "other" / f"{p.stem}.safetensors")
+        else:
+            torch.save({k: v.half() for k, v in state.items()}, project / "other" / f"{p.stem}.pt")
+    proc = run_cli("import", "--checkpoints", "other/*", "--model", "mymodels:Net", "--data", "mydata:splits",
+                   "--loss", "mse", "--out", "runs/f", cwd=project)
+    assert proc.returncode == 0, proc.stderr
+    stored = torch.load(project / "runs/f/checkpoints/epoch_010.pt")
+    assert list(stored) == ["body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"]
+    assert {v.dtype for v in stored.values()} == {torch.float32}
+    proc = run_cli("run", "--out", "runs/f", "--planes", "random", "--grid", "3", "--backend", "none", "--no-page",
+                   cwd=project)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_cross_entropy_import_records_the_classes(tmp_path, monkeypatch):
@@ -294,6 +374,49 @@ def test_recorder_writes_a_run_the_pipeline_reads(project, monkeypatch):
         rec.save(-1)
 
 
+def test_recorder_replaces_an_earlier_training_and_keeps_what_a_resumed_one_continues(project, monkeypatch):
+    from pipeline import Recorder
+
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    from mymodels import Net
+
+    def train(model, numbers):
+        rec = Recorder("runs/again", model, data="mydata:splits", loss="mse")
+        for n in numbers:
+            with torch.no_grad():
+                model.body[0].weight.add_(0.1)
+            rec.save(n)
+
+    first = Net()
+    train(first, range(5))
+    kept = torch.load("runs/again/checkpoints/epoch_002.pt")
+    train(Net(), (3, 4, 5))  # resumed from epoch 2: 0..2 are still this training's
+    epochs = sorted(p.name for p in Path("runs/again/checkpoints").iterdir())
+    assert epochs == [f"epoch_00{n}.pt" for n in range(6)]
+    assert torch.equal(torch.load("runs/again/checkpoints/epoch_002.pt")["body.0.weight"], kept["body.0.weight"])
+    train(Net(), range(2))  # trained again from the start, shorter: the earlier epochs 2..5 are gone
+    assert sorted(p.name for p in Path("runs/again/checkpoints").iterdir()) == ["epoch_000.pt", "epoch_001.pt"]
+    assert [c["epoch"] for c in json.loads(Path("runs/again/run.json").read_text())["checkpoints"]] == [0, 1]
+
+
+@pytest.mark.parametrize("wrap", ["DataParallel", "compile"])
+def test_recorder_records_the_model_inside_a_wrapper(project, monkeypatch, wrap):
+    from pipeline import Recorder
+
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(project))
+    from mymodels import Net
+
+    inner = Net()
+    model = nn.DataParallel(inner) if wrap == "DataParallel" else torch.compile(inner)
+    rec = Recorder("runs/wrapped", model, data="mydata:splits", loss="mse")
+    rec.save(0)
+    saved = torch.load("runs/wrapped/checkpoints/epoch_000.pt")
+    assert list(saved) == list(inner.state_dict())  # no 'module.' or '_orig_mod.' prefix
+    assert json.loads(Path("runs/wrapped/run.json").read_text())["config"]["model"] == "mymodels:Net"
+
+
 def test_recorder_refuses_a_model_defined_in_the_script(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent('''
@@ -327,9 +450,34 @@ def test_landscape_is_import_then_run_in_one_call(project, monkeypatch):
     assert result.summary["imported"] and json.loads((run / "run.json").read_text())["loss"]["name"] == "l1"
     for name in ("surface_random.vts", "surface_pca.vts", "trajectory_pca.vtp", "topology_pca.json"):
         assert (run / name).is_file(), name
+    said: list[str] = []
     again = landscape("runs/one", model="mymodels:Net", checkpoints="ckpt/epoch*.pt", data="mydata:splits",
-                      loss="l1", grid=5, options=RunOptions(planes=("random",), backend="none", page=False))
+                      loss="l1", grid=5, options=RunOptions(planes=("random",), backend="none", page=False),
+                      notice=said.append)
     assert again.summary["imported"]  # completed in place, not imported twice
+    assert not any("another training" in n for n in said), said
+    centre = vtkio.read_surface(run / "surface_random.vts").centre_value()
+
+    # trained again: the same file names, other weights; then another loss asked for
+    state = torch.load(project / "ckpt" / "epoch10.pt")
+    state["model_state_dict"] = {k: v * 0.5 for k, v in state["model_state_dict"].items()}
+    torch.save(state, project / "ckpt" / "epoch10.pt")
+    landscape("runs/one", model="mymodels:Net", checkpoints="ckpt/epoch*.pt", data="mydata:splits", loss="l1",
+              grid=5, options=RunOptions(planes=("random",), backend="none", page=False), notice=said.append)
+    assert any("epoch10.pt has changed" in n for n in said), said
+    assert vtkio.read_surface(run / "surface_random.vts").centre_value() != pytest.approx(centre)
+    said.clear()
+    landscape("runs/one", model="mymodels:Net", checkpoints="ckpt/epoch*.pt", data="mydata:splits", loss="mse",
+              grid=5, options=RunOptions(planes=("random",), backend="none", page=False), notice=said.append)
+    assert any("the loss changed" in n for n in said), said
+    assert vtkio.read_surface(run / "surface_random.vts").loss_label == "mse"
+    said.clear()
+    import shutil
+
+    shutil.rmtree(project / "ckpt")  # the originals cleaned up: the run keeps its own copies
+    landscape("runs/one", model="mymodels:Net", checkpoints="ckpt/epoch*.pt", data="mydata:splits", loss="mse",
+              grid=5, options=RunOptions(planes=("random",), backend="none", page=False), notice=said.append)
+    assert not any("another training" in n for n in said), said
 
 
 def test_a_preset_imports_relative_to_its_folder(project, tmp_path):

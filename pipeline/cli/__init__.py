@@ -7,7 +7,10 @@ objects and call plain library functions; they hold no library logic.
 
 Errors: user mistakes (``ValueError``, ``LossvistaError``, missing or unreadable files)
 become a one-line ``lossvista <command>: error: ...`` on stderr and exit status 1
-(argparse's own usage errors exit 2). The library names parameters (``lr``, ``x``,
+(argparse's own usage errors exit 2). So does any other exception raised through the user's
+own code (their model's forward, data function, loss, metric or forward hook): the line names
+the innermost of their frames (``mymodels.py:12 in forward``); an exception that never passed
+through their code is lossvista's bug and keeps its traceback. The library names parameters (``lr``, ``x``,
 ``shard``); the message shows the command's flag for each (``--lr``), taken from the
 command's parser. Set ``LOSSVISTA_DEBUG=1`` to see tracebacks.
 """
@@ -76,6 +79,33 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
             NotADirectoryError, FileExistsError, OSError, MemoryError)
 
 
+def user_frame(exc: BaseException) -> str | None:
+    """``"FILE:LINE in FUNCTION"`` of the innermost frame of ``exc``'s traceback that is the user's
+    own code (neither lossvista's package nor an installed library nor Python's), else None."""
+    import site
+    import sysconfig
+    import traceback
+
+    here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the pipeline package
+    libraries = {os.path.realpath(p) for p in (*sysconfig.get_paths().values(), *site.getsitepackages(),
+                                               site.getusersitepackages()) if p}
+    libraries |= {os.path.realpath(p) for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+    found = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith("<"):  # generated code
+            continue
+        path = os.path.realpath(frame.filename)
+        if path.startswith(here + os.sep) or any(path.startswith(lib + os.sep) for lib in libraries):
+            continue
+        found = frame
+    if found is None:
+        return None
+    path = os.path.realpath(found.filename)
+    cwd = os.path.realpath(os.getcwd())
+    shown = os.path.relpath(path, cwd) if path.startswith(cwd + os.sep) else path
+    return f"{shown}:{found.lineno} in {found.name}"
+
+
 def error_message(exc: BaseException, flags: dict[str, str] | None = None) -> str:
     """One line for ``exc``, parameters shown as the command's flags."""
     from ..errors import LossvistaError, render
@@ -84,6 +114,15 @@ def error_message(exc: BaseException, flags: dict[str, str] | None = None) -> st
     msg = msg or type(exc).__name__
     if isinstance(exc, MemoryError):
         msg = f"out of memory ({msg})"
+    if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:
+        from pathlib import Path
+
+        # a folder to create or write into where a file is: name that file, not the errno
+        blocking = next((p for p in (Path(exc.filename), *Path(exc.filename).parents)
+                         if p.exists() and not p.is_dir()), None)
+        if blocking is not None:
+            return f"{str(blocking)!r} is a file where a folder is needed (for {str(exc.filename)!r})" \
+                if blocking != Path(exc.filename) else f"{str(blocking)!r} is a file where a folder is needed"
     if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in msg:
         msg = f"{msg}: {exc.filename}"
     return " ".join(msg.split())  # one line
@@ -110,5 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"lossvista {args.command}: error: {error_message(exc, args.param_flags)}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - raised through the user's code: theirs to fix, in one line
+        where = user_frame(exc)
+        if debug or where is None:
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"lossvista {args.command}: error: {type(exc).__name__} in your code ({where})"
+              f"{': ' + text if text else ''} (LOSSVISTA_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 1
     return int(result or 0)

@@ -73,6 +73,23 @@ def default_forward(model: Any, batch: Any) -> tuple[Any, Any]:
                          f"'module:function(model, batch) -> (outputs, targets)'; got {kind}")
 
 
+def _checked_hook(forward: Callable) -> Callable:
+    """The user's forward hook, its result checked to be an ``(outputs, targets)`` pair."""
+    if getattr(forward, "_lossvista_checked", False):
+        return forward
+
+    def hook(model: Any, batch: Any) -> tuple[Any, Any]:
+        result = forward(model, batch)
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            got = f"a {type(result).__name__} of {len(result)}" if isinstance(result, (tuple, list)) else \
+                type(result).__name__
+            raise ParameterError(f"the {param('forward')} hook must return an (outputs, targets) pair; got {got}")
+        return result[0], result[1]
+
+    hook._lossvista_checked = True  # type: ignore[attr-defined]
+    return hook
+
+
 def _pair(sample: Any) -> bool:
     return (isinstance(sample, (tuple, list)) and len(sample) == 2
             and all(isinstance(t, torch.Tensor) for t in sample))
@@ -125,7 +142,7 @@ class BatchData:
     def __init__(self, source: Any, forward: Callable | None = None, *, batches: list | None = None,
                  length: int | None = None, dataset: Any = None, name: str = "data"):
         self.source, self.batches, self.length, self.dataset = source, batches, length, dataset
-        self.forward = forward or default_forward
+        self.forward = _checked_hook(forward) if forward is not None else default_forward
         self.hooked = forward is not None
         self.name = name
         self._digest: str | None = None

@@ -35,7 +35,7 @@ class SurfaceJob:
         from ..checkpoints import state_digest
         from ..directions import Directions
         from ..engine import EvalConfig, resolve_compile
-        from ..engine.points import as_objective, probe
+        from ..engine.points import as_objective, check_finite_data, probe
         from ..run import Run
         from .fingerprint import surface_identity
 
@@ -75,6 +75,9 @@ class SurfaceJob:
         names = {"train": ["train"], "test": ["test"], "both": ["train", "test"]}[request.split]
         # the evaluated subsets, made once here (the engine would make the same one on every call)
         self.chosen = [opened.data(n).subset(config.max_samples, seed=config.sample_seed) for n in names]
+        if evaluates:
+            for n, chosen in zip(names, self.chosen):
+                check_finite_data(self.model, chosen, self.objective, f"the {n} split")
         # 'auto' decided once for the whole grid, from shapes only: every rank, shard, merge and
         # rerun makes the same choice, and the fingerprint holds it (a resume never mixes the two)
         self.config, self.compile = resolve_compile(self.model, self.chosen[0], config, grid.size,

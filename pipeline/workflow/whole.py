@@ -1,6 +1,7 @@
 """``run_pipeline``: the whole ``lossvista run``; ``landscape``: import and run in one call."""
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,8 +12,10 @@ from ..datamodel import Grid
 from ..display import DEFAULT_PLANES, PLANES
 from ..errors import LossvistaError, ParameterError, param
 from ..render.pictures import BACKENDS, Notice, render_pictures
-from ..rundir import RunDir
+from ..rundir import RunDir, read_json
 from .stages import make_directions, make_trajectory
+
+log = logging.getLogger(__name__)
 
 __all__ = ["RunOptions", "RunResult", "run_pipeline", "landscape"]
 
@@ -90,10 +93,18 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
         result.seconds[name] = round(result.seconds.get(name, 0.0) + now - clock, 2)
         clock = now
 
-    if cfg.source is not None and (options.restart_training or not run.run_json.is_file()):
-        from ..importer import import_run
+    if cfg.source is not None:
+        from ..importer import import_changed, import_run
 
-        import_run(run.root, cfg.source, name=cfg.name, restart=options.restart_training)
+        again = options.restart_training or not run.run_json.is_file()
+        if not again and Run(run).imported:
+            why = import_changed(read_json(run.run_json), cfg.source)
+            if why is not None:  # the user's training is another one now: its run is replaced
+                (notice or log.warning)(f"{run.root} was imported from another training ({why}): importing it "
+                                        f"again, its landscapes recomputed")
+                again = True
+        if again:
+            import_run(run.root, cfg.source, name=cfg.name, restart=options.restart_training or run.run_json.is_file())
     if run.run_json.is_file() and Run(run).imported:  # the user's own training: its checkpoints are there
         result.summary["imported"] = True
     elif cfg.source is not None:
