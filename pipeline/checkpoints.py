@@ -75,6 +75,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             raise CheckpointError(f"checkpoint {path} holds objects other than tensors and would run code on "
                                   f"load; refused (only weights_only checkpoints are loaded)") from None
         raise CheckpointError(f"checkpoint {path} is {_what_it_is(path)}") from None
+    except (KeyError, IndexError, TypeError, AttributeError):  # the unpickler reading a text file, or garbage
+        raise CheckpointError(f"checkpoint {path} is {_what_it_is(path)}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({first})") from None

@@ -69,9 +69,7 @@ def resolve_surface(run: str | os.PathLike, plane: str) -> Path:
         if not p.is_file():
             raise FileNotFoundError(f"surface file not found: {str(p)!r}")
         return p
-    if not p.is_dir():
-        raise FileNotFoundError(f"run directory not found: {str(p)!r}")
-    run = RunDir(p)
+    run = RunDir(p).require()
     f = run.volume(plane) if plane.startswith("volume_") else run.surface(plane)
     if not f.is_file():
         have = [q.name for q in (*run.surfaces().values(), *run.volumes().values())]

@@ -223,10 +223,17 @@ class RunDir:
         return Path(folder) / f"{plane}_{view}.png"
 
     # -- reading -------------------------------------------------------------------------
+    def require(self) -> "RunDir":
+        """This run directory, or a one-line error: it does not exist, or it is a file."""
+        if not self.root.is_dir():
+            if self.root.exists():
+                raise LossvistaError(f"{str(self.root)!r} is a file, not a run directory")
+            raise LossvistaError(f"run directory {str(self.root)!r} does not exist")
+        return self
+
     def read_run(self) -> dict[str, Any]:
         """run.json, with a one-line error when RUN is not a run directory."""
-        if not self.root.is_dir():
-            raise LossvistaError(f"run directory {self.root} does not exist")
+        self.require()
         if not self.run_json.is_file():
             raise LossvistaError(f"{self.root} is not a lossvista run directory (no run.json); "
                                  f"create one with 'lossvista train --out {self.root}'")

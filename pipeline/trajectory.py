@@ -169,6 +169,8 @@ def project_trajectory(checkpoints: Sequence[StateLike], directions: Directions,
 
     order = np.argsort(np.asarray(epochs), kind="stable")
     meta = {k: directions.meta.get(k) for k in _META_KEYS if k in directions.meta}
+    if "centre" in meta or centre_src.path is not None:  # the centre used here (the run may have moved)
+        meta["centre"] = str(centre_src.path) if centre_src.path is not None else None
     meta.update({"ndim": directions.ndim, "direction_cosine": cos, "num_checkpoints": E,
                  "loss_evaluated": model is not None, "projection": "least squares in the direction basis"})
     return Trajectory(coords=coords[order], epoch=np.asarray(epochs)[order], loss=own_loss[order],

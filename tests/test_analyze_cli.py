@@ -235,6 +235,8 @@ def test_compare_bad_input(tmp_path):
     assert_one_line_error(run_cli("compare", str(a)), "at least two runs", "got 1")
     assert_one_line_error(run_cli("compare", str(a), str(b), "--plane", "pca"), "no surface_pca.vts",
                           "surface_random.vts")
-    assert_one_line_error(run_cli("compare", str(a), str(tmp_path / "zz")), "run directory not found", "zz")
+    assert_one_line_error(run_cli("compare", str(a), str(tmp_path / "zz")), "run directory", "zz'", "does not exist")
+    (tmp_path / "afile").write_text("hi")
+    assert_one_line_error(run_cli("compare", str(a), str(tmp_path / "afile")), "afile' is a file, not a run directory")
     assert_one_line_error(run_cli("compare", str(a), str(b), "--cap", "0.5x"), "--cap must be", "'0.5x'")
     assert not any(p.name.startswith("compare_") for p in tmp_path.iterdir())

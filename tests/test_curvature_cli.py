@@ -64,6 +64,7 @@ def test_too_few_iterations_are_reported_with_the_error_reached(digits_run, tmp_
 
 @pytest.mark.parametrize("args, fragment", [
     (["--epochs", "7"], "--epochs must be among the checkpoints 0..3"),
+    (["--epochs", "2..12"], "got 4..12, which it has not"),
     (["--epochs", "a,b"], "--epochs must be checkpoint numbers and ranges like '0,5,10..20'; got 'a,b'"),
     (["--tol", "0"], "--tol must be a positive number"),
     (["--max-iter", "1"], "--max-iter must be an integer >= 2"),

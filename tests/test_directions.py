@@ -404,6 +404,7 @@ def test_cli_directions_default_output(digits_run, tmp_path):
     (["--kind", "eigen"], "--kind must be one of 'random', 'pca', 'interp', 'hessian'; got 'eigen'"),
     (["--kind", "random", "--norm", "bogus"], "norm must be one of 'filter', 'layer', 'weight', 'none'; got 'bogus'"),
     (["--kind", "pca", "--norm", "layer"], "--norm applies to --kind random or hessian only"),
+    (["--kind", "interp", "--ndim", "2"], "--ndim applies to --kind random or pca only"),  # interp is one line
     (["--kind", "random", "--epoch", "99"], "--epoch must be one of the epochs 0..3"),
     (["--kind", "interp", "--from", "2", "--to", "2"], "must be different epochs"),
     (["--kind", "random", "--dir-type", "all"], "dir_type must be one of 'weights', 'states'; got 'all'"),

@@ -317,6 +317,7 @@ def test_merge_checks_the_shards_device_without_needing_one(setup, tmp_path, run
     ("--x", "-1:1", "--x must look like 'min:max:n'"),
     ("--y", "1:-1:5", "--y needs min < max"),
     ("--x", "-1:1:0", "--x needs at least 1 point"),
+    ("--x", "-1:1:1", "--x '-1:1:1' has one point, which cannot span [-1, 1]"),
     ("--shard", "2/2", "--shard must look like 'i/k'"),
 ])
 def test_bad_specs_are_one_line_errors(setup, tmp_path, run_main, option, spec, fragment):

@@ -75,6 +75,9 @@ def test_epochs_come_from_file_names_and_set_the_order(run, tmp_path):
     assert t.epoch.tolist() == [2, 7, 12]
     np.testing.assert_allclose(t.coords, ref.coords, rtol=1e-12)
     assert t.coords[-1].tolist() == [0.0, 0.0]
+    # the metadata names the centre used, not the one the directions were made around (a moved run)
+    moved = project_trajectory([tmp_path / "epoch_012.pt"], d, tmp_path / "epoch_012.pt")
+    assert d.meta["centre"] == str(paths[3]) and moved.meta["centre"] == str(tmp_path / "epoch_012.pt")
 
 
 def test_residual_is_the_relative_distance_from_the_plane(centre):

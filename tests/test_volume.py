@@ -212,6 +212,25 @@ def test_volume_command_writes_the_volume_and_its_path(volume_run):
     assert path.coords.shape == (4, 3) and np.allclose(path.coords[-1], 0)
 
 
+def test_quick_looks_refuse_what_only_paraview_draws(volume_run, tmp_path):
+    """No silent success with nothing written: the volumes and 3d_contours are ParaView's alone."""
+    from pipeline.errors import LossvistaError
+    from pipeline.rundir import RunDir
+    from pipeline.workflow import render_pictures
+
+    root, _ = volume_run
+    with pytest.raises(LossvistaError, match=r"the volumes \(volume_random\) are drawn by ParaView only"):
+        render_pictures(RunDir(root), backend="pyvista", planes=["volume_random"], out=tmp_path / "a")
+    with pytest.raises(LossvistaError, match="3d_contours is a ParaView view"):
+        render_pictures(RunDir(root), backend="pyvista", planes=["random"], views=["3d_contours"], out=tmp_path / "b")
+    said: list[str] = []
+    drawn = render_pictures(RunDir(root), backend="pyvista", planes=["random"], views=["3d_contours", "2d_contours"],
+                            out=tmp_path / "c", notice=said.append)
+    assert [p.name for p in drawn] == ["random_2d_contours.png"] and said == [
+        "the quick looks have no 3d_contours view; skipped"]
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 def test_central_slice_is_the_plane_bit_for_bit(volume_run):
     root, _ = volume_run
     v = read_volume(root / "volume_random.vti")

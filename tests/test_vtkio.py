@@ -225,6 +225,20 @@ def test_read_errors(tmp_path):
     assert issubclass(vtkio.VTKFileNotFoundError, FileNotFoundError)
 
 
+def test_a_damaged_block_is_one_line_without_vtks_log(tmp_path):
+    """A zlib block that does not inflate: VTK's logger prints its own coloured line from C++,
+    which the reader keeps off stderr; the cause is in the one line of the error."""
+    from .conftest import assert_one_line_error, run_cli
+
+    vtkio.write_surface(tmp_path / "s.vts", make_surface(41, 41))
+    raw = bytearray((tmp_path / "s.vts").read_bytes())
+    start = raw.index(b'<AppendedData encoding="raw">')
+    middle = (start + len(raw)) // 2
+    raw[middle:middle + 64] = b"\xff" * 64
+    (tmp_path / "bad.vts").write_bytes(bytes(raw))
+    assert_one_line_error(run_cli("analyze", str(tmp_path / "bad.vts")), "damaged or truncated")
+
+
 def test_read_surface_without_loss(tmp_path):
     sg = vtkStructuredGrid()
     sg.SetDimensions(2, 2, 1)

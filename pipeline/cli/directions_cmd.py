@@ -25,7 +25,7 @@ def register(sub) -> None:
                    "default weights for random/pca, states for interp")
     p.add_argument("--seed", type=int, default=0, help="random: seed of the Gaussian directions; hessian: of the "
                    "Lanczos start vector (default 0)")
-    p.add_argument("--ndim", type=int, default=2, help="random: 1, 2 or 3 directions; pca: 2 or 3 components "
+    p.add_argument("--ndim", type=int, help="random: 1, 2 or 3 directions; pca: 2 or 3 components "
                    "(default 2); 3 spans a volume and goes to RUN/directions/<kind>_3d.pt")
     p.add_argument("--epoch", type=int, metavar="E", help="random, pca, hessian: the centre checkpoint (default: the "
                    "last); pca uses the checkpoints up to E")
@@ -46,7 +46,7 @@ def register(sub) -> None:
 
 def _only(args: argparse.Namespace, kinds: tuple[str, ...], *options: str) -> None:
     """Refuse options that do not apply to ``args.kind`` (rather than silently ignoring them)."""
-    defaults = {"seed": 0, "ndim": 2}
+    defaults = {"seed": 0}
     for opt in options:
         if getattr(args, opt) not in (None, defaults.get(opt)) and args.kind not in kinds:
             flag = "--" + {"from_epoch": "from", "to_epoch": "to"}.get(opt, opt).replace("_", "-")
@@ -71,8 +71,9 @@ def _directions(args: argparse.Namespace) -> int:
         given = {k: getattr(args, k) for k in ("tol", "max_iter", "max_samples", "sample_seed", "device")
                  if getattr(args, k) is not None}
         hessian = HessianOptions(**given)
+    ndim = 2 if args.ndim is None else args.ndim
     d, out = make_directions(RunDir(args.run), args.kind, norm=args.norm, ignore=args.ignore, dir_type=args.dir_type,
-                             seed=args.seed, ndim=args.ndim, epoch=args.epoch, from_epoch=args.from_epoch,
+                             seed=args.seed, ndim=ndim, epoch=args.epoch, from_epoch=args.from_epoch,
                              to_epoch=args.to_epoch, out=args.out, hessian=hessian)
     m = d.meta
     if args.kind == "random":

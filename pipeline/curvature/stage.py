@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from ..config import check_float, check_int, check_str
 from ..errors import LossvistaError, ParameterError, param
-from ..rundir import RunDir
+from ..rundir import RunDir, ranges
 from .hessian import IGNORES, CurvatureError, Hessian
 
 log = logging.getLogger(__name__)
@@ -102,7 +102,7 @@ def curvature_run(run: RunDir | str | Path, options: CurvatureOptions = Curvatur
     absent = [e for e in epochs if e not in have]
     if absent:
         raise ParameterError(f"{param('epochs')} must be among the checkpoints {run.epochs_text()} in "
-                             f"{run.checkpoints_dir}; got {', '.join(map(str, absent[:5]))}")
+                             f"{run.checkpoints_dir}; got {ranges(sorted(set(absent)), sep='..')}, which it has not")
     out = check_writable(Path(out) if out is not None else run.curvature_json, make_parents=True)
     device = str(resolve_device(options.device))
     spec = opened.loss()

@@ -19,7 +19,7 @@ def parse_axis(spec: str, name: str = "axis") -> tuple[float, float, int]:
 
     Raises :class:`~pipeline.errors.ParameterError` (a ``ValueError``) naming the parameter
     ``name`` and what was received when the text does not parse, ``n < 1``, the bounds are not
-    finite, or ``xmin > xmax``.
+    finite, ``xmin > xmax``, or one point between two different bounds (``"0:0:1"`` is one point).
     """
     parts = str(spec).split(":")
     try:
@@ -36,6 +36,9 @@ def parse_axis(spec: str, name: str = "axis") -> tuple[float, float, int]:
         raise ParameterError(f"{param(name)} has too many points: at most {MAX_POINTS:,}; got n={n:,} in {spec!r}")
     if lo > hi or (n > 1 and lo == hi):
         raise ParameterError(f"{param(name)} needs min < max; got {spec!r}")
+    if n == 1 and lo != hi:  # one point cannot span the range: it would be min alone
+        raise ParameterError(f"{param(name)} {spec!r} has one point, which cannot span [{lo:g}, {hi:g}]; use n >= 2, "
+                             f"or '{lo:g}:{lo:g}:1' for the single value {lo:g}")
     return lo, hi, n
 
 

@@ -51,8 +51,7 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
         raise ParameterError(f"{param('backend')} must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
     if backend == "none":
         return []
-    if not run.root.is_dir():
-        raise LossvistaError(f"run directory not found: {str(run.root)!r}")
+    run.require()
     only_animations = planes is not None and not planes
     chosen = list(dict.fromkeys(planes)) if planes or only_animations else (
         [k for k in PLANES if run.surface(k).is_file()] + [volume_kind(k) for k in run.volumes()])
@@ -84,14 +83,22 @@ def render_pictures(run: RunDir, *, backend: str = "auto", planes: Sequence[str]
     pictures: list[Path] = []
     if with_quicklooks or not use_paraview:
         quick = [v for v in (views or QUICKLOOK_VIEWS) if v in QUICKLOOK_VIEWS]
-        skipped = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS + HESSIAN_VIEWS + VOLUME_VIEWS]
-        if skipped:
-            say(f"the quick looks have no {', '.join(skipped)} view; skipped")
         folder = out if (out and not use_paraview) else run.quicklooks
         for plane in [p for p in chosen if not pvbatch.is_volume(p)]:
             wanted = quick + (curvature_views if plane in mapped else [])
             if wanted:
                 pictures += render_run_quicklook(run.root, plane, wanted, folder)
+        skipped = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS + HESSIAN_VIEWS + VOLUME_VIEWS]
+        if skipped and pictures:
+            say(f"the quick looks have no {', '.join(skipped)} view; skipped")
+    if not use_paraview and not pictures and not only_animations:  # asked for ParaView's views only
+        volumes = [p for p in chosen if pvbatch.is_volume(p)]
+        paraview_only = [v for v in (views or ()) if v not in QUICKLOOK_VIEWS + HESSIAN_VIEWS]
+        why = ([f"the volumes ({', '.join(volumes)}) are drawn by ParaView only"] if volumes else []) + \
+            ([f"{', '.join(paraview_only)} {'is a ParaView view' if len(paraview_only) == 1 else 'are ParaView views'}"]
+             if paraview_only else [])
+        raise LossvistaError(f"the quick looks draw none of what was asked ({'; '.join(why) or 'no view applies'}); "
+                             f"render it with {param('backend')} paraview")
     if only_animations and not use_paraview:
         raise LossvistaError(f"the animations ({', '.join(animations)}) are ParaView's and ParaView is not used here; "
                              f"lossvista evolve --backend pyvista writes their matplotlib quick looks")

@@ -180,8 +180,7 @@ def render_paraview(
         raise ValueError(f"size must be at least 64 x 64 pixels; got {size!r}")
 
     run = RunDir(run_dir)
-    if not run.root.is_dir():
-        raise LossvistaError(f"run directory not found: {str(run.root)!r}")
+    run.require()
     for p in planes:
         for path in plane_files(run, p):
             if not path.is_file():

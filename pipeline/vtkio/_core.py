@@ -1,10 +1,11 @@
 """Shared machinery of :mod:`pipeline.vtkio`: layout conversion, metadata, VTK arrays, atomic writes, reading."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,25 @@ class _ErrorCatcher:
         obj.AddObserver(vtkCommand.ErrorEvent, on_error)
 
 
+@contextlib.contextmanager
+def _vtk_log_off(warnings: bool = True) -> Iterator[None]:
+    """VTK's own error log kept off stderr: its logger's lines (e.g. a zlib block that does not
+    inflate) and, unless ``warnings``, every object's error text. The caller collects the errors
+    of the object it runs (:class:`_ErrorCatcher`) and reports them in one line; with the text
+    off, VTK does not even make it, so a reader keeps ``warnings`` for the catcher."""
+    from vtkmodules.vtkCommonCore import vtkLogger, vtkObject
+
+    shown, verbosity = vtkObject.GetGlobalWarningDisplay(), vtkLogger.GetCurrentVerbosityCutoff()
+    if not warnings:
+        vtkObject.GlobalWarningDisplayOff()
+    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_OFF)
+    try:
+        yield
+    finally:
+        vtkObject.SetGlobalWarningDisplay(shown)
+        vtkLogger.SetStderrVerbosity(verbosity)
+
+
 def _run_writer(writer, target: Path | None = None) -> None:
     """Run a configured VTK XML writer; raise a one-line error naming ``target`` and the cause.
 
@@ -177,17 +197,9 @@ def _run_writer(writer, target: Path | None = None) -> None:
     off stderr while the writer runs: its messages are collected and the cause reported once.
     Tests replace this function to simulate crashes.
     """
-    from vtkmodules.vtkCommonCore import vtkLogger, vtkObject
-
     errors = _ErrorCatcher(writer)
-    shown, verbosity = vtkObject.GetGlobalWarningDisplay(), vtkLogger.GetCurrentVerbosityCutoff()
-    vtkObject.GlobalWarningDisplayOff()
-    vtkLogger.SetStderrVerbosity(vtkLogger.VERBOSITY_OFF)
-    try:
+    with _vtk_log_off(warnings=False):
         ok = writer.Write()
-    finally:
-        vtkObject.SetGlobalWarningDisplay(shown)
-        vtkLogger.SetStderrVerbosity(verbosity)
     if ok != 1 or errors.messages:
         detail = "; ".join(dict.fromkeys(errors.messages)) or "the VTK writer failed"
         raise write_failure(target or Path(writer.GetFileName()), RuntimeError(detail))
@@ -242,7 +254,8 @@ def _read_xml(path: Path, expected: tuple[str, ...], what: str) -> vtkDataObject
     }[kind]()
     reader.SetFileName(str(path))
     errors = _ErrorCatcher(reader)
-    reader.Update()
+    with _vtk_log_off():
+        reader.Update()
     if errors.messages or reader.GetErrorCode():
         detail = "; ".join(errors.messages) or f"error code {reader.GetErrorCode()}"
         raise VTKFileError(f"cannot read {str(path)!r} (damaged or truncated?): {detail}")

@@ -147,8 +147,7 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
     from .stages import make_directions
 
     run = run if isinstance(run, RunDir) else RunDir(run)
-    if not run.root.is_dir():
-        raise LossvistaError(f"run directory not found: {str(run.root)!r}")
+    run.require()
     epochs = choose_epochs(run.epochs(), options.epochs)
     grid = options.grid or Grid(-1.0, 1.0, options.points, -1.0, 1.0, options.points)
     if not isinstance(grid, Grid) or grid.ndim != 2:

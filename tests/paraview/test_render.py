@@ -78,8 +78,8 @@ def test_cli_falls_back_to_pyvista_with_a_notice_when_pvbatch_is_missing(run_b, 
 def test_cli_error_is_one_line(tmp_path):
     proc = _cli("render", str(tmp_path / "nope"))
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [f"lossvista render: error: run directory not found: "
-                                                f"'{tmp_path / 'nope'}'"]
+    assert proc.stderr.strip().splitlines() == [f"lossvista render: error: run directory '{tmp_path / 'nope'}' "
+                                                f"does not exist"]
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = _cli("render", str(empty))
