@@ -308,6 +308,29 @@ def test_import_refusals_are_one_line_and_write_nothing(project, change, args, f
     assert not (project / "runs").exists() or not any((project / "runs").iterdir())
 
 
+def test_user_frame_is_the_users_code_and_never_lossvistas(tmp_path, monkeypatch):
+    """The CLI's one line for an exception from the user's code names their innermost frame; an
+    exception from lossvista's or a library's frames alone is not blamed on them (it keeps its
+    traceback)."""
+    from pipeline.cli import user_frame
+    from pipeline.datamodel import parse_axis
+
+    def raised(call):
+        try:
+            call()
+        except Exception as exc:  # noqa: BLE001 - any exception: the frames below this test's
+            return exc.with_traceback(exc.__traceback__.tb_next.tb_next)  # past the lambda too
+        raise AssertionError("nothing raised")
+
+    assert user_frame(raised(lambda: parse_axis("1:0:3", "x"))) is None
+    assert user_frame(raised(lambda: torch.zeros(2) @ torch.zeros(3))) is None
+    (tmp_path / "theirs.py").write_text("import torch\n\n\ndef forward(x):\n    return torch.zeros(2) @ x\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from theirs import forward
+
+    assert user_frame(raised(lambda: forward(torch.zeros(3)))) == f"{tmp_path / 'theirs.py'}:5 in forward"
+
+
 @pytest.mark.parametrize("form", ["safetensors", "float16"])
 def test_imported_checkpoints_are_stored_as_the_model_holds_them(project, form):
     """A .safetensors file keeps its keys sorted, a half-precision one its float16 tensors: the

@@ -90,6 +90,8 @@ def user_frame(exc: BaseException) -> str | None:
     libraries = {os.path.realpath(p) for p in (*sysconfig.get_paths().values(), *site.getsitepackages(),
                                                site.getusersitepackages()) if p}
     libraries |= {os.path.realpath(p) for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):  # the code torch.compile generates is not the user's
+        libraries.add(os.path.realpath(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
     found = None
     for frame in traceback.extract_tb(exc.__traceback__):
         if frame.filename.startswith("<"):  # generated code
