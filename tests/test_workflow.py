@@ -48,7 +48,7 @@ def test_run_writes_every_file(demo):
     # the run's page, printed among the outputs
     assert run.index_html.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert f"page (opens in any browser, offline): {run.index_html}" in proc.stderr
-    assert f"open in ParaView: lossvista paraview {run.root}" in proc.stderr  # the one command
+    assert f"open in ParaView: lossvista paraview {run.root} [--plane pca]" in proc.stderr  # the one command
     # the PCA plane spans the whole path
     t = read_trajectory(run.trajectory("pca"))
     assert (t.coords[:, 0].min() >= pca.grid.xmin) and (t.coords[:, 0].max() <= pca.grid.xmax)

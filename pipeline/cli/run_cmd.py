@@ -108,5 +108,10 @@ def _print_summary(result, seconds: float) -> None:
             print(f"    {shown_path(path)}", file=err)
     for path in result.files.get("page", []):
         print(f"  page (opens in any browser, offline): {shown_path(path)}", file=err)
-    print(f"  open in ParaView: lossvista paraview {shown_path(result.root)} [--plane pca] (docs/paraview.md)", file=err)
+    from ..rundir import RunDir
+
+    drawn = [p for p in PLANES if RunDir(result.root).surface(p).is_file()]
+    if drawn:  # the first is what 'lossvista paraview RUN' opens
+        others = f" [--plane {'|'.join(drawn[1:])}]" if len(drawn) > 1 else ""
+        print(f"  open in ParaView: lossvista paraview {shown_path(result.root)}{others} (docs/paraview.md)", file=err)
     print(result.root)
