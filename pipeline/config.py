@@ -183,6 +183,8 @@ def run_config_from_dict(data: dict[str, Any], default_name: str = "run", base: 
     ``[import]`` table's relative paths and modules are)."""
     data = dict(data)
     train = data.pop("train", {})
+    if not isinstance(train, dict):
+        raise ValueError(f"[train] must be a table of training options; got {train!r}")
     source = data.pop("import", None)
     if source is not None:
         from .importer import import_config_from_dict

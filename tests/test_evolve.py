@@ -168,6 +168,7 @@ def test_path_animation_has_a_frame_per_checkpoint(digits_run, tmp_path):
     (["--epochs", "0", "x"], "--epochs must be checkpoint numbers and ranges like '0,5,10..20'; got '0 x'"),
     (["--delta", "0"], "--delta must be a number > 0"),
     (["--x", "1:0:5"], "--x needs min < max"),
+    (["--x", "-1:1:2"], "grid must hold the point (0, 0)"),  # each plane is read around its checkpoint
 ])
 def test_bad_input_is_one_line(digits_run, args, fragment):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "evolve", str(digits_run), *args],

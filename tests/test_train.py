@@ -111,8 +111,14 @@ def test_cli_train_writes_run(tmp_path):
     (["--model", "lenet"], ["does not accept 'digits' inputs"]),
     (["--lr", "-1"], ["lr must be a positive number"]),
     (["--preset", "nosuch"], ["preset must be one of"]),
+    (["--preset", "{tmp}/notrain.toml"], ["[train] must be a table", "got 5"]),
+    (["--preset", "{tmp}/imports.toml"], ["imports your own training", "lossvista run --preset"]),
 ])
 def test_cli_bad_input_one_line_nothing_written(tmp_path, args, fragments):
+    (tmp_path / "notrain.toml").write_text("train = 5\n")
+    (tmp_path / "imports.toml").write_text('[import]\ncheckpoints = "ckpt/*.pt"\nmodel = "mymodels:Net"\n'
+                                           'data = "mydata:splits"\n')
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     out = tmp_path / "r"
     proc = run_cli("train", *args, "--epochs", "1", "--out", str(out))
     assert_one_line_error(proc, *fragments)

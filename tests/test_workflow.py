@@ -94,6 +94,7 @@ def test_run_adds_the_hessian_plane_on_request(demo, tmp_path):
     (["--planes", "random,eigen"], "planes must be among 'random', 'pca', 'hessian'"),
     (["--grid", "1"], "--grid must be an odd integer >= 3"),
     (["--grid", "10"], "--grid must be an odd integer >= 3"),
+    (["--epochs", "1"], "the pca plane needs at least 3 checkpoints"),  # before any training
     (["--preset", "nosuch"], "preset must be one of"),
 ])
 def test_run_bad_input(tmp_path, args, fragment):

@@ -30,6 +30,9 @@ def _train(args: argparse.Namespace) -> int:
     from ..train import train
 
     cfg = run_config_from_args(args)
+    if cfg.source is not None:  # nothing of lossvista's to train: the preset records the user's training
+        raise ValueError(f"the preset {args.preset} imports your own training ([import]), which lossvista does not "
+                         f"train; draw it with 'lossvista run --preset {args.preset}'")
     out = args.out or f"runs/{cfg.name}"
     with stop_on_signals():
         info = train(cfg.train, out, restart=args.restart, name=cfg.name)

@@ -152,6 +152,10 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
     grid = options.grid or Grid(-1.0, 1.0, options.points, -1.0, 1.0, options.points)
     if not isinstance(grid, Grid) or grid.ndim != 2:
         raise ParameterError(f"{param('grid')} must be a 2-D Grid (the plane around each checkpoint); got {grid!r}")
+    if grid.centre_index() is None:  # each plane is read around its checkpoint: the origin must be a grid point
+        raise ParameterError(f"{param('grid')} must hold the point (0, 0), the checkpoint each plane is centred at "
+                             f"(an odd number of points on a range symmetric about 0, e.g. -1:1:31); got "
+                             f"{grid.xmin:g}:{grid.xmax:g}:{grid.nx} x {grid.ymin:g}:{grid.ymax:g}:{grid.ny}")
     settings = _plane_settings(run, options)
     folder = RunDir(run.evolve)
     rows, surfaces, loss_name = [], [], "loss"

@@ -84,6 +84,9 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     from ..train import train
 
     run = RunDir(out)
+    if cfg.source is None and "pca" in options.planes and cfg.train.epochs < 2:  # known before any training
+        raise ParameterError(f"the pca plane needs at least 3 checkpoints (epochs 0..2): {param('epochs')} must be "
+                             f">= 2, or leave pca out of {param('planes')}; got {cfg.train.epochs}")
     result = RunResult(run.root)
     clock = time.perf_counter()
 
