@@ -242,7 +242,8 @@ def _check_loss_at(model: Any, config: ImportConfig, loss: Any, search: tuple[st
     import math
 
     from .engine.batches import as_eval_data
-    from .engine.points import check_finite_data, probe
+    from .engine.checks import check_finite_data
+    from .engine.points import probe
     from .run import splits_of
     from .usercode import load_callable
 

@@ -51,13 +51,11 @@ LOSSES: dict[str, dict[str, tuple[type, float, float]]] = {
     "bce_with_logits": {},
 }
 CLASS_LOSSES = ("cross_entropy", "nll")
-# arrays a surface holds besides the user's metrics (and every ``test_`` name: the test split's)
-METRIC_RESERVED = frozenset({"loss", "accuracy", "bounded", "samples", "valid", "info", "hessian_max",
-                             "hessian_min", "eig_ratio", "hessian_error"})
+METRIC_RESERVED = frozenset("loss accuracy bounded samples valid info hessian_max hessian_min eig_ratio "
+                            "hessian_error".split())  # a surface's own arrays (and every test_ name: the test split's)
 
 
-def metric_name(spec: str) -> str:
-    """The array a user metric ``"module:function"`` is stored as: the function's name."""
+def metric_name(spec: str) -> str:  # the array a user metric "module:function" is stored as
     return spec.rsplit(":", 1)[1].rsplit(".", 1)[-1]
 
 
@@ -99,8 +97,7 @@ class LossSpec:
         if bad:
             raise ParameterError(f"{param('metrics')} must be 'module:function' specs; got {bad[0]!r}")
         seen: dict[str, str] = {}
-        for spec in metrics:  # each becomes an array named after its function: the names must be free
-            name = metric_name(spec)
+        for spec, name in ((m, metric_name(m)) for m in metrics):  # each an array named after its function
             if name in METRIC_RESERVED or name.startswith("test_"):
                 raise ParameterError(f"{param('metrics')} {spec!r}: a metric is stored under its function's name, and "
                                      f"{name!r} is taken by lossvista's own arrays; rename the function")

@@ -291,8 +291,7 @@ class LaneRunner:
                 state = self.state(coef)
         total = self.total_count() if cap_total is not None else count  # a stopped lane: S_k / N, a lower bound
         dev = self.device
-        # a mean over no element (every target the ignored index) is NaN, as torch's own
-        result = {"loss": torch.tensor([s / n if (n := total if bounded[i] else seen[i]) else float("nan")
+        result = {"loss": torch.tensor([s / n if (n := total if bounded[i] else seen[i]) else float("nan")  # 0/0: NaN
                                         for i, s in enumerate(loss)],
                                        dtype=torch.float64, device=dev),
                   "bounded": torch.tensor(bounded, device=dev),

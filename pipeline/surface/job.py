@@ -35,7 +35,8 @@ class SurfaceJob:
         from ..checkpoints import state_digest
         from ..directions import Directions
         from ..engine import EvalConfig, resolve_compile
-        from ..engine.points import as_objective, check_finite_data, probe
+        from ..engine.checks import check_finite_data
+        from ..engine.points import as_objective, probe
         from ..run import Run
         from .fingerprint import surface_identity
 
