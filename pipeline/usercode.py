@@ -58,25 +58,19 @@ def load_callable(spec: str, *, search: Sequence[str | os.PathLike] = (), name: 
     return obj
 
 
-# top-level modules imported from a run's folder: the only ones another run may import afresh
-_FROM_FOLDERS: set[str] = set()
-
-
 def _import(module_name: str, search: list[str], name: str, spec: str) -> Any:
     top = module_name.split(".", 1)[0]
     loaded = sys.modules.get(top)
-    if loaded is not None and search and top in _FROM_FOLDERS and not _under(loaded, search):
-        # the same name imported from another run's folder earlier: import this one afresh (a
-        # library such as torch is never unloaded: a second copy of its C extension would crash)
+    if (loaded is not None and search and top != __name__.split(".")[0] and not _installed(loaded)
+            and not _under(loaded, search)):
+        # the same name imported from elsewhere earlier (another run's module): import this one
+        # afresh (an installed library such as torch never: a second copy of its C extension crashes)
         for key in [k for k in sys.modules if k == top or k.startswith(top + ".")]:
             del sys.modules[key]
     old = list(sys.path)
     sys.path[:0] = [s for s in search if s not in sys.path[:len(search)]]
     try:
-        module = importlib.import_module(module_name)
-        if search and _under(sys.modules.get(top, module), search):
-            _FROM_FOLDERS.add(top)
-        return module
+        return importlib.import_module(module_name)
     except Exception as exc:  # the user's module: its failure in one line, in its own words
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         where = f" (looked in {', '.join(search)} and sys.path)" if isinstance(exc, ImportError) and search else ""
@@ -84,6 +78,19 @@ def _import(module_name: str, search: list[str], name: str, spec: str) -> Any:
                              f"{type(exc).__name__}" + (f": {first}" if first else "")) from None
     finally:
         sys.path[:] = old
+
+
+def _installed(module: Any) -> bool:
+    """Whether ``module`` is built in, Python's own or an installed package (not the user's code)."""
+    import site
+    import sysconfig
+
+    origin = getattr(module, "__file__", None)
+    if not origin:
+        return True
+    libraries = [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    libraries += [*site.getsitepackages(), *(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))]
+    return _under(module, libraries)
 
 
 def _under(module: Any, folders: list[str]) -> bool:

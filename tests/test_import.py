@@ -331,6 +331,28 @@ def test_user_frame_is_the_users_code_and_never_lossvistas(tmp_path, monkeypatch
     assert user_frame(raised(lambda: forward(torch.zeros(3)))) == f"{tmp_path / 'theirs.py'}:5 in forward"
 
 
+def test_a_users_module_of_the_same_name_is_imported_afresh_and_torch_never(tmp_path, monkeypatch):
+    """A notebook imported its own ``mymods`` from one folder; a run from another folder gets its
+    own module of that name. An installed library (torch) named by a spec is never re-imported."""
+    import sys
+
+    from pipeline.usercode import load_callable
+
+    for name, value in (("a", 1), ("b", 2)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mymods.py").write_text(f"def which():\n    return {value}\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "a"))
+    monkeypatch.delitem(sys.modules, "mymods", raising=False)
+    import mymods  # the notebook's own import
+
+    assert mymods.which() == 1
+    assert load_callable("mymods:which", search=[str(tmp_path / "b")])() == 2
+    before = sys.modules["torch"]
+    assert load_callable("torch.nn:Identity", search=[str(tmp_path / "b")]) is torch.nn.Identity
+    assert sys.modules["torch"] is before
+    sys.modules.pop("mymods", None)
+
+
 @pytest.mark.parametrize("form", ["safetensors", "float16"])
 def test_imported_checkpoints_are_stored_as_the_model_holds_them(project, form):
     """A .safetensors file keeps its keys sorted, a half-precision one its float16 tensors: the
