@@ -80,19 +80,24 @@ def _import(module_name: str, search: list[str], name: str, spec: str) -> Any:
         sys.path[:] = old
 
 
-def _installed(module: Any) -> bool:
-    """Whether ``module`` is built in, Python's own or an installed package (not the user's code)."""
+def library_folders() -> list[str]:
+    """The folders that hold Python's own modules and installed packages (real paths): code there is
+    not the user's."""
     import site
     import sysconfig
 
-    origin = getattr(module, "__file__", None)
-    if not origin:
+    folders = [*sysconfig.get_paths().values(), *site.getsitepackages(), site.getusersitepackages(),
+               *(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))]
+    return sorted({os.path.realpath(f) for f in folders if f})
+
+
+def _installed(module: Any) -> bool:
+    """Whether ``module`` is built in, Python's own or an installed package (not the user's code)."""
+    if not getattr(module, "__file__", None):
         return True
-    libraries = [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
-    libraries += [*site.getsitepackages(), *(p for p in sys.path if p.endswith(("site-packages", "dist-packages")))]
-    return _under(module, libraries)
+    return _under(module, library_folders())
 
 
 def _under(module: Any, folders: list[str]) -> bool:
-    origin = getattr(module, "__file__", None) or ""
-    return any(os.path.abspath(origin).startswith(os.path.abspath(f) + os.sep) for f in folders)
+    origin = os.path.realpath(getattr(module, "__file__", None) or "")
+    return any(origin.startswith(os.path.realpath(f) + os.sep) for f in folders)

@@ -82,14 +82,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 def user_frame(exc: BaseException) -> str | None:
     """``"FILE:LINE in FUNCTION"`` of the innermost frame of ``exc``'s traceback that is the user's
     own code (neither lossvista's package nor an installed library nor Python's), else None."""
-    import site
-    import sysconfig
     import traceback
 
+    from ..usercode import library_folders
+
     here = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))  # the pipeline package
-    libraries = {os.path.realpath(p) for p in (*sysconfig.get_paths().values(), *site.getsitepackages(),
-                                               site.getusersitepackages()) if p}
-    libraries |= {os.path.realpath(p) for p in sys.path if p.endswith(("site-packages", "dist-packages"))}
+    libraries = set(library_folders())
     if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):  # the code torch.compile generates is not the user's
         libraries.add(os.path.realpath(os.environ["TORCHINDUCTOR_CACHE_DIR"]))
     found = None
