@@ -30,7 +30,8 @@ def check_int(name: str, value: Any, minimum: int | None = None, *, optional: bo
         return
     if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
         what = "an integer" if minimum is None else f"an integer >= {minimum}"
-        raise ParameterError(f"{param(name)} must be {what}{' or None' if optional else ''}; got {value!r}")
+        none = optional and not isinstance(value, int)  # an int out of range: the range is what matters
+        raise ParameterError(f"{param(name)} must be {what}{' or None' if none else ''}; got {value!r}")
 
 
 def check_float(name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False,
@@ -151,8 +152,15 @@ def read_preset(name: str, folder: str = "presets") -> dict[str, Any]:
     """The tables of a bundled preset of ``pipeline/<folder>`` by name, or of a TOML file by path."""
     from pathlib import Path
 
-    if name.endswith(".toml") and Path(name).is_file():
-        text = Path(name).read_text()
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise ParameterError(f"{param('preset')} {name!r}: "
+                                 f"{'is a folder, not a file' if path.is_dir() else 'no such file'}")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise ParameterError(f"{param('preset')} {name!r} is not a TOML text file (not UTF-8 text)") from None
     else:
         names = preset_names(folder)
         if name not in names:
@@ -178,9 +186,11 @@ def load_preset(name: str) -> RunConfig:
         raise ValueError(f"preset {name!r}: {exc}") from None
 
 
-def run_config_from_dict(data: dict[str, Any], default_name: str = "run", base: Any = None) -> RunConfig:
+def run_config_from_dict(data: dict[str, Any], default_name: str = "run", base: Any = None,
+                         other_keys: tuple[str, ...] = ()) -> RunConfig:
     """A preset's tables as a :class:`RunConfig`; ``base`` is the preset file's folder (where an
-    ``[import]`` table's relative paths and modules are)."""
+    ``[import]`` table's relative paths and modules are); ``other_keys`` are keys the caller has
+    taken out of ``data`` already (named among the allowed ones when a key is unknown)."""
     data = dict(data)
     train = data.pop("train", {})
     if not isinstance(train, dict):
@@ -200,12 +210,17 @@ def run_config_from_dict(data: dict[str, Any], default_name: str = "run", base: 
     for key in ("random_grid", "pca_grid"):
         g = data.pop(key, None)
         if isinstance(g, dict):
-            grids[key] = Grid.from_specs(g.get("x", "-1:1:51"), g.get("y", "-1:1:51"))
+            grids[key] = grid = Grid.from_specs(g.get("x", "-1:1:51"), g.get("y", "-1:1:51"))
+            if grid.centre_index() is None:
+                raise ValueError(f"[{key}] must hold the point (0, 0), the trained weights (e.g. an odd number of "
+                                 f"points on a range symmetric about 0, -1:1:51); got x = {g.get('x')!r}, "
+                                 f"y = {g.get('y')!r}")
         elif g is not None:
             raise ValueError(f"{key} must be a table with x and y specs; got {g!r}")
     known_run = {f.name for f in dataclasses.fields(RunConfig)}
     unknown = set(data) - known_run
     if unknown:
-        raise ValueError(f"unknown preset keys {sorted(unknown)}; allowed: {sorted(known_run)}")
+        raise ValueError(f"unknown preset keys {sorted(unknown)}; allowed: "
+                         f"{sorted((known_run - {'source'}) | {'import'} | set(other_keys))}")
     data.setdefault("name", default_name)
     return RunConfig(train=TrainConfig(**train), **grids, **data)

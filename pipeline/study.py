@@ -75,6 +75,8 @@ def study_names() -> list[str]:
 
 def load_study(name: str) -> Study:
     """A bundled study preset by name, or a TOML file by path."""
+    from .models import MODELS
+    from .usercode import is_spec
     from .workflow import RunOptions
 
     path = Path(name)
@@ -99,7 +101,11 @@ def load_study(name: str) -> Study:
     try:
         for key, value in compare.items():
             check_float(f"[compare] {key}", value, 0, low_open=True)
-        base = run_config_from_dict(data, default_name=path.stem)
+        base = run_config_from_dict(data, default_name=path.stem, other_keys=("models", "options", "compare"))
+        unknown = [m for m in models if m not in MODELS and not is_spec(m)]
+        if unknown:  # before the first model trains, not when the study reaches this one
+            raise ValueError(f"unknown models {unknown}; each must be one of {', '.join(map(repr, MODELS))} "
+                             f"or 'package.module:factory'")
         runs = tuple(dataclasses.replace(base, name=m, train=dataclasses.replace(base.train, model=m)) for m in models)
         return Study(name=base.name, runs=runs, options=RunOptions(**options, page=False),
                      description=base.description, **{k: float(v) for k, v in compare.items()})

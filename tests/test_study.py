@@ -72,6 +72,10 @@ def test_an_interrupted_study_resumes_to_the_same_comparison(tmp_path):
     # \x1f: the mark of errors.param, which the command line turns back into the plain name
     ('models = ["a", "b"]\n[compare]\npersistence = 0', "[compare] persistence\x1f must be a positive number"),
     ('models = ["a", "b"]\n[compare]\ncap = 3', "[compare] takes persistence and delta"),
+    ('models = ["digits-cnn", "nosuchnet"]', "unknown models ['nosuchnet']"),  # before the first model trains
+    ('models = ["a", "b"]\nbogus = 1', "allowed: ['compare', 'description'.*'models', 'name'.*'options'"),
+    ('models = ["a", "b"]\n[random_grid]\nx = "-1:1:4"', "must hold the point"),
+    ('models = ["digits-cnn", "lenet"]\n[options]\npca_points = 4', "pca_points must be odd"),
 ])
 def test_study_presets_that_are_refused(tmp_path, text, fragment):
     path = tmp_path / "s.toml"

@@ -113,8 +113,18 @@ def test_cli_train_writes_run(tmp_path):
     (["--preset", "nosuch"], ["preset must be one of"]),
     (["--preset", "{tmp}/notrain.toml"], ["[train] must be a table", "got 5"]),
     (["--preset", "{tmp}/imports.toml"], ["imports your own training", "lossvista run --preset"]),
+    (["--max-train-samples", "0"], ["--max-train-samples must be an integer >= 1; got 0"]),
+    (["--preset", "{tmp}/nosuch.toml"], ["nosuch.toml", "no such file"]),
+    (["--preset", "{tmp}/packed.toml"], ["packed.toml", "is not a TOML text file"]),
+    (["--preset", "{tmp}/even.toml"], ["[random_grid] must hold the point (0, 0)", "x = '-1:1:4'"]),
+    (["--preset", "{tmp}/bogus.toml"], ["unknown preset keys ['bogus']", "'import'"]),
 ])
 def test_cli_bad_input_one_line_nothing_written(tmp_path, args, fragments):
+    import gzip
+
+    (tmp_path / "packed.toml").write_bytes(gzip.compress(b"[train]\nepochs = 1\n"))
+    (tmp_path / "even.toml").write_text('[random_grid]\nx = "-1:1:4"\ny = "-1:1:5"\n')
+    (tmp_path / "bogus.toml").write_text("bogus = 1\n")
     (tmp_path / "notrain.toml").write_text("train = 5\n")
     (tmp_path / "imports.toml").write_text('[import]\ncheckpoints = "ckpt/*.pt"\nmodel = "mymodels:Net"\n'
                                            'data = "mydata:splits"\n')

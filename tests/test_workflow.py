@@ -96,6 +96,7 @@ def test_run_adds_the_hessian_plane_on_request(demo, tmp_path):
     (["--grid", "10"], "--grid must be an odd integer >= 3"),
     (["--epochs", "1"], "the pca plane needs at least 3 checkpoints"),  # before any training
     (["--preset", "nosuch"], "preset must be one of"),
+    (["--volume", "--volume-grid", "4"], "--volume-grid must be odd (so the trained weights are a grid point)"),
 ])
 def test_run_bad_input(tmp_path, args, fragment):
     proc = run_cli("run", "--out", str(tmp_path / "r"), *args)
@@ -107,6 +108,8 @@ def test_run_options_validate():
     with pytest.raises(ValueError, match="backend must be one of"):
         RunOptions(backend="vtk")
     assert load_preset("digits").random_grid.nx % 2 == 1
+    with pytest.raises(ValueError, match="pca_points must be odd"):
+        RunOptions(pca_points=4)
 
 
 def test_interpolation_grid_keeps_batchnorm_variances_valid():

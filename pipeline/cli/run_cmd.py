@@ -44,7 +44,7 @@ def register(sub) -> None:
                    help="also the random and PCA planes' volumes (a third direction; 21^3 = 9,261 points each, "
                    "nearly twice the points of both 51 x 51 planes together): RUN/volume_<plane>.vti, its path, "
                    "analysis and ParaView views")
-    p.add_argument("--volume-grid", type=int, default=21, metavar="N",
+    p.add_argument("--volume-grid", dest="volume_points", type=int, default=21, metavar="N",
                    help="points per axis of the volumes (default: %(default)s)")
     p.set_defaults(func=_run)
 
@@ -58,8 +58,8 @@ def _run(args: argparse.Namespace) -> int:
     options = RunOptions(planes=tuple(p.strip() for p in args.planes.split(",") if p.strip()), backend=args.backend,
                          max_samples=args.max_samples, device=args.surface_device, precision=args.precision,
                          persistence=args.persistence, restart_training=args.restart,
-                         pca_points=cfg.random_grid.nx, page=args.page, compile=args.compile, volume=args.volume,
-                         volume_points=args.volume_grid)
+                         pca_points=cfg.random_grid.nx | 1, page=args.page, compile=args.compile, volume=args.volume,
+                         volume_points=args.volume_points)
     out = args.out or f"runs/{cfg.name}"
     t0 = time.perf_counter()
     with stop_on_signals():

@@ -47,8 +47,12 @@ class RunOptions:
                                  f"got {self.backend!r}")
         check_float("persistence", self.persistence, 0.0, 1.0, high_open=True)
         check_int("max_samples", self.max_samples, 1, optional=True)
-        check_int("pca_points", self.pca_points, 3)
-        check_int("volume_points", self.volume_points, 3)
+        for name in ("pca_points", "volume_points"):  # odd: the trained weights are a grid point
+            value = getattr(self, name)
+            check_int(name, value, 3)
+            if value % 2 == 0:
+                raise ParameterError(f"{param(name)} must be odd (so the trained weights are a grid point); "
+                                     f"got {value}")
         from ..engine import EvalConfig, resolve_device
 
         EvalConfig(precision=self.precision, compile=self.compile)  # the engine's checks, before any work
@@ -206,7 +210,7 @@ def landscape(out: str | Path, *, model: str, checkpoints: str | Sequence[str], 
     cfg = RunConfig(name=Path(out).name, source=source)
     if grid is not None:
         cfg = cfg.with_grid_points(grid)
-    options = options or RunOptions(pca_points=cfg.random_grid.nx)
+    options = options or RunOptions(pca_points=cfg.random_grid.nx | 1)  # odd, as pca_points must be
     if restart:
         from dataclasses import replace
 
