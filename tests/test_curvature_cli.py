@@ -68,12 +68,19 @@ def test_too_few_iterations_are_reported_with_the_error_reached(digits_run, tmp_
     (["--epochs", "a,b"], "--epochs must be checkpoint numbers and ranges like '0,5,10..20'; got 'a,b'"),
     (["--tol", "0"], "--tol must be a positive number"),
     (["--max-iter", "1"], "--max-iter must be an integer >= 2"),
+    (["--trace-samples", "1"], "--trace-samples must be 0 (no trace) or at least 2"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(digits_run, tmp_path, args, fragment):
     out = tmp_path / "c.json"
     proc = run_cli("curvature", str(digits_run), *args, "--out", str(out))
     assert_one_line_error(proc, fragment)
     assert not out.exists()
+
+
+def test_out_in_a_missing_folder_is_refused(digits_run, tmp_path):
+    out = tmp_path / "new" / "c.json"  # as export and the other commands: a missing folder is not made
+    assert_one_line_error(run_cli("curvature", str(digits_run), "--out", str(out)), "new", "does not exist")
+    assert not (tmp_path / "new").exists()
 
 
 def test_epochs_take_commas_ranges_and_spaces_alike():

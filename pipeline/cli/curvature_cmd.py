@@ -44,7 +44,7 @@ def register(sub) -> None:
     p.add_argument("--max-iter", type=int, default=200, metavar="N",
                    help="Lanczos steps at most per checkpoint (default: %(default)s)")
     p.add_argument("--trace-samples", type=int, default=10, metavar="N",
-                   help="Hutchinson vectors per checkpoint (default: %(default)s; 0: no trace)")
+                   help="Hutchinson vectors per checkpoint, 0 (no trace) or at least 2 (default: %(default)s)")
     p.add_argument("--density-vectors", type=int, default=4, metavar="N",
                    help="start vectors of the spectral density at the last checkpoint (default: %(default)s; 0: none)")
     p.add_argument("--density-steps", type=int, default=40, metavar="N",

@@ -64,6 +64,9 @@ class CurvatureOptions:
         check_float("tol", self.tol, 0.0, low_open=True)
         check_int("max_iter", self.max_iter, 2)
         check_int("trace_samples", self.trace_samples, 0)
+        if self.trace_samples == 1:
+            raise ParameterError(f"{param('trace_samples')} must be 0 (no trace) or at least 2 (one sample has no "
+                                 f"standard error); got 1")
         check_int("density_vectors", self.density_vectors, 0)
         check_int("density_steps", self.density_steps, 2)
         check_int("seed", self.seed)
@@ -103,7 +106,7 @@ def curvature_run(run: RunDir | str | Path, options: CurvatureOptions = Curvatur
     if absent:
         raise ParameterError(f"{param('epochs')} must be among the checkpoints {run.epochs_text()} in "
                              f"{run.checkpoints_dir}; got {ranges(sorted(set(absent)), sep='..')}, which it has not")
-    out = check_writable(Path(out) if out is not None else run.curvature_json, make_parents=True)
+    out = check_writable(Path(out) if out is not None else run.curvature_json, make_parents=out is None)
     device = str(resolve_device(options.device))
     spec = opened.loss()
     data = opened.data(options.split).subset(options.max_samples, seed=options.sample_seed)
