@@ -163,12 +163,36 @@ def test_path_animation_has_a_frame_per_checkpoint(digits_run, tmp_path):
     assert all((np.abs(p - pictures[0]) > 60).sum() > 400 for p in pictures[1:])
 
 
+def test_a_second_evolution_replaces_the_first_ones_planes(digits_run, tmp_path):
+    import shutil
+
+    from pipeline.engine import EvalConfig
+
+    run = RunDir(shutil.copytree(digits_run, tmp_path / "run"))
+    options = dict(grid=Grid(-0.5, 0.5, 5, -0.5, 0.5, 5), eval=EvalConfig(device="cpu", max_samples=64))
+    evolve(run, EvolveOptions(epochs=(0, 3), **options))
+    assert (run.evolve / "surface_epoch_000.vts").is_file()
+    stale = run.frames(quicklook=True) / "landscape_000.png"  # the first evolution's quick-look frame
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"png")
+    evolve(run, EvolveOptions(epochs=(1, 3), **options))
+    names = sorted(p.relative_to(run.evolve).as_posix() for p in run.evolve.rglob("*epoch_*") if p.is_file()
+                   and "path_pca" not in p.parts)
+    assert names == ["critical_points_epoch_001.vtp", "critical_points_epoch_003.vtp", "directions/epoch_001.pt",
+                     "directions/epoch_003.pt", "surface_epoch_001.vts", "surface_epoch_003.vts",
+                     "topology_epoch_001.json", "topology_epoch_003.json"]
+    assert not stale.exists()
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--epochs", "9"], "--epochs must name checkpoints of the run"),
     (["--epochs", "0", "x"], "--epochs must be checkpoint numbers and ranges like '0,5,10..20'; got '0 x'"),
     (["--delta", "0"], "--delta must be a number > 0"),
     (["--x", "1:0:5"], "--x needs min < max"),
     (["--x", "-1:1:2"], "grid must hold the point (0, 0)"),  # each plane is read around its checkpoint
+    # checked before the first plane is computed, not after
+    (["--persistence", "2"], "--persistence must be"),
+    (["--size", "0", "-5"], "--size must be at least 64 x 64 pixels; got 0 -5"),
 ])
 def test_bad_input_is_one_line(digits_run, args, fragment):
     proc = subprocess.run([sys.executable, "-m", "pipeline", "evolve", str(digits_run), *args],

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..errors import ParameterError
 from ._common import add_compile_option, add_epochs_option, parse_epochs, shown_path
 from .surface_cmd import allow_negative_specs
 
@@ -63,6 +64,8 @@ def _evolve(args: argparse.Namespace) -> int:
     from ..rundir import RunDir
     from ..workflow.evolve import EvolveOptions, evolve
 
+    if min(args.size) < 64:  # before any plane is computed, not when the animation is played
+        raise ParameterError(f"--size must be at least 64 x 64 pixels; got {args.size[0]} {args.size[1]}")
     grid = None
     if args.x is not None or args.y is not None:
         x = parse_axis(args.x or args.y, "x")

@@ -37,7 +37,8 @@ from ..rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["EvolveOptions", "evolve", "epoch_kind", "choose_epochs", "write_path_markers", "EVOLUTION_JSON"]
+__all__ = ["EvolveOptions", "evolve", "epoch_kind", "choose_epochs", "write_path_markers", "remove_other_epochs",
+           "EVOLUTION_JSON"]
 
 EVOLUTION_JSON = "evolution.json"
 DEFAULT_FRAMES = 6  # checkpoints chosen by default: evenly spread from the first to the last
@@ -86,6 +87,9 @@ class EvolveOptions:
             raise ParameterError(f"{param('delta')} must be a number > 0; got {self.delta!r}")
         if not (isinstance(self.points, int) and self.points >= 3):
             raise ParameterError(f"{param('points')} must be an integer >= 3; got {self.points!r}")
+        from ..config import check_float
+
+        check_float("persistence", self.persistence, 0.0, 1.0, high_open=True)  # before any plane is computed
 
 
 @dataclass
@@ -183,7 +187,30 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
         "format": 1, "unit": unit, "loss_name": loss_name, "delta": options.delta,
         "persistence": options.persistence, "relative": True, "grid": grid.to_dict(), **settings, "epochs": rows})
     markers = write_path_markers(run) if run.surface("pca").is_file() and run.trajectory("pca").is_file() else None
+    remove_other_epochs(run, epochs)
     return EvolveResult(epochs, surfaces, pvd, summary, rows, unit, markers, loss_name)
+
+
+def remove_other_epochs(run: RunDir, epochs: Sequence[int]) -> list[Path]:
+    """Remove the per-checkpoint files in ``RUN/evolve/`` of checkpoints other than ``epochs`` (an
+    earlier evolution's planes, analyses and quick-look frames), so that the folder holds one
+    evolution, the one ``evolution.json`` describes; return the files removed."""
+    import re
+
+    keep = {int(e) for e in epochs}
+    folder = run.evolve
+    found = [*folder.glob("surface_epoch_*.vts"), *folder.glob("topology_epoch_*.json"),
+             *folder.glob("critical_points_epoch_*.vtp"), *(folder / "directions").glob("epoch_*.pt"),
+             *run.frames(quicklook=True).glob("landscape_*.png")]
+    removed = []
+    for path in found:
+        m = re.fullmatch(r"(?:surface_|topology_|critical_points_|landscape_)?(?:epoch_)?(\d+)", path.stem)
+        if m and int(m.group(1)) not in keep:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d files of checkpoints this evolution leaves out", len(removed))
+    return removed
 
 
 def write_path_markers(run: RunDir, plane: str = "pca") -> Path:
