@@ -58,28 +58,29 @@ def save_checkpoint(obj: Any, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu", *,
+                    what: str = "checkpoint") -> Any:
     """Load a checkpoint with ``weights_only=True``.
 
-    Raises ``CheckpointError`` (one line) for a missing, truncated or corrupted file, or a
-    pickle that would run code on load.
+    Raises ``CheckpointError`` (one line, naming the file as ``what``: ``"directions file"``...)
+    for a missing, truncated or corrupted file, or a pickle that would run code on load.
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"{what} {path} does not exist")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "global" in text.lower():  # the safe unpickler met a class or function it would have to call
-            raise CheckpointError(f"checkpoint {path} holds objects other than tensors and would run code on "
+            raise CheckpointError(f"{what} {path} holds objects other than tensors and would run code on "
                                   f"load; refused (only weights_only checkpoints are loaded)") from None
-        raise CheckpointError(f"checkpoint {path} is {_what_it_is(path)}") from None
+        raise CheckpointError(f"{what} {path} is {_what_it_is(path)}") from None
     except (KeyError, IndexError, TypeError, AttributeError):  # the unpickler reading a text file, or garbage
-        raise CheckpointError(f"checkpoint {path} is {_what_it_is(path)}") from None
+        raise CheckpointError(f"{what} {path} is {_what_it_is(path)}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"checkpoint {path} is truncated or corrupted ({first})") from None
+        raise CheckpointError(f"{what} {path} is truncated or corrupted ({first})") from None
 
 
 def _what_it_is(path: Path) -> str:

@@ -201,8 +201,11 @@ def test_save_load_round_trip_and_bad_files(tmp_path):
     assert all(torch.equal(e.x[k], d.x[k]) and torch.equal(e.y[k], d.y[k]) for k in d.x)
     data = path.read_bytes()
     (tmp_path / "trunc.pt").write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="truncated or corrupted"):
-        Directions.load(tmp_path / "trunc.pt")
+    with pytest.raises(CheckpointError, match="directions file .*trunc.pt is truncated or corrupted"):
+        Directions.load(tmp_path / "trunc.pt")  # named as what it was given as, not as a checkpoint
+    (tmp_path / "notes.pt").write_text("some notes\n")
+    with pytest.raises(CheckpointError, match="directions file .*notes.pt is not a PyTorch"):
+        Directions.load(tmp_path / "notes.pt")
     save_checkpoint(tiny_model().state_dict(), tmp_path / "state.pt")
     with pytest.raises(CheckpointError, match="not a lossvista directions file"):
         Directions.load(tmp_path / "state.pt")

@@ -240,7 +240,7 @@ class Directions:
         """Load a file written by :meth:`save` (``weights_only=True``); one-line errors otherwise."""
         if not Path(path).is_file():
             raise CheckpointError(f"directions file {path} does not exist (make one with 'lossvista directions')")
-        obj = load_checkpoint(path)
+        obj = load_checkpoint(path, what="directions file")
         if not (isinstance(obj, dict) and isinstance(obj.get("x"), dict) and "meta" in obj):
             raise CheckpointError(f"{path} is not a lossvista directions file (make one with 'lossvista directions')")
         x, y, z = obj["x"], obj.get("y"), obj.get("z")
