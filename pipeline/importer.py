@@ -133,7 +133,7 @@ def import_run(out: str | os.PathLike, config: ImportConfig, *, name: str | None
     or misbehaves, a loss of the wrong shape or not finite at the final weights.
     """
     from .atomic import write_json
-    from .checkpoints import load_state_into, read_state, save_checkpoint
+    from .checkpoints import load_checkpoint, load_state_into, read_state, save_checkpoint
     from .models import build_model, count_parameters
     from .objective import LossSpec
     from .rundir import RunDir
@@ -152,34 +152,33 @@ def import_run(out: str | os.PathLike, config: ImportConfig, *, name: str | None
 
     entries: dict[int, dict[str, Any]] = {}
     units = set()
-    for path in files:  # read and check every file before anything is written
-        state, info = read_state(path, key=config.key, strip_prefix=config.strip_prefix)
-        number, unit = _number(path, info)
-        units.add(unit)
-        if number in entries:
-            raise ParameterError(f"{path} and {entries[number]['source']} are both {unit} {number}")
-        load_state_into(model, state, source=str(path))
-        entries[number] = {"epoch": number, "source": str(path.resolve()), "digest": file_digest(path)}
-    unit = "step" if units == {"step"} else "epoch"
-    last = max(entries)
-    load_state_into(model, read_state(entries[last]["source"], key=config.key, strip_prefix=config.strip_prefix)[0],
-                    source=entries[last]["source"])
-    classes = _check_loss_at(model, config, loss, search)
-
-    info = run_info(kind="imported", name=name or run.root.name, model=config.model, dataset=config.data,
-                    search=search, loss=loss, forward=config.forward, unit=unit, parameters=count_parameters(model),
-                    extra={"checkpoints": [entries[n] for n in sorted(entries)],
-                           "import": {"key": config.key, "strip_prefix": config.strip_prefix}})
-    info["num_classes"] = classes
+    # each file is read once, checked and stored in a staging folder that becomes the run only
+    # when every file and the loss have passed (any error removes it: nothing is written)
     staging = run.root.with_name(f".{run.root.name}.import-{uuid.uuid4().hex[:8]}")
+    staged = RunDir(staging)
     try:
-        staged = RunDir(staging)
-        for number in sorted(entries):
-            state, _ = read_state(entries[number]["source"], key=config.key, strip_prefix=config.strip_prefix)
+        for path in files:
+            state, info = read_state(path, key=config.key, strip_prefix=config.strip_prefix)
+            number, unit = _number(path, info)
+            units.add(unit)
+            if number in entries:
+                raise ParameterError(f"{path} and {entries[number]['source']} are both {unit} {number}")
             # stored as the model holds it: its key order and dtypes (a .safetensors file's keys come
             # sorted, a half-precision file's tensors as float16), what every later stage compares with
-            load_state_into(model, state, source=entries[number]["source"])
+            load_state_into(model, state, source=str(path))
             save_checkpoint(dict(model.state_dict()), _mkdirs(staged.checkpoint(number)))
+            entries[number] = {"epoch": number, "source": str(path.resolve()), "digest": file_digest(path)}
+        unit = "step" if units == {"step"} else "epoch"
+        last = max(entries)
+        model.load_state_dict(load_checkpoint(staged.checkpoint(last)))
+        classes = _check_loss_at(model, config, loss, search)
+
+        info = run_info(kind="imported", name=name or run.root.name, model=config.model, dataset=config.data,
+                        search=search, loss=loss, forward=config.forward, unit=unit,
+                        parameters=count_parameters(model),
+                        extra={"checkpoints": [entries[n] for n in sorted(entries)],
+                               "import": {"key": config.key, "strip_prefix": config.strip_prefix}})
+        info["num_classes"] = classes
         write_json(staged.run_json, info)
         if run.root.exists():
             shutil.rmtree(run.root)
