@@ -126,6 +126,35 @@ def _resume_point(run: RunDir, info: dict[str, Any] | None) -> int | None:
     return epoch if epoch in epochs else 0
 
 
+def _started_here(run: RunDir) -> bool:
+    """Whether a folder without run.json is empty or holds only what a training stopped before its
+    first run.json leaves (``checkpoints/epoch_000.pt``, hidden temporary files): never a folder
+    of the user's own files, a ``checkpoints/`` folder of their training among them."""
+    def visible(folder: Path) -> set[str]:
+        return {p.name for p in folder.iterdir() if not p.name.startswith(".")}
+
+    names = visible(run.root)
+    if not names:
+        return True
+    ckpt = run.checkpoints_dir
+    return names == {ckpt.name} and ckpt.is_dir() and not ckpt.is_symlink() and visible(ckpt) <= {"epoch_000.pt"}
+
+
+def _remove_checkpoints(run: RunDir) -> None:
+    """Remove an earlier training's checkpoints (those in the folder a symlinked ``checkpoints/``
+    points to, too); a one-line error when they cannot all be removed."""
+    ckpt = run.checkpoints_dir
+    try:
+        if ckpt.is_symlink():
+            for path in [*ckpt.glob("epoch_*.pt"), run.resume_state]:
+                path.unlink(missing_ok=True)
+        elif ckpt.exists():
+            shutil.rmtree(ckpt)
+    except OSError as exc:
+        raise LossvistaError(f"cannot remove the earlier training's checkpoints in {ckpt} "
+                             f"({exc.strerror or exc}); nothing was trained") from None
+
+
 def train(config: TrainConfig, out: str | Path, *, restart: bool = False, name: str | None = None,
           on_epoch_end: EpochCallback | None = None, data: Dataset | None = None) -> dict[str, Any]:
     """Train ``config.model`` on ``config.dataset`` and write the run directory ``out``.
@@ -140,7 +169,7 @@ def train(config: TrainConfig, out: str | Path, *, restart: bool = False, name: 
     if run.run_json.exists():
         info = run.read_run()
         if restart:
-            shutil.rmtree(run.checkpoints_dir, ignore_errors=True)
+            _remove_checkpoints(run)
             run.run_json.unlink()
             info = None
         elif info.get("identity") != _identity(config):
@@ -149,7 +178,7 @@ def train(config: TrainConfig, out: str | Path, *, restart: bool = False, name: 
             raise LossvistaError(f"{run.root} holds a training with another configuration "
                                  f"({', '.join(f'{k}: {old.get(k)!r} vs {new[k]!r}' for k in diff[:3])}); "
                                  f"pass {param('restart')} to start over or choose another {param('out')}")
-    elif run.root.exists() and any(run.root.iterdir()) and not run.checkpoints_dir.exists():
+    elif run.root.exists() and not _started_here(run):
         raise LossvistaError(f"{run.root} exists and is not a lossvista run directory; choose another {param('out')}")
     device = resolve_device(config.device)
     # Everything that can fail on bad input happens before the first file is written.

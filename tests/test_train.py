@@ -79,6 +79,33 @@ def test_more_epochs_continue_and_fewer_are_refused(tmp_path):
         train(TrainConfig(epochs=1), tmp_path / "r")
 
 
+def test_a_folder_of_the_users_own_files_is_refused(tmp_path):
+    mine = tmp_path / "project"
+    (mine / "checkpoints").mkdir(parents=True)  # their training's checkpoints, lossvista's names by chance
+    (mine / "checkpoints" / "epoch_000.pt").write_bytes(b"precious")
+    (mine / "notes.txt").write_text("notes")
+    with pytest.raises(LossvistaError, match="is not a lossvista run directory"):
+        train(TrainConfig(epochs=1), mine)
+    assert (mine / "checkpoints" / "epoch_000.pt").read_bytes() == b"precious"
+    # what a training stopped before its first run.json leaves is taken up again
+    started = tmp_path / "started"
+    (started / "checkpoints").mkdir(parents=True)
+    (started / "checkpoints" / "epoch_000.pt").write_bytes(b"half a start")
+    train(TrainConfig(epochs=1), started)
+    assert RunDir(started).epochs() == [0, 1]
+
+
+def test_restart_through_a_symlinked_checkpoints_folder_leaves_no_old_epoch(tmp_path):
+    run = RunDir(tmp_path / "run")
+    store = tmp_path / "store"
+    train(TrainConfig(epochs=3), run.root)
+    run.checkpoints_dir.rename(store)
+    run.checkpoints_dir.symlink_to(store)
+    train(TrainConfig(epochs=1, seed=1), run.root, restart=True)
+    assert run.epochs() == [0, 1] and sorted(p.name for p in store.glob("epoch_*.pt")) == ["epoch_000.pt",
+                                                                                           "epoch_001.pt"]
+
+
 def test_other_config_refused_unless_restart(tmp_path):
     train(TrainConfig(epochs=1), tmp_path / "r")
     with pytest.raises(LossvistaError, match="another configuration.*lr: 0.05 vs 0.01.*restart") as e:
