@@ -18,6 +18,10 @@ A volume ``volume_<kind>.vti`` is analysed the same way on its tetrahedral subdi
 kind ``volume_<kind>`` (``topology_volume_<kind>.json``, ``critical_points_volume_<kind>.vtp``
 with points ``(alpha, beta, gamma)``) and its ``basin`` array goes into the ``.vti``.
 
+A file of another name (``fine.vts``) takes its plane's kind from its metadata, unless the
+surface of that kind (``surface_random.vts``) is beside it: then its own stem
+(``topology_fine.json``), so the run's own analysis is never overwritten.
+
 For an array other than ``loss`` the names get a suffix (``topology_<kind>_<array>.json``,
 ``basin_<array>``; :class:`~pipeline.rundir.RunDir`), so analysing ``test_loss`` does not
 overwrite the analysis of ``loss``. Values that are not usable (:meth:`Surface.usable
@@ -27,6 +31,7 @@ are treated as non-finite: above every finite value, no basin.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,9 +93,12 @@ def analyze_file(path: str | os.PathLike, *, array: str = "loss", persistence: f
     surface = vtkio.read_grid(path)
     volume = isinstance(surface, Volume)
     kind = surface_kind(path, surface.meta)
+    beside = RunDir(path.parent)  # the analysis files sit beside the surface, named as in a run
+    owner = beside.root / (f"{kind}.vti" if volume else f"surface_{kind}.vts")
+    if owner.exists() and not owner.samefile(path):  # fine.vts of a random plane beside surface_random.vts:
+        kind = re.sub(r"[^\w.-]", "_", path.stem)  # its analysis is fine's, not the run's random plane's
     topo = analyze_surface(surface, array=array, persistence=persistence, relative=relative, delta=delta)
     topo.meta.update({"kind": kind, "source": path.name})
-    beside = RunDir(path.parent)  # the analysis files sit beside the surface, named as in a run
     files = AnalysisFiles(path, beside.critical_points(kind, array), beside.topology(kind, array))
     arrays = topo.critical_point_arrays()
     coords = arrays.pop("points")[:, :topo.ndim]

@@ -87,6 +87,11 @@ def test_analyze_other_array_and_kind_from_meta(tmp_path):
     assert files.topology.name == "topology_pca_test_loss.json"
     assert files.critical_points.name == "critical_points_pca_test_loss.vtp"
     assert "basin_test_loss" in vtkio.read_surface(path).extra
+    # beside the run's own surface of that kind, the file's analysis is named after the file
+    vtkio.write_surface(tmp_path / "surface_pca.vts", s)
+    _, files = analyze_file(path, array="test_loss")
+    assert files.topology.name == "topology_landscape_test_loss.json"
+    assert json.loads(files.topology.read_text())["meta"]["kind"] == "landscape"
     # bowl: one minimum at the centre, Hessian diag(2, 4)
     assert len(topo.minima) == 1 and topo.minima[0].coords == (0.0, 0.0)
     np.testing.assert_allclose(topo.minima.curvature[0], [2.0, 4.0], rtol=1e-9)
