@@ -40,6 +40,11 @@ def check_writable(path: str | os.PathLike, *, make_parents: bool = False) -> Pa
         raise LossvistaError(f"the path {str(path)!r} is not valid UTF-8; choose another name") from None
     if path.is_dir():
         raise LossvistaError(f"{path} is a directory, not a file name")
+    blocking = next((p for p in (parent, *parent.parents) if p.exists() or p.is_symlink()), None)
+    if blocking is not None and not blocking.is_dir():
+        raise LossvistaError(f"output directory {parent}: {blocking} is "
+                             f"{'a link to nowhere' if blocking.is_symlink() and not blocking.exists() else 'a file'}"
+                             f", not a folder")
     if make_parents:
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -89,12 +94,16 @@ def atomic_path(path: str | os.PathLike, *, suffix: str = ".tmp", make_parents: 
     ``suffix`` ends the temporary name (writers that infer the format from it, like
     matplotlib's ``savefig``, need e.g. ``".tmp.png"``). The output directory must exist
     (``make_parents``: create it) and be writable, else a one-line :class:`LossvistaError`.
-    The temporary file is created by the writer, so it gets the usual permissions (umask).
+    The temporary file is created by the writer, so it gets the usual permissions (umask). A
+    ``path`` that is a symbolic link is written through: its target is replaced.
     A writer that fails with ``OSError`` or ``RuntimeError`` (a full disk) becomes a one-line
     :class:`LossvistaError` naming the cause (:func:`write_failure`).
     """
+    if Path(path).is_symlink():  # write through a link: its target gets the new content, the link stays
+        path = os.path.realpath(path)
     path = check_writable(path, make_parents=make_parents)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
+    # absolute: a writer that expands "~" itself (pyvista) writes where this module looks
+    tmp = Path(os.path.abspath(path.parent)) / f".{path.name}.{uuid.uuid4().hex[:12]}{suffix}"
     try:
         yield tmp
         if not tmp.is_file():

@@ -145,6 +145,25 @@ def test_02_an_incomplete_png_never_replaces_a_picture(tmp_path):
     assert good.read_bytes().endswith(b"IEND\xaeB`\x82") and not leftovers(tmp_path)
 
 
+
+def test_02_a_symlinked_output_is_written_through(tmp_path, monkeypatch):
+    from pipeline.atomic import write_png, write_text
+
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "page.html"
+    target.write_text("old")
+    link = tmp_path / "page.html"
+    link.symlink_to(target)
+    write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    # a writer that expands "~" itself writes the temporary file where it is looked for
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    png = b"\x89PNG\r\n\x1a\n...IEND\xaeB`\x82"
+    write_png("~/p.png", lambda tmp: open(os.path.expanduser(str(tmp)), "wb").write(png))
+    assert (tmp_path / "~" / "p.png").read_bytes() == png and not (tmp_path / "home").exists()
+
+
 # -- 3. non-finite weights never become finite positions --------------------------------------------------
 
 def test_03_nan_checkpoint_has_a_nan_position_and_residual(trained, tmp_path, caplog):
@@ -420,5 +439,5 @@ def test_10i_trajectory_checks_its_output_before_evaluating(trained, tmp_path, m
     monkeypatch.setattr(pipeline.trajectory, "project_trajectory", fail)
     blocker = tmp_path / "file"
     blocker.write_text("")
-    with pytest.raises(LossvistaError, match="is not writable"):
+    with pytest.raises(LossvistaError, match="file is a file, not a folder"):
         make_trajectory(trained, trained.directions("random"), out=blocker / "t.vtp")

@@ -288,7 +288,7 @@ def test_unwritable_output_directory_is_refused_before_any_work(tmp_path):
     assert ev.calls == 0
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(LossvistaError, match="is not writable"):
+    with pytest.raises(LossvistaError, match="file is a file, not a folder"):
         evaluate_surface(ev, GRID, blocker / "s.vts", identity=IDENTITY, options=OPTS)
     assert ev.calls == 0
 

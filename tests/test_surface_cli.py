@@ -345,7 +345,7 @@ def test_unwritable_output_directory(setup, tmp_path, run_main):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     proc = run_main(*base(setup, blocker / "s.vts"))
-    assert_one_line_error(proc, "output directory", "is not writable")
+    assert_one_line_error(proc, "output directory", "file is a file, not a folder")
     target = Path("/sys") if os.geteuid() == 0 else tmp_path / "ro"
     if target.name == "ro":
         target.mkdir()
