@@ -268,3 +268,15 @@ def test_eig_ratio_quick_look(digits_run, maps, tmp_path, main_cli):
     assert main_cli("-q", "surface", *args).returncode == 0  # the same plane without the maps
     with pytest.raises(LossvistaError, match="eig_ratio needs a surface with curvature maps"):
         render_pictures(RunDir(run), backend="pyvista", views=["eig_ratio"])
+
+
+def test_pictures_that_cannot_be_written_are_refused_before_the_work(digits_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(digits_run, tmp_path / "run")
+    shutil.rmtree(run / "renders", ignore_errors=True)
+    (run / "renders").write_text("in the way")  # as a read-only run: RUN/renders cannot be written
+    out = tmp_path / "c.json"
+    assert_one_line_error(run_cli("curvature", str(run), "--out", str(out)), "renders is a file, not a folder")
+    assert not out.exists()
+

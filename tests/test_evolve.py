@@ -184,6 +184,18 @@ def test_a_second_evolution_replaces_the_first_ones_planes(digits_run, tmp_path)
     assert not stale.exists()
 
 
+def test_an_evolve_folder_that_cannot_be_written_is_one_line_before_any_plane(digits_run, tmp_path):
+    import shutil
+
+    run = shutil.copytree(digits_run, tmp_path / "run")
+    shutil.rmtree(run / "evolve", ignore_errors=True)
+    (run / "evolve").write_text("in the way")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "evolve", str(run), "--x", "-0.5:0.5:3",
+                           "--y", "-0.5:0.5:3"], capture_output=True, text=True, cwd=str(ROOT), timeout=HANG_GUARD)
+    assert proc.returncode != 0 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "evolve is a file, not a folder" in proc.stderr
+
+
 @pytest.mark.parametrize("args,fragment", [
     (["--epochs", "9"], "--epochs must name checkpoints of the run"),
     (["--epochs", "0", "x"], "--epochs must be checkpoint numbers and ranges like '0,5,10..20'; got '0 x'"),

@@ -107,6 +107,8 @@ def curvature_run(run: RunDir | str | Path, options: CurvatureOptions = Curvatur
         raise ParameterError(f"{param('epochs')} must be among the checkpoints {run.epochs_text()} in "
                              f"{run.checkpoints_dir}; got {ranges(sorted(set(absent)), sep='..')}, which it has not")
     out = check_writable(Path(out) if out is not None else run.curvature_json, make_parents=out is None)
+    if pictures:  # the pictures are the run's (RUN/renders), wherever the JSON goes: checked before the work
+        check_writable(RunDir.picture(run.renders, "curvature", "sharpness"), make_parents=True)
     device = str(resolve_device(options.device))
     spec = opened.loss()
     data = opened.data(options.split).subset(options.max_samples, seed=options.sample_seed)

@@ -144,7 +144,7 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
     files written (see the module docstring).
     """
     from ..analyze import analyze_file
-    from ..atomic import write_json
+    from ..atomic import check_writable, write_json
     from ..datamodel import Grid
     from ..surface import ResumeOptions, SurfaceRequest, compute_surface
     from ..vtkio import write_pvd
@@ -161,6 +161,7 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
                              f"(an odd number of points on a range symmetric about 0, e.g. -1:1:31); got "
                              f"{grid.xmin:g}:{grid.xmax:g}:{grid.nx} x {grid.ymin:g}:{grid.ymax:g}:{grid.ny}")
     settings = _plane_settings(run, options)
+    check_writable(run.evolve / EVOLUTION_JSON, make_parents=True)  # a read-only run: one line, before any plane
     folder = RunDir(run.evolve)
     rows, surfaces, loss_name = [], [], "loss"
     for e in epochs:
