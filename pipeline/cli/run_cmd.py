@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 
@@ -113,5 +114,5 @@ def _print_summary(result, seconds: float) -> None:
     drawn = [p for p in PLANES if RunDir(result.root).surface(p).is_file()]
     if drawn:  # the first is what 'lossvista paraview RUN' opens
         others = f" [--plane {'|'.join(drawn[1:])}]" if len(drawn) > 1 else ""
-        print(f"  open in ParaView: lossvista paraview {shown_path(result.root)}{others} (docs/paraview.md)", file=err)
+        print(f"  open in ParaView: lossvista paraview {shlex.quote(str(shown_path(result.root)))}{others} (docs/paraview.md)", file=err)
     print(result.root)
