@@ -421,3 +421,28 @@ def test_compile_option_on_every_command_that_evaluates():
         assert args.compile == "off"
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--compile", "maybe"])
+
+
+def test_a_stop_while_compiling_is_the_users_stop_not_a_verdict():
+    """Ctrl-C or SIGTERM while torch compiles reaches the engine wrapped (BackendCompilerFailed):
+    it stops the job, and no 'could not be compiled' verdict is recorded."""
+    from pipeline.engine import compiled
+    from pipeline.surface import StoppedBySignal
+
+    class Wrapped(RuntimeError):  # as torch._dynamo.exc.BackendCompilerFailed keeps what its backend raised
+        def __init__(self, inner):
+            super().__init__(f"backend raised {inner!r}")
+            self.inner_exception = inner
+
+    def attempt(ref):
+        raise Wrapped(StoppedBySignal("stopped by SIGINT"))
+
+    key = ("test-stop-while-compiling",)
+    with pytest.raises(StoppedBySignal, match="stopped by SIGINT"):
+        compiled.verified(key, lambda: None, attempt)
+    assert key not in compiled._VERDICTS
+
+    def fails(ref):
+        raise Wrapped(ValueError("no C++ compiler"))
+
+    assert compiled.verified(key, lambda: None, fails) == (False, "Wrapped: backend raised ValueError('no C++ compiler')")

@@ -79,7 +79,7 @@ def test_missing_and_wrong_files(tmp_path):
     proc = run_cli("export", str(tmp_path / "none.vts"), "--format", "ply")
     assert_one_line_error(proc, "not found", "none.vts")
     proc = run_cli("export", str(tmp_path / "nosuchdir"))  # the missing path is named, not a missing --format
-    assert_one_line_error(proc, "nosuchdir", "not found (a run directory or a surface file to export)")
+    assert_one_line_error(proc, "nosuchdir", "not found: no run directory or surface file there")
     (tmp_path / "notes.vts").write_text("hello")
     proc = run_cli("export", str(tmp_path / "notes.vts"), "--format", "obj")
     assert_one_line_error(proc, "not a VTK XML file")

@@ -312,9 +312,31 @@ def verified(key: tuple, reference: Callable[[], Any], attempt: Callable[[Any], 
             attempt(ref)
         verdict = (True, "")
     except Exception as exc:  # any failure of capture, lowering or the C++ build: evaluate eagerly
+        stop = _stop_request(exc)
+        if stop is not None:  # Ctrl-C or SIGTERM while compiling, wrapped by torch: the user's stop, not a verdict
+            raise stop from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         verdict = (False, f"{type(exc).__name__}: {first[:240]}" if first else type(exc).__name__)
     if len(_VERDICTS) > 256:
         _VERDICTS.clear()
     _VERDICTS[key] = verdict
     return verdict
+
+
+def _stop_request(exc: BaseException) -> BaseException | None:
+    """The CLI's stop (:class:`~pipeline.surface.StoppedBySignal`) or a KeyboardInterrupt that
+    ``exc`` wraps (torch's ``BackendCompilerFailed`` wraps what its backend raised), else None."""
+    from ..surface.distribute import StoppedBySignal
+
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < 32:
+        e = todo.pop()
+        if e is None or any(e is s for s in seen):
+            continue
+        if isinstance(e, (StoppedBySignal, KeyboardInterrupt)):
+            return e
+        seen.append(e)
+        todo += [e.__cause__, e.__context__, getattr(e, "inner_exception", None)]
+    return None
+

@@ -191,7 +191,7 @@ def export(source: str | Path, format: str | None = None, *, out: str | Path | N
     suffix of ``out`` (``.htm`` is html), else html for a run directory.
     """
     if not Path(source).exists():
-        raise LossvistaError(f"{str(source)!r} not found (a run directory or a surface file to export)")
+        raise LossvistaError(f"{str(source)!r} not found: no run directory or surface file there to export")
     if format is None:
         suffix = Path(out).suffix.lower().lstrip(".") if out else ""
         if suffix in EXPORT_FORMATS or suffix == "htm":
