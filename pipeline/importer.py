@@ -144,6 +144,10 @@ def import_run(out: str | os.PathLike, config: ImportConfig, *, name: str | None
                              f"{param('restart')} to replace it")
     if run.root.exists() and any(run.root.iterdir()) and not run.run_json.exists():
         raise LossvistaError(f"{run.root} exists and is not a lossvista run directory; choose another {param('out')}")
+    if run.root.parent.is_dir():  # the staging folders of imports killed outright (SIGKILL) go
+        prefix = f".{run.root.name}.import-"
+        for leftover in [p for p in run.root.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]:
+            shutil.rmtree(leftover, ignore_errors=True)
     search = tuple(str(Path(s).resolve()) for s in (config.search or (os.getcwd(),)))
     loss = config.loss if isinstance(config.loss, LossSpec) else LossSpec.from_dict(config.loss)
     loss = LossSpec(loss.name, loss.options, loss.metrics, loss.search or search)

@@ -259,9 +259,12 @@ def test_import_step_checkpoints_from_names_and_restart(project):
     summary = json.loads((project / "runs/steps/evolve/evolution.json").read_text())
     assert summary["unit"] == "step" and summary["loss_name"] == "l1"
     assert_one_line_error(_import(project, out="runs/steps"), "already holds a run", "--restart")
+    killed = project / "runs" / ".steps.import-0123abcd"  # an import killed outright left its staging folder
+    (killed / "checkpoints").mkdir(parents=True)
     proc = _import(project, "--loss", "mse", "--restart", out="runs/steps")
     assert proc.returncode == 0, proc.stderr
     assert json.loads((project / "runs/steps/run.json").read_text())["unit"] == "epoch"
+    assert sorted(p.name for p in (project / "runs").iterdir()) == ["steps"]
 
 
 @pytest.mark.parametrize("change, args, fragments", [

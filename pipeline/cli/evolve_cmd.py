@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from ..errors import ParameterError
-from ._common import add_compile_option, add_epochs_option, parse_epochs, shown_path
+from ._common import add_compile_option, add_epochs_option, parse_epochs, shown_path, stop_on_signals
 from .surface_cmd import allow_negative_specs
 
 EPILOG = """\
@@ -75,7 +75,8 @@ def _evolve(args: argparse.Namespace) -> int:
     options = EvolveOptions(epochs=parse_epochs(args.epochs), grid=grid, seed=args.seed,
                             split=args.split, persistence=args.persistence, delta=args.delta,
                             eval=EvalConfig(**{k: v for k, v in engine.items() if v is not None}))
-    result = evolve(RunDir(args.run), options)
+    with stop_on_signals():  # each finished plane is kept: a rerun goes on from there
+        result = evolve(RunDir(args.run), options)
     err = sys.stderr
     print(f"planes around {len(result.epochs)} checkpoints ({', '.join(map(str, result.epochs))}):", file=err)
     for r in result.rows:

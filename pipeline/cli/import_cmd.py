@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from ._common import stop_on_signals
+
 EPILOG = """\
 examples:
   lossvista import --checkpoints 'ckpt/epoch*.pt' --model mymodels:Net --data mydata:splits --loss mse \\
@@ -70,9 +72,10 @@ def _import(args: argparse.Namespace) -> int:
     from ..objective import LossSpec
 
     loss = LossSpec(args.loss, _options(args.loss_option), tuple(args.metric))
-    info = import_run(args.out, ImportConfig(checkpoints=tuple(args.checkpoints), model=args.model, data=args.data,
-                                             loss=loss, forward=args.forward, key=args.key,
-                                             strip_prefix=args.strip_prefix), restart=args.restart)
+    with stop_on_signals():  # SIGTERM too: the staging folder is removed, one line says so
+        info = import_run(args.out, ImportConfig(checkpoints=tuple(args.checkpoints), model=args.model,
+                                                 data=args.data, loss=loss, forward=args.forward, key=args.key,
+                                                 strip_prefix=args.strip_prefix), restart=args.restart)
     numbers = [c["epoch"] for c in info["checkpoints"]]
     print(f"imported {len(numbers)} checkpoint{'s' if len(numbers) != 1 else ''} ({info['unit']}s {numbers[0]}.."
           f"{numbers[-1]}) of {args.model}, loss {loss.label} -> {args.out}; next: lossvista run --out {args.out}",

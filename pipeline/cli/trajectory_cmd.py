@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import add_compile_option
+from ._common import add_compile_option, stop_on_signals
 
 
 def register(sub) -> None:
@@ -35,9 +35,11 @@ def _trajectory(args: argparse.Namespace) -> int:
     from ..rundir import RunDir
     from ..workflow import make_trajectory
 
-    traj, out = make_trajectory(RunDir(args.run), args.directions, split=args.split, max_samples=args.max_samples,
-                                sample_seed=args.sample_seed, epoch=args.epoch, device=args.device,
-                                with_loss=not args.no_loss, out=args.out, compile=args.compile)
+    with stop_on_signals():
+        traj, out = make_trajectory(RunDir(args.run), args.directions, split=args.split,
+                                    max_samples=args.max_samples, sample_seed=args.sample_seed, epoch=args.epoch,
+                                    device=args.device, with_loss=not args.no_loss, out=args.out,
+                                    compile=args.compile)
     end = traj.coords[np.argmax(traj.epoch)]
     kind = traj.meta.get("kind", "?")
     print(f"{len(traj.epoch)} checkpoints projected onto the {kind} plane (epoch {traj.epoch[0]} at "
