@@ -184,6 +184,33 @@ def test_a_second_evolution_replaces_the_first_ones_planes(digits_run, tmp_path)
     assert not stale.exists()
 
 
+def test_chunks_of_other_settings_left_by_an_interruption_are_discarded_with_a_warning(digits_run, tmp_path,
+                                                                                       caplog):
+    """A run's own planes are the workflow's: an interrupted plane of another grid does not block
+    the next evolve (lossvista surface, whose file the user names, refuses such chunks instead)."""
+    import shutil
+
+    from pipeline.engine import EvalConfig
+    from pipeline.surface import ResumeOptions, Shard, SurfaceRequest, compute_surface
+    from pipeline.workflow.stages import make_directions
+
+    run = RunDir(shutil.copytree(digits_run, tmp_path / "run"))
+    folder = RunDir(run.evolve)
+    _, dfile = make_directions(run, "random", seed=0, norm="filter", ignore="biasbn", epoch=3,
+                               out=folder.directions("epoch_003"))
+    eval_ = EvalConfig(device="cpu", max_samples=64)
+    stale = SurfaceRequest(run=run.root, directions=dfile, grid=Grid(-0.5, 0.5, 7, -0.5, 0.5, 7), epoch=3,
+                           out=folder.surface("epoch_003"), eval=eval_)
+    compute_surface(stale, ResumeOptions(chunk_size=5, shard=Shard(0, 2)))  # half a plane, as an interruption
+    assert not folder.surface("epoch_003").exists()
+    with caplog.at_level("WARNING"):
+        evolve(run, EvolveOptions(epochs=(3,), grid=Grid(-0.5, 0.5, 5, -0.5, 0.5, 5), eval=eval_))
+    assert "partial results of another configuration" in caplog.text and "discarded" in caplog.text
+    from pipeline.vtkio import read_surface
+
+    assert read_surface(folder.surface("epoch_003")).grid.nx == 5
+
+
 def test_an_evolve_folder_that_cannot_be_written_is_one_line_before_any_plane(digits_run, tmp_path):
     import shutil
 

@@ -146,9 +146,9 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
     from ..analyze import analyze_file
     from ..atomic import check_writable, write_json
     from ..datamodel import Grid
-    from ..surface import ResumeOptions, SurfaceRequest, compute_surface
+    from ..surface import SurfaceRequest
     from ..vtkio import write_pvd
-    from .stages import make_directions
+    from .stages import compute_own_surface, make_directions
 
     run = run if isinstance(run, RunDir) else RunDir(run)
     run.require()
@@ -169,9 +169,9 @@ def evolve(run: RunDir | str, options: EvolveOptions = EvolveOptions()) -> Evolv
         log.info("plane around checkpoint %d (%d of %d)", e, len(rows) + 1, len(epochs))
         _, dfile = make_directions(run, "random", seed=settings["seed"], norm=settings["norm"],
                                    ignore=settings["ignore"], epoch=e, out=folder.directions(kind))
-        outcome = compute_surface(SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=options.split,
-                                                 epoch=e, out=folder.surface(kind), eval=options.eval),
-                                  ResumeOptions())
+        outcome = compute_own_surface(SurfaceRequest(run=run.root, directions=dfile, grid=grid,
+                                                     split=options.split, epoch=e, out=folder.surface(kind),
+                                                     eval=options.eval))
         topo, _ = analyze_file(outcome.out, persistence=options.persistence, relative=True, delta=options.delta)
         surface = outcome.surface
         counts = topo.counts()

@@ -180,6 +180,20 @@ def make_trajectory(run: RunDir, directions_file: str | Path, *, split: str = "t
     return traj, write_trajectory(out, traj)
 
 
+def compute_own_surface(request: Any) -> Any:
+    """:func:`~pipeline.surface.compute_surface` of a file the workflow owns (a run's planes and
+    volumes, evolve's planes): chunks an interrupted computation with other settings left (another
+    grid, retrained checkpoints) are useless to this one; they are discarded with a warning, where
+    ``lossvista surface`` refuses them (a file the user named may be theirs to resume)."""
+    from ..surface import ConfigMismatchError, ResumeOptions, compute_surface
+
+    try:
+        return compute_surface(request, ResumeOptions())
+    except ConfigMismatchError as exc:
+        log.warning("warning: %s; discarded, the computation starts over", str(exc).split("; pass", 1)[0])
+        return compute_surface(request, ResumeOptions(restart=True))
+
+
 def export(source: str | Path, format: str | None = None, *, out: str | Path | None = None, array: str = "loss",
            scale: float | None = None, log: bool = False) -> Path:
     """Write ``source`` as ``format`` and return the path written.

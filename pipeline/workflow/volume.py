@@ -106,16 +106,16 @@ def make_volume(run: RunDir, kind: str, *, points: int = 21, split: str = "train
     relative ``persistence`` threshold. Returns ``{"files", "outcome", "topology"}``.
     """
     from ..analyze import analyze_file
-    from ..surface import ResumeOptions, SurfaceRequest, compute_surface, default_grid
-    from .stages import make_trajectory
+    from ..surface import SurfaceRequest, default_grid
+    from .stages import compute_own_surface, make_trajectory
 
     directions, dfile = volume_directions(run, kind)
     config = eval_config
     _, tfile = make_trajectory(run, dfile, split="train" if split == "both" else split,
                                max_samples=getattr(config, "max_samples", None))
     grid = default_grid(run, directions, n=points)
-    outcome = compute_surface(SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=split, eval=config),
-                              ResumeOptions())
+    outcome = compute_own_surface(SurfaceRequest(run=run.root, directions=dfile, grid=grid, split=split,
+                                                 eval=config))
     topo, afiles = analyze_file(outcome.out, persistence=persistence, relative=True)
     return {"files": [dfile, tfile, outcome.out, afiles.critical_points, afiles.topology], "outcome": outcome,
             "topology": topo}

@@ -13,7 +13,7 @@ from ..display import DEFAULT_PLANES, PLANES
 from ..errors import LossvistaError, ParameterError, param
 from ..render.pictures import BACKENDS, Notice, render_pictures
 from ..rundir import RunDir, read_json
-from .stages import make_directions, make_trajectory
+from .stages import compute_own_surface, make_directions, make_trajectory
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
     from ..analyze import analyze_file
     from ..engine import EvalConfig
     from ..run import Run
-    from ..surface import ResumeOptions, SurfaceRequest, compute_surface
+    from ..surface import SurfaceRequest
     from ..train import train
 
     run = RunDir(out)
@@ -143,7 +143,7 @@ def run_pipeline(cfg: RunConfig, out: str | Path, options: RunOptions = RunOptio
                                  eval=EvalConfig(device=options.device, precision=options.precision,
                                                  max_samples=options.max_samples, batch_size=cfg.eval_batch_size,
                                                  compile=options.compile))
-        outcome = compute_surface(request, ResumeOptions())
+        outcome = compute_own_surface(request)
         lap("surface")
         topo, afiles = analyze_file(outcome.out, persistence=options.persistence, relative=True)
         counts = topo.counts()
