@@ -114,5 +114,6 @@ def _print_summary(result, seconds: float) -> None:
     drawn = [p for p in PLANES if RunDir(result.root).surface(p).is_file()]
     if drawn:  # the first is what 'lossvista paraview RUN' opens
         others = f" [--plane {'|'.join(drawn[1:])}]" if len(drawn) > 1 else ""
-        print(f"  open in ParaView: lossvista paraview {shlex.quote(str(shown_path(result.root)))}{others} (docs/paraview.md)", file=err)
+        shown = shlex.quote(str(shown_path(result.root)))  # pastes into a shell, spaces and all
+        print(f"  open in ParaView: lossvista paraview {shown}{others} (docs/paraview.md)", file=err)
     print(result.root)
